@@ -1,0 +1,314 @@
+/* The throughput bench behind `prunebench bench`: model steps timed on
+ * random data, and the sgemm and FMA ceilings measured in the same run. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PB_X86 1
+#endif
+
+#include "prunebench/bench.h"
+#include "prunebench/layers.h"
+#include "prunebench/tensor.h"
+#include "prunebench/train.h"
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Median of v[0..n) (sorts v); *spread = (max - min) / median. */
+static double median(double *v, int n, double *spread)
+{
+	double med;
+
+	gsl_sort(v, 1, (size_t)n);
+	med = gsl_stats_median_from_sorted_data(v, 1, (size_t)n);
+	if (spread)
+		*spread = med > 0.0 ? (v[n - 1] - v[0]) / med : 0.0;
+	return med;
+}
+
+/* Everything one timed step touches, allocated once before timing so
+ * that the steps themselves allocate nothing. */
+typedef struct bench_state {
+	pb_model *m;
+	pb_sgd *sgd;
+	gsl_rng *rng;
+	float *x, *probs, *dlogits;
+	uint8_t *y;
+	int B, K;
+} bench_state;
+
+static int train_step(bench_state *s, pb_error *err)
+{
+	const float *logits;
+	int rc = pb_model_forward(s->m, s->x, s->B, 1, s->rng, &logits, err);
+
+	if (rc)
+		return rc;
+	pb_softmax_xent_forward(s->probs, logits, s->y, s->B, s->K, NULL);
+	pb_softmax_xent_backward(s->dlogits, s->probs, s->y, s->B, s->K);
+	pb_model_zero_grad(s->m);
+	rc = pb_model_backward(s->m, s->dlogits, err);
+	if (rc)
+		return rc;
+	/* A tiny rate keeps the weights (and so the work) stable. */
+	pb_sgd_step(s->sgd, s->m, 1e-6);
+	return 0;
+}
+
+static int infer_step(bench_state *s, pb_error *err)
+{
+	const float *logits;
+
+	return pb_model_forward(s->m, s->x, s->B, 0, NULL, &logits, err);
+}
+
+/* Images/s of `repeats` runs of `iters` steps, after `warmup` steps. */
+static int time_steps(bench_state *s, int train, int warmup, int iters,
+		      int repeats, double *ips, double *spread,
+		      pb_error *err)
+{
+	double *v = malloc((size_t)repeats * sizeof *v);
+	int rc = 0;
+
+	if (!v)
+		return pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
+	for (int i = 0; i < warmup && !rc; i++)
+		rc = train ? train_step(s, err) : infer_step(s, err);
+	if (!rc && iters == 0) {
+		/* Aim at about a quarter of a second per repeat. */
+		double t0 = now(), dt;
+		int n = 0;
+		do {
+			rc = train ? train_step(s, err) : infer_step(s, err);
+			n++;
+			dt = now() - t0;
+		} while (!rc && dt < 0.05);
+		iters = (int)(0.25 * n / dt);
+		if (iters < 3)
+			iters = 3;
+	}
+	for (int r = 0; r < repeats && !rc; r++) {
+		double t0 = now();
+		for (int i = 0; i < iters && !rc; i++)
+			rc = train ? train_step(s, err) : infer_step(s, err);
+		v[r] = (double)iters * s->B / (now() - t0);
+	}
+	if (!rc)
+		*ips = median(v, repeats, spread);
+	free(v);
+	return rc;
+}
+
+int pb_bench_model(pb_model *m, int B, int warmup, int iters, int repeats,
+		   int do_train, int do_infer, unsigned long seed,
+		   pb_bench_result *res, pb_error *err)
+{
+	bench_state s = { 0 };
+	pb_recipe r;
+	int c, h, w, rc;
+	size_t in_n;
+	const double gflop = 2e-9 * (double)pb_model_count_macs(m) * B;
+
+	memset(res, 0, sizeof *res);
+	if (B < 1 || iters < 0 || repeats < 1 || warmup < 0)
+		return pb_error_set(err, PB_EINVAL, "pb_bench_model: batch "
+				    "and repeats must be >= 1, iters >= 0");
+	pb_model_input_shape(m, &c, &h, &w);
+	in_n = (size_t)B * c * h * w;
+	s.m = m;
+	s.B = B;
+	s.K = pb_model_classes(m);
+	s.rng = gsl_rng_alloc(gsl_rng_mt19937);
+	s.x = pb_falloc(in_n);
+	s.probs = pb_falloc((size_t)B * s.K);
+	s.dlogits = pb_falloc((size_t)B * s.K);
+	s.y = malloc((size_t)B);
+	if (!s.rng || !s.x || !s.probs || !s.dlogits || !s.y) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
+		goto done;
+	}
+	gsl_rng_set(s.rng, seed);
+	rc = pb_model_init_params(m, s.rng, err);
+	if (rc)
+		goto done;
+	for (size_t i = 0; i < in_n; i++)
+		s.x[i] = (float)(gsl_rng_uniform(s.rng) * 2.0 - 1.0);
+	for (int i = 0; i < B; i++)
+		s.y[i] = (uint8_t)gsl_rng_uniform_int(s.rng,
+						      (unsigned long)s.K);
+	if (do_train) {
+		pb_recipe_default(&r);
+		rc = pb_sgd_create(&s.sgd, m, &r, err);
+		if (!rc)
+			rc = time_steps(&s, 1, warmup, iters, repeats,
+					&res->train_ips, &res->train_spread,
+					err);
+		if (rc)
+			goto done;
+		res->train_gflops = 3.0 * gflop * res->train_ips / B;
+	}
+	if (do_infer) {
+		rc = time_steps(&s, 0, warmup, iters, repeats, &res->infer_ips,
+				&res->infer_spread, err);
+		if (rc)
+			goto done;
+		res->infer_gflops = gflop * res->infer_ips / B;
+	}
+done:
+	pb_sgd_free(s.sgd);
+	gsl_rng_free(s.rng);
+	pb_ffree(s.x);
+	pb_ffree(s.probs);
+	pb_ffree(s.dlogits);
+	free(s.y);
+	return rc;
+}
+
+double pb_bench_sgemm_peak(int n, int repeats, pb_error *err)
+{
+	const size_t nn = (size_t)n * n;
+	float *a = pb_falloc(nn), *b = pb_falloc(nn), *c = pb_falloc(nn);
+	double best = 0.0;
+
+	if (!a || !b || !c) {
+		pb_error_set(err, PB_ENOMEM, "out of memory (sgemm bench)");
+		goto done;
+	}
+	for (size_t i = 0; i < nn; i++) {
+		a[i] = (float)(i % 7) * 0.25f - 0.75f;
+		b[i] = (float)(i % 5) * 0.5f - 1.0f;
+	}
+	for (int r = 0; r <= repeats; r++) {
+		double t0 = now(), g;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n,
+			    1.0f, a, n, b, n, 0.0f, c, n);
+		g = 2e-9 * (double)n * n * n / (now() - t0);
+		/* The first call pays for thread start-up and page faults. */
+		if (r > 0 && g > best)
+			best = g;
+	}
+done:
+	pb_ffree(a);
+	pb_ffree(b);
+	pb_ffree(c);
+	return best;
+}
+
+/* Twelve independent accumulator chains hide the FMA latency (4 cycles)
+ * on two FMA pipes; a result is returned so none of it is dead code. */
+#define FMA_CHAINS 12
+
+#ifdef PB_X86
+__attribute__((target("avx512f"))) static float fma_avx512(long n)
+{
+	__m512 acc[FMA_CHAINS];
+	const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+
+	for (int i = 0; i < FMA_CHAINS; i++)
+		acc[i] = _mm512_set1_ps((float)i);
+	for (long k = 0; k < n; k++)
+		for (int i = 0; i < FMA_CHAINS; i++)
+			acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+	for (int i = 1; i < FMA_CHAINS; i++)
+		acc[0] = _mm512_add_ps(acc[0], acc[i]);
+	return _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx2,fma"))) static float fma_avx2(long n)
+{
+	__m256 acc[FMA_CHAINS];
+	const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+	float out[8];
+
+	for (int i = 0; i < FMA_CHAINS; i++)
+		acc[i] = _mm256_set1_ps((float)i);
+	for (long k = 0; k < n; k++)
+		for (int i = 0; i < FMA_CHAINS; i++)
+			acc[i] = _mm256_fmadd_ps(acc[i], m, c);
+	for (int i = 1; i < FMA_CHAINS; i++)
+		acc[0] = _mm256_add_ps(acc[0], acc[i]);
+	_mm256_storeu_ps(out, acc[0]);
+	return out[0];
+}
+#endif
+
+static float fma_scalar(long n)
+{
+	float acc[FMA_CHAINS];
+
+	for (int i = 0; i < FMA_CHAINS; i++)
+		acc[i] = (float)i;
+	for (long k = 0; k < n; k++)
+		for (int i = 0; i < FMA_CHAINS; i++)
+			acc[i] = acc[i] * 0.999f + 1e-3f;
+	for (int i = 1; i < FMA_CHAINS; i++)
+		acc[0] += acc[i];
+	return acc[0];
+}
+
+double pb_bench_fma_peak(int repeats, const char **isa)
+{
+	const long n = 20000000;
+	float (*fn)(long) = fma_scalar;
+	int lanes = 1;
+	double best = 0.0;
+	volatile float sink;
+
+	*isa = "scalar";
+#ifdef PB_X86
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f")) {
+		fn = fma_avx512;
+		lanes = 16;
+		*isa = "avx512f";
+	} else if (__builtin_cpu_supports("avx2") &&
+		   __builtin_cpu_supports("fma")) {
+		fn = fma_avx2;
+		lanes = 8;
+		*isa = "avx2+fma";
+	}
+#endif
+	for (int r = 0; r <= repeats; r++) {
+		double t0 = now(), g;
+		sink = fn(n);
+		g = 2e-9 * (double)n * FMA_CHAINS * lanes / (now() - t0);
+		if (r > 0 && g > best)
+			best = g;
+	}
+	(void)sink;
+	return best;
+}
+
+const char *pb_bench_cpu_model(char *buf, size_t n)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+
+	snprintf(buf, n, "unknown");
+	if (!f)
+		return buf;
+	while (fgets(line, sizeof line, f)) {
+		char *colon = strchr(line, ':');
+		if (strncmp(line, "model name", 10) || !colon)
+			continue;
+		colon += 1 + (colon[1] == ' ');
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(buf, n, "%s", colon);
+		break;
+	}
+	fclose(f);
+	return buf;
+}

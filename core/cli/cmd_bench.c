@@ -1,0 +1,204 @@
+/* prunebench bench: training and inference throughput next to the
+ * machine's sgemm and FMA ceilings, all measured in one run. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <omp.h>
+
+#include "cli.h"
+#include "prunebench/bench.h"
+
+static const char bench_usage[] =
+	"Usage: prunebench bench [options]\n"
+	"\n"
+	"Times a training step (forward, softmax cross-entropy, backward, SGD\n"
+	"with the default recipe) and an inference forward on random data, and\n"
+	"prints images/s (median of the repeats) and the GFLOP/s of the\n"
+	"conv/linear work (2 FLOP per MAC, training = 3x forward MACs), next to\n"
+	"the GFLOP/s of a large cblas_sgemm and of a one-core FMA loop measured\n"
+	"in the same run.\n"
+	"\n"
+	"  --model FILE     model INI (repeatable; default vgg-s and resnet-s)\n"
+	"  --batch N        batch size (repeatable; default 128 and 1)\n"
+	"  --iters N        timed steps per repeat (default: ~0.25 s worth)\n"
+	"  --repeats N      timed repeats, the median is printed (default 7)\n"
+	"  --threads N      OpenMP and OpenBLAS threads (default: all cores)\n"
+	"  --no-train       inference only\n"
+	"  --no-infer       training only\n"
+	"  --no-peaks       skip the sgemm and FMA measurements\n"
+	"  --tsv            machine-readable lines instead of the table\n";
+
+static const struct option bench_opts[] = {
+	{ "model", required_argument, NULL, 'm' },
+	{ "batch", required_argument, NULL, 'b' },
+	{ "iters", required_argument, NULL, 'i' },
+	{ "repeats", required_argument, NULL, 'r' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "no-train", no_argument, NULL, 'T' },
+	{ "no-infer", no_argument, NULL, 'I' },
+	{ "no-peaks", no_argument, NULL, 'P' },
+	{ "tsv", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+#define MAX_LIST 8
+
+/* The default models: the source tree's copies when run from it, else
+ * the installed ones. */
+static const char *default_model(const char *name, char *buf, size_t n)
+{
+	snprintf(buf, n, "experiments/models/%s.ini", name);
+	if (access(buf, R_OK) == 0)
+		return buf;
+	snprintf(buf, n, "%s/models/%s.ini", PB_DATADIR, name);
+	return buf;
+}
+
+static void print_header(int threads, int tsv)
+{
+	char cpu[256];
+	const char *ct = getenv("OPENBLAS_CORETYPE");
+
+	pb_bench_cpu_model(cpu, sizeof cpu);
+	printf("%scpu\t%s, %d cores\n", tsv ? "" : "# ", cpu,
+	       omp_get_num_procs());
+	printf("%sblas\t%s, OPENBLAS_CORETYPE=%s\n", tsv ? "" : "# ",
+	       pb_blas_name(), ct ? ct : "(unset)");
+	printf("%sthreads\t%d\n", tsv ? "" : "# ", threads);
+}
+
+static void print_peaks(int threads, int tsv)
+{
+	pb_error err = { 0 };
+	const char *isa;
+	double sg = pb_bench_sgemm_peak(2048, 5, &err);
+	double fma = pb_bench_fma_peak(3, &isa);
+
+	if (tsv) {
+		printf("peak\tsgemm\t%.1f\n", sg);
+		printf("peak\tfma_core\t%.1f\t%s\n", fma, isa);
+		return;
+	}
+	printf("# sgemm 2048^3, %d threads: %.1f GFLOP/s\n", threads, sg);
+	printf("# FMA loop (%s), one core: %.1f GFLOP/s  (x %d threads = "
+	       "%.1f)\n", isa, fma, threads, fma * threads);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	const char *models[MAX_LIST];
+	char defbuf[2][4096];
+	long batches[MAX_LIST], v, iters = 0, repeats = 7;
+	int n_models = 0, n_batches = 0, threads = 0, train = 1, infer = 1;
+	int peaks = 1;
+	int tsv = 0, opt, fail = 0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", bench_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			if (n_models == MAX_LIST)
+				return cli_usage_error("bench", "at most %d "
+						       "--model", MAX_LIST);
+			models[n_models++] = optarg;
+			break;
+		case 'b':
+			if (n_batches == MAX_LIST)
+				return cli_usage_error("bench", "at most %d "
+						       "--batch", MAX_LIST);
+			if (cli_int("--batch", optarg, 1, 65536,
+				    &batches[n_batches]))
+				return 2;
+			n_batches++;
+			break;
+		case 'i':
+			if (cli_int("--iters", optarg, 1, 1000000, &iters))
+				return 2;
+			break;
+		case 'r':
+			if (cli_int("--repeats", optarg, 1, 1000, &repeats))
+				return 2;
+			break;
+		case 't':
+			if (cli_int("--threads", optarg, 1, 1024, &v))
+				return 2;
+			threads = (int)v;
+			break;
+		case 'T': train = 0; break;
+		case 'I': infer = 0; break;
+		case 'P': peaks = 0; break;
+		case 'v': tsv = 1; break;
+		case 'h': fputs(bench_usage, stdout); return 0;
+		default: return cli_usage_error("bench", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("bench", "unexpected argument '%s'",
+				       argv[optind]);
+	if (!n_models) {
+		models[n_models++] = default_model("vgg-s", defbuf[0],
+						   sizeof defbuf[0]);
+		models[n_models++] = default_model("resnet-s", defbuf[1],
+						   sizeof defbuf[1]);
+	}
+	if (!n_batches) {
+		batches[n_batches++] = 128;
+		batches[n_batches++] = 1;
+	}
+	threads = cli_apply_threads(threads);
+	print_header(threads, tsv);
+	if (peaks)
+		print_peaks(threads, tsv);
+	if (!tsv)
+		printf("%-10s %6s %12s %9s %12s %9s   %s\n", "model", "batch",
+		       "train img/s", "GFLOP/s", "infer img/s", "GFLOP/s",
+		       "spread train/infer");
+	for (int i = 0; i < n_models; i++) {
+		pb_error err = { 0 };
+		pb_model *m = NULL;
+
+		if (pb_model_load(&m, models[i], &err)) {
+			fail = cli_fail("bench", &err);
+			continue;
+		}
+		for (int j = 0; j < n_batches; j++) {
+			pb_bench_result r;
+			/* BN needs two values per channel to train. */
+			int tr = train && batches[j] *
+				 pb_model_layer(m, 0)->out_h *
+				 pb_model_layer(m, 0)->out_w > 1;
+
+			if (pb_bench_model(m, (int)batches[j], 3, (int)iters,
+					   (int)repeats, tr, infer, 1, &r,
+					   &err)) {
+				fail = cli_fail("bench", &err);
+				break;
+			}
+			if (tsv) {
+				if (tr)
+					printf("result\t%s\t%ld\ttrain\t%.1f\t"
+					       "%.2f\t%.3f\n", pb_model_name(m),
+					       batches[j], r.train_ips,
+					       r.train_gflops, r.train_spread);
+				if (infer)
+					printf("result\t%s\t%ld\tinfer\t%.1f\t"
+					       "%.2f\t%.3f\n", pb_model_name(m),
+					       batches[j], r.infer_ips,
+					       r.infer_gflops, r.infer_spread);
+			} else {
+				printf("%-10s %6ld %12.1f %9.2f %12.1f %9.2f"
+				       "   %.0f%% / %.0f%%\n",
+				       pb_model_name(m), batches[j],
+				       r.train_ips, r.train_gflops,
+				       r.infer_ips, r.infer_gflops,
+				       100 * r.train_spread,
+				       100 * r.infer_spread);
+			}
+			fflush(stdout);
+		}
+		pb_model_free(m);
+	}
+	return fail;
+}

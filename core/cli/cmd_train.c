@@ -1,0 +1,202 @@
+/* prunebench train: train a dense model and save its checkpoint. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const char train_usage[] =
+	"Usage: prunebench train MODEL.ini [options]\n"
+	"\n"
+	"Trains MODEL from scratch on the training split, selects nothing on\n"
+	"the test set, and prints test-set accuracy at the end.\n"
+	"\n"
+	"  --data SPEC        dataset (default fashion-mnist = Debian's package)\n"
+	"  --out FILE.ckpt    checkpoint to write (per-epoch CSV next to it)\n"
+	"  --epochs N         (default 15)\n"
+	"  --batch N          (default 128)\n"
+	"  --lr X             peak learning rate (default 0.05)\n"
+	"  --schedule S       constant | step | cosine (default cosine)\n"
+	"  --seed S           initialisation and shuffling seed (default 1)\n"
+	"  --threads N        OpenMP threads (default: all cores)\n"
+	"  --set KEY=VALUE    any recipe key: momentum, nesterov, weight_decay,\n"
+	"                     decay_bn_bias, min_lr, gamma, milestones, warmup,\n"
+	"                     crop_pad, hflip, val_size, keep_best, eval_batch\n"
+	"  --max-steps N      stop after N optimizer steps (smoke runs)\n"
+	"  --quiet            no progress output\n";
+
+enum { OPT_SET = 256, OPT_MAX_STEPS, OPT_QUIET };
+
+static const struct option train_opts[] = {
+	{ "data", required_argument, NULL, 'd' },
+	{ "out", required_argument, NULL, 'o' },
+	{ "epochs", required_argument, NULL, 'e' },
+	{ "batch", required_argument, NULL, 'b' },
+	{ "lr", required_argument, NULL, 'l' },
+	{ "schedule", required_argument, NULL, 'S' },
+	{ "seed", required_argument, NULL, 's' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "max-steps", required_argument, NULL, OPT_MAX_STEPS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static int set_recipe(pb_recipe *r, const char *key, const char *val)
+{
+	pb_error err = { 0 };
+
+	if (pb_recipe_set(r, key, val, &err))
+		return cli_usage_error("train", "%s", err.msg);
+	return 0;
+}
+
+static int parse_set(pb_recipe *r, const char *arg)
+{
+	char key[64];
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key)
+		return cli_usage_error("train", "--set '%s': expected KEY=VALUE",
+				       arg);
+	memcpy(key, arg, (size_t)(eq - arg));
+	key[eq - arg] = '\0';
+	return set_recipe(r, key, eq + 1);
+}
+
+/* FILE.ckpt -> FILE.csv */
+static char *csv_path_for(const char *ckpt)
+{
+	size_t n = strlen(ckpt);
+	char *p = malloc(n + 5);
+
+	if (!p)
+		return NULL;
+	strcpy(p, ckpt);
+	if (n > 5 && !strcmp(p + n - 5, ".ckpt"))
+		p[n - 5] = '\0';
+	strcat(p, ".csv");
+	return p;
+}
+
+static int run_training(const char *model_path, const cli_common *c,
+			const pb_recipe *r, const char *out, long max_steps,
+			int quiet)
+{
+	pb_error err = { 0 };
+	pb_model *m = NULL;
+	pb_data_spec spec;
+	pb_splits sp;
+	gsl_rng *rng = NULL;
+	pb_train_opts opts = { 0 };
+	double t0, acc = 0, loss = 0, wall;
+	char *csv = NULL;
+	int rc;
+
+	if ((rc = pb_data_spec_parse(&spec, c->data, &err)))
+		return cli_fail("train", &err);
+	if ((rc = pb_model_load(&m, model_path, &err)))
+		return cli_fail("train", &err);
+	if ((rc = pb_splits_load(&sp, &spec, r->val_size, c->split_seed,
+				 &err))) {
+		pb_model_free(m);
+		return cli_fail("train", &err);
+	}
+	rng = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(rng, c->seed);
+	rc = pb_model_init_params(m, rng, &err);
+	if (out)
+		csv = csv_path_for(out);
+	opts.csv_path = csv;
+	opts.progress = quiet ? NULL : stderr;
+	opts.label = pb_model_name(m);
+	opts.max_steps = max_steps;
+	t0 = pbi_now();
+	if (!rc)
+		rc = pb_train(m, &sp.train, &sp.val, r, rng, &opts, NULL, &err);
+	wall = pbi_now() - t0;
+	if (!rc)
+		rc = pb_evaluate(m, &sp.test, r->eval_batch, &acc, &loss, &err);
+	if (!rc && out)
+		rc = pb_checkpoint_save(m, out, &err);
+	if (!rc) {
+		printf("model %s  data %s  seed %lu  epochs %d  threads %d\n",
+		       pb_model_name(m), c->data, c->seed, r->epochs,
+		       c->threads);
+		printf("test accuracy %.2f%%  test loss %.4f  training time "
+		       "%.1f s\n", 100.0 * acc, loss, wall);
+		if (out)
+			printf("checkpoint %s  curve %s\n", out, csv);
+	}
+	free(csv);
+	gsl_rng_free(rng);
+	pb_splits_free(&sp);
+	pb_model_free(m);
+	return rc ? cli_fail("train", &err) : 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+	cli_common c;
+	pb_recipe r;
+	const char *out = NULL;
+	long v, max_steps = 0;
+	double d;
+	int opt, quiet = 0;
+
+	cli_common_init(&c);
+	pb_recipe_default(&r);
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': c.data = optarg; break;
+		case 'o': out = optarg; break;
+		case 'e':
+			if (cli_int("--epochs", optarg, 0, 100000, &v))
+				return 2;
+			r.epochs = (int)v;
+			break;
+		case 'b':
+			if (set_recipe(&r, "batch", optarg))
+				return 2;
+			break;
+		case 'l':
+			if (cli_double("--lr", optarg, &d) ||
+			    set_recipe(&r, "lr", optarg))
+				return 2;
+			break;
+		case 'S':
+			if (set_recipe(&r, "schedule", optarg))
+				return 2;
+			break;
+		case 's':
+			if (cli_int("--seed", optarg, 0, 0x7fffffffL, &v))
+				return 2;
+			c.seed = (unsigned long)v;
+			break;
+		case 't':
+			if (cli_int("--threads", optarg, 1, 1024, &v))
+				return 2;
+			c.threads = (int)v;
+			break;
+		case OPT_SET:
+			if (parse_set(&r, optarg))
+				return 2;
+			break;
+		case OPT_MAX_STEPS:
+			if (cli_int("--max-steps", optarg, 1, 1L << 40,
+				    &max_steps))
+				return 2;
+			break;
+		case OPT_QUIET: quiet = 1; break;
+		case 'h': fputs(train_usage, stdout); return 0;
+		default: return cli_usage_error("train", "bad option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("train", "expected one MODEL.ini");
+	c.threads = cli_apply_threads(c.threads);
+	return run_training(argv[optind], &c, &r, out, max_steps, quiet);
+}

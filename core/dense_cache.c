@@ -1,0 +1,149 @@
+/* The dense-model cache: each seed's dense model is trained once and kept
+ * under CACHE/dense-MODEL-sSEED-KEY.ckpt, KEY being a hash of everything
+ * that defines it (model file contents, data, validation split, dense
+ * recipe, seed), so any experiment on the same baseline reuses it. Files
+ * are written under a name unique to this process and thread, then
+ * renamed: parallel runs never see half a file, and two runs that train
+ * the same model at once just replace one identical file by the other.
+ * The curve CSV is renamed into place before the checkpoint, so a
+ * checkpoint in the cache always has its curve. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "experiment_impl.h"
+#include "prunebench/checkpoint.h"
+#include "util.h"
+
+char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
+		     unsigned long seed)
+{
+	char key[17], name[256];
+
+	pb_experiment_dense_key(e, seed, key);
+	snprintf(name, sizeof name, "dense-%s-s%lu-%s", pb_model_name(m), seed,
+		 key);
+	return pbi_path_join(e->cache, name);
+}
+
+static char *with_suffix(const char *base, const char *suffix)
+{
+	size_t n = strlen(base) + strlen(suffix) + 1;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s%s", base, suffix);
+	return p;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && S_ISREG(st.st_mode);
+}
+
+static int train_dense(const pb_experiment *e, const pb_splits *sp,
+		       unsigned long seed, pb_model *m, const char *ckpt,
+		       const char *csv, FILE *log, pb_error *err)
+{
+	char suffix[64], label[96];
+	char *tmp_ckpt, *tmp_csv;
+	pb_train_opts opts = { 0 };
+	gsl_rng *rng;
+	int rc;
+
+	snprintf(suffix, sizeof suffix, ".tmp%ld.%d", (long)getpid(),
+		 omp_get_thread_num());
+	tmp_ckpt = with_suffix(ckpt, suffix);
+	tmp_csv = with_suffix(csv, suffix);
+	rng = gsl_rng_alloc(gsl_rng_mt19937);
+	if (!tmp_ckpt || !tmp_csv || !rng) {
+		free(tmp_ckpt);
+		free(tmp_csv);
+		if (rng)
+			gsl_rng_free(rng);
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	}
+	/* Seeded by the seed alone, as `prunebench train --seed S`. */
+	gsl_rng_set(rng, seed);
+	snprintf(label, sizeof label, "dense-s%lu", seed);
+	opts.csv_path = tmp_csv;
+	opts.progress = log;
+	opts.label = label;
+	rc = pb_model_init_params(m, rng, err);
+	if (!rc)
+		rc = pb_train(m, &sp->train, &sp->val, &e->dense, rng, &opts,
+			      NULL, err);
+	if (!rc)
+		rc = pb_checkpoint_save(m, tmp_ckpt, err);
+	if (!rc && rename(tmp_csv, csv))
+		rc = pb_error_set(err, PB_EIO, "cannot rename '%s' to '%s': %s",
+				  tmp_csv, csv, strerror(errno));
+	if (!rc && rename(tmp_ckpt, ckpt))
+		rc = pb_error_set(err, PB_EIO, "cannot rename '%s' to '%s': %s",
+				  tmp_ckpt, ckpt, strerror(errno));
+	if (rc) {
+		unlink(tmp_ckpt);
+		unlink(tmp_csv);
+	}
+	free(tmp_ckpt);
+	free(tmp_csv);
+	gsl_rng_free(rng);
+	return rc;
+}
+
+int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
+		  unsigned long seed, FILE *log, pb_model **out, char **csv_out,
+		  int *trained, pb_error *err)
+{
+	pb_model *m = NULL;
+	char *base = NULL, *ckpt = NULL, *csv = NULL;
+	int rc;
+
+	*out = NULL;
+	*csv_out = NULL;
+	*trained = 0;
+	if ((rc = pb_model_load(&m, e->model_path, err)))
+		return rc;
+	base = pbi_dense_base(e, m, seed);
+	ckpt = base ? with_suffix(base, ".ckpt") : NULL;
+	csv = base ? with_suffix(base, ".csv") : NULL;
+	if (!ckpt || !csv) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = pbi_mkdirs(e->cache, err))) {
+		pb_error_prefix(err, "dense cache: ");
+		goto out;
+	}
+	if (exists(ckpt)) {
+		pb_error lerr = { 0 };
+		if (!pb_checkpoint_load(m, ckpt, &lerr))
+			goto out;
+		if (log)
+			fprintf(log, "dense cache: %s is unusable (%s); "
+				"training again\n", ckpt, lerr.msg);
+	}
+	rc = train_dense(e, sp, seed, m, ckpt, csv, log, err);
+	if (rc)
+		pb_error_prefix(err, "dense model of seed %lu: ", seed);
+	else
+		*trained = 1;
+out:
+	free(base);
+	free(ckpt);
+	if (rc) {
+		free(csv);
+		pb_model_free(m);
+		return rc;
+	}
+	*out = m;
+	*csv_out = csv;
+	return 0;
+}

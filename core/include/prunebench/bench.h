@@ -1,0 +1,54 @@
+/* Throughput measurement: images per second for a training step and for
+ * inference, the GFLOP/s they achieve, and the two hardware ceilings to
+ * compare them with (a large cblas_sgemm and a register-only FMA loop),
+ * all measured in the same process. Nothing here asserts a figure:
+ * machines are noisy, so the bench prints and people compare. */
+#ifndef PRUNEBENCH_BENCH_H
+#define PRUNEBENCH_BENCH_H
+
+#include <stdio.h>
+
+#include "prunebench/error.h"
+#include "prunebench/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Throughput of one model at one batch size. Images/s are the median
+ * over the repeats; the GFLOP/s count 2 FLOP per multiply-accumulate of
+ * the conv and linear layers, a training step as 3x the forward MACs
+ * (forward, input gradient, weight gradient). */
+typedef struct pb_bench_result {
+	double train_ips, infer_ips;
+	double train_gflops, infer_gflops;
+	/* spread of the repeats: (max - min) / median, for the noise note */
+	double train_spread, infer_spread;
+} pb_bench_result;
+
+/* Times a training step (forward, softmax cross-entropy, zero-grad,
+ * backward, SGD with the default recipe) and an eval-mode forward on
+ * random data at batch B: `warmup` untimed steps, then `repeats` runs of
+ * `iters` steps each (0: as many as take about 0.25 s). Parameters are re-initialised from `seed`. Either
+ * figure is skipped (left 0) when its flag is 0. */
+int pb_bench_model(pb_model *m, int B, int warmup, int iters, int repeats,
+		   int do_train, int do_infer, unsigned long seed,
+		   pb_bench_result *res, pb_error *err);
+
+/* GFLOP/s of cblas_sgemm on n x n matrices with the current BLAS thread
+ * count: the best of `repeats` calls after one warm-up call. */
+double pb_bench_sgemm_peak(int n, int repeats, pb_error *err);
+
+/* GFLOP/s of one core running independent FMA chains in registers, with
+ * the widest vector ISA this CPU has (chosen at run time); *isa receives
+ * its name ("avx512f", "avx2+fma", "scalar"). Best of `repeats`. */
+double pb_bench_fma_peak(int repeats, const char **isa);
+
+/* The CPU's model name (from /proc/cpuinfo) into buf; "unknown" if not
+ * found. Returns buf. */
+const char *pb_bench_cpu_model(char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

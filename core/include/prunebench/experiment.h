@@ -1,0 +1,182 @@
+/* Experiments: an INI file that describes a comparison, its expansion into
+ * cells, and the sweep that runs them in parallel and appends one JSON line
+ * per finished cell to OUTPUT/runs.jsonl.
+ *
+ * Experiment INI format (read with inih; every error is FILE:LINE):
+ *
+ *   [experiment]
+ *   name = quickstart            ; [A-Za-z0-9_.-]+, required
+ *   model = models/vgg-s.ini     ; required; relative to this file's folder
+ *   data = fashion-mnist         ; a data.h spec; relative DIRs resolve
+ *                                ; against this file's folder
+ *   seeds = 1 2 3                ; default 1
+ *   threads = 2                  ; default 0 = all cores
+ *   output = ../results/NAME     ; default <this folder>/results/NAME
+ *   cache = DIR                  ; dense models; default
+ *                                ; $XDG_CACHE_HOME/prunebench or
+ *                                ; ~/.cache/prunebench
+ *   val_size = 5000              ; held out of the training file
+ *   split_seed = 42
+ *   dense_ft = yes               ; the dense + fine-tune control
+ *   latency = yes                ; measure latency and speedup
+ *
+ *   [train]                      ; the dense recipe: pb_recipe_set keys
+ *   [finetune]                   ; the recipe after pruning (defaults:
+ *                                ; epochs 5, lr 0.01, cosine, no warm-up)
+ *
+ *   [prune.NAME]                 ; one per compared method
+ *   plugin = l1                  ; default: NAME
+ *   targets = macs=0.3 macs=0.5  ; required
+ *   scope = layer | global       ; default layer
+ *   schedule = oneshot | iterative:N | gradual      ; default oneshot
+ *   round_epochs = 1             ; iterative: fine-tune epochs between
+ *                                ; rounds (default: the fine-tune's)
+ *   gradual_begin = 0            ; gradual (weight pruners): first epoch
+ *   gradual_epochs = 3           ; of the ramp and its length (default
+ *   gradual_steps = 10           ; 3/4 of the fine-tune); pruning points;
+ *   gradual_initial = 0          ; s_i
+ *   finetune = yes | scratch     ; scratch: re-initialise the pruned
+ *                                ; architecture and train it with the
+ *                                ; dense recipe (cells of kind "scratch")
+ *   layer.conv4 = 0.8            ; per-layer override of the amount
+ *   anything else                ; the plugin's own options
+ */
+#ifndef PRUNEBENCH_EXPERIMENT_H
+#define PRUNEBENCH_EXPERIMENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "prunebench/data.h"
+#include "prunebench/error.h"
+#include "prunebench/plugin.h"
+#include "prunebench/pruner.h"
+#include "prunebench/table.h"   /* pb_cell_kind */
+#include "prunebench/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PB_EXP_NAME_MAX 64
+#define PB_EXP_MAX_SEEDS 64
+#define PB_EXP_MAX_TARGETS 32
+
+typedef enum pb_prune_schedule {
+	PB_PRUNE_ONESHOT,
+	PB_PRUNE_ITERATIVE,
+	PB_PRUNE_GRADUAL
+} pb_prune_schedule;
+
+typedef struct pb_exp_method {
+	char name[PB_EXP_NAME_MAX];      /* after "prune." */
+	char plugin_name[PB_EXP_NAME_MAX];
+	pb_plugin *plugin;               /* opened by pb_experiment_load */
+	pb_options *options;             /* validated plugin options */
+	int n_targets;
+	char target_text[PB_EXP_MAX_TARGETS][48];  /* as written */
+	pb_target targets[PB_EXP_MAX_TARGETS];     /* scope, overrides set */
+	pb_scope scope;
+	pb_prune_schedule schedule;
+	int rounds;                      /* iterative:N */
+	double round_epochs;             /* < 0: the fine-tune's epochs */
+	double gradual_begin, gradual_epochs, gradual_initial;
+	int gradual_steps;
+	int scratch;
+	int line;                        /* of the section header */
+} pb_exp_method;
+
+typedef struct pb_experiment {
+	char *path;          /* the INI file */
+	char *dir;           /* its folder */
+	char name[PB_EXP_NAME_MAX];
+	char *model_path;    /* resolved */
+	char *data_text;     /* resolved spec text */
+	pb_data_spec data;
+	int n_seeds;
+	unsigned long seeds[PB_EXP_MAX_SEEDS];
+	int threads;         /* 0: all cores */
+	char *output;        /* resolved */
+	char *cache;         /* resolved */
+	int val_size;
+	unsigned long split_seed;
+	int dense_ft;
+	int latency;
+	pb_recipe dense, finetune;
+	uint64_t model_hash; /* FNV-1a of the model file's contents */
+	int n_methods;
+	pb_exp_method *methods;
+} pb_experiment;
+
+/* Reads and checks an experiment file: every key, value and referenced
+ * file, each plugin (opened from sp; NULL = the default search path) and
+ * its options, and per-layer overrides against the model's layer names. */
+int pb_experiment_load(pb_experiment **out, const char *path,
+		       const pb_plugin_path *sp, pb_error *err);
+/* The same from text; `path` names it and its folder resolves relative
+ * paths. */
+int pb_experiment_parse(pb_experiment **out, const char *text,
+			const char *path, const pb_plugin_path *sp,
+			pb_error *err);
+void pb_experiment_free(pb_experiment *e);
+
+/* ---- cells ------------------------------------------------------------- */
+/* A cell as defined by the experiment (table.h's pb_cell is a line read
+ * back from runs.jsonl). Its kind is table.h's pb_cell_kind. */
+typedef struct pb_exp_cell {
+	char id[160];        /* "l1-macs=0.5-s1-3fa9c2d1" */
+	char method[PB_EXP_NAME_MAX];   /* "dense", "dense+ft" or NAME */
+	pb_cell_kind kind;
+	int method_index;    /* into e->methods, -1 for controls */
+	int target_index;    /* -1 for controls */
+	unsigned long seed;
+	uint32_t hash;       /* of the cell's full definition */
+} pb_exp_cell;
+
+/* Expands e into cells, in run order: per seed the dense baseline and
+ * the dense + fine-tune control, then every method x target x seed.
+ * *cells is malloc-ed. */
+int pb_experiment_cells(const pb_experiment *e, pb_exp_cell **cells, int *n,
+			pb_error *err);
+const char *pb_cell_kind_name(pb_cell_kind k);
+
+/* The 16-hex key of seed's dense model in the cache (model contents,
+ * data, val split, dense recipe, seed). */
+void pb_experiment_dense_key(const pb_experiment *e, unsigned long seed,
+			     char key[17]);
+
+/* 64-bit FNV-1a, chained through h (start with PB_FNV64_INIT). */
+#define PB_FNV64_INIT 0xcbf29ce484222325ull
+uint64_t pb_fnv64(uint64_t h, const void *data, size_t n);
+
+/* ---- the sweep ------------------------------------------------------------ */
+typedef struct pb_run_opts {
+	int threads;          /* total threads; 0: the experiment's */
+	int inner_threads;    /* threads inside each cell; 0: automatic
+				 (spare threads go inside when there are
+				 fewer cells than threads) */
+	const char *only;     /* run only this method ("dense", "dense+ft"
+				 or a NAME); NULL: all */
+	int dry_run;          /* list the cells and their state, run none */
+	FILE *progress;       /* progress and cell lines; NULL: silent */
+	FILE *list;           /* where --dry-run lists cells; NULL: stdout */
+} pb_run_opts;
+
+typedef struct pb_run_summary {
+	int total;            /* cells selected */
+	int skipped;          /* already in runs.jsonl */
+	int ok, diverged, failed;
+	double seconds;
+} pb_run_summary;
+
+/* Runs every cell of e not yet in OUTPUT/runs.jsonl. A cell's own failure
+ * is recorded in its line and does not fail the sweep; the return value
+ * is an error only when the sweep itself could not run (data, output
+ * folder, cache). */
+int pb_experiment_run(const pb_experiment *e, const pb_run_opts *opts,
+		      pb_run_summary *sum, pb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

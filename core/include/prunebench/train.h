@@ -1,0 +1,119 @@
+/* Training: SGD with momentum (optionally Nesterov) and decoupled-from-BN
+ * weight decay, learning-rate schedules with linear warm-up, the epoch
+ * loop with a progress line and a per-epoch CSV, and evaluation. */
+#ifndef PRUNEBENCH_TRAIN_H
+#define PRUNEBENCH_TRAIN_H
+
+#include <stdio.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "prunebench/data.h"
+#include "prunebench/error.h"
+#include "prunebench/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pb_schedule_kind {
+	PB_SCHED_CONSTANT,
+	PB_SCHED_STEP,     /* lr *= gamma at each milestone epoch */
+	PB_SCHED_COSINE    /* cosine from lr to min_lr over all epochs */
+} pb_schedule_kind;
+
+#define PB_MAX_MILESTONES 8
+
+typedef struct pb_recipe {
+	int epochs;
+	int batch;
+	double lr;
+	double momentum;
+	int nesterov;
+	double weight_decay;
+	int decay_bn_bias;        /* 1: also decay BN parameters and biases */
+	pb_schedule_kind schedule;
+	double min_lr;            /* cosine floor */
+	double gamma;             /* step factor */
+	int milestones[PB_MAX_MILESTONES]; /* step epochs */
+	int n_milestones;
+	double warmup_epochs;     /* linear warm-up from lr/warmup_div; may be fractional */
+	pb_augment aug;
+	int val_size;             /* samples held out of the training set */
+	int keep_best;            /* 1: restore the epoch with best val accuracy */
+	int eval_batch;
+} pb_recipe;
+
+/* A sensible default recipe (documented in README). */
+void pb_recipe_default(pb_recipe *r);
+/* Sets one recipe key from text ("lr", "0.05"); used by the CLI and
+ * experiment files. Returns PB_ENOTFOUND for an unknown key. */
+int pb_recipe_set(pb_recipe *r, const char *key, const char *value,
+		  pb_error *err);
+/* Learning rate at a fractional epoch t in [0, epochs). */
+double pb_recipe_lr(const pb_recipe *r, double t);
+
+/* Optimizer state: a momentum buffer laid out like the model's flat
+ * trainable array, plus a per-element decay flag. */
+typedef struct pb_sgd pb_sgd;
+int pb_sgd_create(pb_sgd **out, pb_model *m, const pb_recipe *r,
+		  pb_error *err);
+void pb_sgd_free(pb_sgd *s);
+/* One update with learning rate lr using the model's current grads. */
+void pb_sgd_step(pb_sgd *s, pb_model *m, double lr);
+
+/* Hooks the training loop calls (all optional). Returning non-zero from a
+ * hook stops training with that code. */
+typedef struct pb_train_hooks {
+	void *user;
+	/* after backward, before the optimizer step */
+	int (*after_backward)(void *user, pb_model *m, long step);
+	/* after the optimizer step */
+	int (*after_step)(void *user, pb_model *m, long step);
+	int (*after_epoch)(void *user, pb_model *m, int epoch);
+} pb_train_hooks;
+
+typedef struct pb_epoch_stats {
+	int epoch;
+	double lr;
+	double train_loss, train_acc;
+	double val_loss, val_acc;
+	double seconds;
+} pb_epoch_stats;
+
+typedef struct pb_train_opts {
+	const pb_train_hooks *hooks;  /* may be NULL */
+	const char *csv_path;         /* per-epoch metrics; NULL = none */
+	FILE *progress;               /* progress output; NULL = silent */
+	const char *label;            /* prefix of progress lines */
+	long max_steps;               /* stop after this many steps; 0 = no cap */
+} pb_train_opts;
+
+/* Trains m on train for r->epochs, evaluating on val (may be NULL or
+ * empty) after each epoch. rng drives shuffling, augmentation and dropout.
+ * A NaN or inf loss stops with PB_EDIVERGED. */
+int pb_train(pb_model *m, const pb_dataset *train, const pb_dataset *val,
+	     const pb_recipe *r, gsl_rng *rng, const pb_train_opts *opts,
+	     pb_epoch_stats *last, pb_error *err);
+
+/* Top-1 accuracy and mean loss of m (eval mode) on d. */
+int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
+		double *loss, pb_error *err);
+
+/* The three splits an experiment uses. Pixel statistics come from the
+ * whole training file (never the test set) and normalise all three; val
+ * is held out of the training file by a stratified split drawn from
+ * split_seed, so it is the same for every training seed. */
+typedef struct pb_splits {
+	pb_dataset train, val, test;
+	float mean[PB_MAX_CHANNELS], std[PB_MAX_CHANNELS];
+} pb_splits;
+
+int pb_splits_load(pb_splits *s, const pb_data_spec *spec, int val_size,
+		   unsigned long split_seed, pb_error *err);
+void pb_splits_free(pb_splits *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,68 @@
+#!/bin/bash
+# End-to-end checks of the prunebench command line on synthetic data.
+set -u
+bin=${PB_BUILDDIR:-.}/prunebench
+src=${PB_SRCDIR:-$(dirname "$0")/..}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+check() { # description, command...
+	local what=$1
+	shift
+	if "$@" >"$tmp/out" 2>"$tmp/err"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what"
+		sed 's/^/#   /' "$tmp/out" "$tmp/err"
+		fails=$((fails + 1))
+	fi
+}
+expect_fail() { # description, expected exit, stderr pattern, command...
+	local what=$1 code=$2 pat=$3 rc
+	shift 3
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [[ $rc -eq $code ]] && grep -q -- "$pat" "$tmp/err"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what (exit $rc, wanted $code and /$pat/)"
+		sed 's/^/#   /' "$tmp/err"
+		fails=$((fails + 1))
+	fi
+}
+
+check "--version" "$bin" --version
+grep -q '^prunebench [0-9]' "$tmp/out" || { echo "not ok - version text"; fails=$((fails + 1)); }
+check "--help" "$bin" --help
+for c in train eval info; do
+	check "$c --help" "$bin" "$c" --help
+	grep -q "Usage: prunebench $c" "$tmp/out" || { echo "not ok - $c usage text"; fails=$((fails + 1)); }
+done
+
+check "info vgg-s" "$bin" info "$src/experiments/models/vgg-s.ini"
+# 77,786 parameters and 7,344,000 MACs: hand-checked in test_model_info.
+grep -q 'total: 77786 parameters' "$tmp/out" || { echo "not ok - vgg-s params in info"; cat "$tmp/out"; fails=$((fails + 1)); }
+grep -q ' 7344000 MACs' "$tmp/out" || { echo "not ok - vgg-s MACs in info"; fails=$((fails + 1)); }
+
+check "train on synthetic data" "$bin" train "$src/experiments/models/vgg-s.ini" \
+	--data synthetic:512:3 --epochs 1 --batch 32 --threads 2 --seed 3 \
+	--set val_size=64 --out "$tmp/m.ckpt" --quiet
+grep -q 'test accuracy' "$tmp/out" || { echo "not ok - train prints accuracy"; fails=$((fails + 1)); }
+[[ -s $tmp/m.csv ]] || { echo "not ok - training curve written"; fails=$((fails + 1)); }
+check "eval the checkpoint" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tmp/m.ckpt" \
+	--data synthetic:512:3 --threads 2
+grep -q 'test accuracy' "$tmp/out" || { echo "not ok - eval prints accuracy"; fails=$((fails + 1)); }
+
+expect_fail "unknown command" 2 "unknown command" "$bin" frobnicate
+expect_fail "missing model file" 1 "nope.ini" "$bin" info "$tmp/nope.ini"
+expect_fail "bad option value" 2 "expected an integer" "$bin" train "$src/experiments/models/vgg-s.ini" --epochs many
+expect_fail "unknown recipe key" 2 "unknown recipe key" "$bin" train "$src/experiments/models/vgg-s.ini" --set speed=11
+expect_fail "bad data spec" 1 "fashion-mnist" "$bin" train "$src/experiments/models/vgg-s.ini" --data imagenet:/x
+expect_fail "missing data folder" 1 "$tmp/nodata" "$bin" train "$src/experiments/models/vgg-s.ini" --data "fashion-mnist:$tmp/nodata"
+head -c 100 "$tmp/m.ckpt" > "$tmp/short.ckpt"
+expect_fail "truncated checkpoint" 1 "short.ckpt" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tmp/short.ckpt" --data synthetic:64
+expect_fail "checkpoint of another model" 1 "m.ckpt" "$bin" eval "$src/experiments/models/lenet5.ini" "$tmp/m.ckpt" --data synthetic:64
+
+echo "1..$((fails))" >/dev/null
+exit $((fails > 0))

@@ -1,0 +1,102 @@
+/* Reproducibility: the same seed and thread count give bitwise identical
+ * weights after training steps; a different seed does not. */
+#include "testutil.h"
+
+#include <omp.h>
+
+#include "prunebench/prunebench.h"
+
+static const char net[] =
+	"[model]\nname = det\ninput = 1x10x10\nclasses = 3\n"
+	"[conv1]\ntype = conv\nout = 6\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn1]\ntype = bn\n[relu1]\ntype = relu\n"
+	"[pool]\ntype = maxpool\nkernel = 2\n"
+	"[flat]\ntype = flatten\n[drop]\ntype = dropout\np = 0.2\n"
+	"[fc]\ntype = linear\nout = 3\n";
+
+/* Trains a fresh model for a few steps and returns all its state. */
+static float *train_snapshot(unsigned long seed, int threads, size_t *n)
+{
+	pb_model *m = NULL;
+	pb_error err = { 0 };
+	pb_dataset d = { 0 };
+	pb_recipe r;
+	pb_train_opts opts = { 0 };
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	float *snap;
+	size_t off = 0;
+
+	omp_set_num_threads(threads);
+	assert_int_equal(pb_dataset_synthetic(&d, 256, 1, 10, 10, 3, 0.5f, 11,
+					      &err), 0);
+	assert_int_equal(pb_model_parse(&m, net, "det", &err), 0);
+	gsl_rng_set(rng, seed);
+	assert_int_equal(pb_model_init_params(m, rng, &err), 0);
+	pb_recipe_default(&r);
+	r.epochs = 2;
+	r.batch = 32;
+	r.aug.crop_pad = 1;
+	r.aug.hflip = 1;
+	opts.max_steps = 12;
+	assert_int_equal(pb_train(m, &d, NULL, &r, rng, &opts, NULL, &err), 0);
+	*n = 0;
+	for (int i = 0; i < pb_model_n_params(m); i++)
+		*n += pb_model_param(m, i)->n;
+	snap = malloc(*n * sizeof *snap);
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		pb_param *p = pb_model_param(m, i);
+		memcpy(snap + off, p->data, p->n * sizeof *snap);
+		off += p->n;
+	}
+	gsl_rng_free(rng);
+	pb_dataset_free(&d);
+	pb_model_free(m);
+	return snap;
+}
+
+static void check_same(int threads)
+{
+	size_t n1, n2;
+	float *a = train_snapshot(5, threads, &n1);
+	float *b = train_snapshot(5, threads, &n2);
+
+	assert_int_equal(n1, n2);
+	assert_memory_equal(a, b, n1 * sizeof *a);
+	free(a);
+	free(b);
+}
+
+static void test_same_seed_one_thread(void **state)
+{
+	(void)state;
+	check_same(1);
+}
+
+static void test_same_seed_two_threads(void **state)
+{
+	(void)state;
+	check_same(2);
+}
+
+static void test_other_seed_differs(void **state)
+{
+	size_t n1, n2;
+	float *a = train_snapshot(5, 2, &n1);
+	float *b = train_snapshot(6, 2, &n2);
+
+	(void)state;
+	assert_int_equal(n1, n2);
+	assert_true(memcmp(a, b, n1 * sizeof *a) != 0);
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_seed_one_thread),
+		cmocka_unit_test(test_same_seed_two_threads),
+		cmocka_unit_test(test_other_seed_differs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

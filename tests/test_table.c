@@ -1,0 +1,575 @@
+/* prunebench table on hand-written runs.jsonl files: statistics checked
+ * against values worked out here by hand, row order, Welch markers, bad
+ * lines, diverged cells and the three output files. */
+#include "testutil.h"
+
+#include "prunebench/table.h"
+
+/* cmocka's assert_float_equal compares in single precision. */
+#define assert_near(a, b, eps) do { \
+	double a_ = (a), b_ = (b); \
+	if (!(fabs(a_ - b_) <= (eps))) \
+		fail_msg("%s = %.15g, expected %.15g (within %g)", #a, a_, \
+			 b_, (double)(eps)); \
+} while (0)
+
+/* t quantile t(0.975, 2), from printed tables (not from GSL). */
+#define T975_DF2 4.302652729911275
+
+typedef struct spec {
+	const char *kind, *method, *target, *tkind;
+	double amount;
+	int seed;
+	const char *status;
+	double before, after; /* fractions; < 0 writes null */
+	const char *extra;    /* more "key": value pairs, or NULL */
+} spec;
+
+/* One runs.jsonl line in the runner's format, with fixed size and speed
+ * numbers: params 77786 -> 40000 non-zero (51.42%), MACs 7344000 ->
+ * 3672000 (50%). */
+static void put_line(FILE *f, const spec *s)
+{
+	int control = !strcmp(s->kind, "dense") || !strcmp(s->kind, "dense_ft");
+	fprintf(f, "{\"v\": 1, \"id\": \"%s-%s-s%d-3fa9c2d1\", "
+		"\"experiment\": \"t\", \"kind\": \"%s\", \"method\": \"%s\", ",
+		s->method, s->target ? s->target : "none", s->seed, s->kind,
+		s->method);
+	if (control)
+		fputs("\"plugin\": null, \"target\": null, \"target_kind\": null,"
+		      " \"target_amount\": null, \"reached\": null, ", f);
+	else
+		fprintf(f, "\"plugin\": \"%s\", \"target\": \"%s\", "
+			"\"target_kind\": \"%s\", \"target_amount\": %g, "
+			"\"reached\": %g, ", s->method, s->target, s->tkind,
+			s->amount, s->amount - 0.003);
+	fprintf(f, "\"seed\": %d, \"threads\": 1, \"status\": \"%s\", "
+		"\"error\": %s, ", s->seed, s->status,
+		strcmp(s->status, "ok") ? "\"loss became NaN\"" : "null");
+	if (s->before < 0)
+		fputs("\"acc_before\": null, \"acc_after\": null, ", f);
+	else
+		fprintf(f, "\"acc_before\": %.6f, \"acc_after\": %.6f, ",
+			s->before, s->after);
+	fprintf(f, "\"val_after\": 0.9, \"params\": %d, \"params_dense\": "
+		"77786, \"nonzero\": %d, \"macs\": %d, \"macs_dense\": 7344000,"
+		" \"macs_effective\": %d, \"size_dense_mib\": 0.297, "
+		"\"size_sparse_mib\": 0.1, \"size_compressed_mib\": 0.09, "
+		"\"latency_b1_ms\": 0.21, \"latency_b128_ms\": 9.1, "
+		"\"speedup_b1\": 1.7, \"speedup_b128\": 1.9, "
+		"\"time_prune_s\": %s, \"time_finetune_s\": %s, "
+		"\"time_total_s\": 42.0, \"curve\": \"cells/x.csv\", "
+		"\"finished\": \"2026-11-23T20:30:00Z\"",
+		control ? 77786 : 40000, control ? 77786 : 40000,
+		control ? 7344000 : 3672000, control ? 7344000 : 3672000,
+		control ? "null" : "1.2", !strcmp(s->kind, "dense") ?
+		"null" : "40.3");
+	if (s->extra)
+		fprintf(f, ", %s", s->extra);
+	fputs("}\n", f);
+}
+
+/* The main fixture: 3 seeds of dense, dense+ft, three methods at macs=0.5
+ * (magnitude best; l1 close to it; random clearly worse), a one-seed
+ * scratch row, l1 at macs=0.7 with one diverged seed, slimming at
+ * macs=0.7 all diverged, lth with rounds. Cells are deliberately out of
+ * order. */
+static const spec fixture[] = {
+	{ "prune", "random", "macs=0.5", "macs", 0.5, 1, "ok", 0.80, 0.850, NULL },
+	{ "prune", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.70, 0.900, NULL },
+	{ "dense", "dense", NULL, NULL, 0, 1, "ok", 0.910, 0.910, NULL },
+	{ "prune", "magnitude", "macs=0.5", "macs", 0.5, 1, "ok", 0.88, 0.901, NULL },
+	{ "dense_ft", "dense+ft", NULL, NULL, 0, 1, "ok", 0.910, 0.905, NULL },
+	{ "prune", "l1", "macs=0.5", "macs", 0.5, 2, "ok", 0.71, 0.902, NULL },
+	{ "dense", "dense", NULL, NULL, 0, 2, "ok", 0.912, 0.912, NULL },
+	{ "dense_ft", "dense+ft", NULL, NULL, 0, 2, "ok", 0.912, 0.906, NULL },
+	{ "prune", "random", "macs=0.5", "macs", 0.5, 2, "ok", 0.80, 0.852, NULL },
+	{ "prune", "magnitude", "macs=0.5", "macs", 0.5, 2, "ok", 0.88, 0.903, NULL },
+	{ "dense", "dense", NULL, NULL, 0, 3, "ok", 0.914, 0.914, NULL },
+	{ "dense_ft", "dense+ft", NULL, NULL, 0, 3, "ok", 0.914, 0.907, NULL },
+	{ "prune", "l1", "macs=0.5", "macs", 0.5, 3, "ok", 0.72, 0.904, NULL },
+	{ "prune", "magnitude", "macs=0.5", "macs", 0.5, 3, "ok", 0.88, 0.905, NULL },
+	{ "prune", "random", "macs=0.5", "macs", 0.5, 3, "ok", 0.80, 0.854, NULL },
+	{ "scratch", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.10, 0.880, NULL },
+	{ "prune", "l1", "macs=0.7", "macs", 0.7, 1, "ok", 0.50, 0.870, NULL },
+	{ "prune", "l1", "macs=0.7", "macs", 0.7, 2, "diverged", -1, -1, NULL },
+	{ "prune", "l1", "macs=0.7", "macs", 0.7, 3, "ok", 0.52, 0.874, NULL },
+	{ "prune", "slimming", "macs=0.7", "macs", 0.7, 1, "diverged", -1, -1, NULL },
+	{ "prune", "slimming", "macs=0.7", "macs", 0.7, 2, "diverged", -1, -1, NULL },
+	{ "prune", "lth", "sparsity=0.8", "sparsity", 0.8, 1, "ok", 0.6, 0.89,
+	  "\"rounds\": [0.2, 0.36, 0.488], \"future_key\": {\"x\": [1, 2]}" },
+};
+
+static char *write_fixture(const char *tail)
+{
+	char *dir = tu_temp_dir(), path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < sizeof fixture / sizeof fixture[0]; i++) {
+		put_line(f, &fixture[i]);
+		if (i == 4)
+			fputs("this is not json\n", f);  /* line 6 */
+		if (i == 9)
+			fputs("\n", f);                  /* blank: ignored */
+	}
+	if (tail)
+		fputs(tail, f);
+	fclose(f);
+	return dir;
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+	char path[512];
+	FILE *f;
+	long n;
+	char *s;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		fail_msg("%s was not written", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	s = malloc((size_t)n + 1);
+	assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+static void load(const char *dir, pb_table *t, int *n_bad, char **warnings)
+{
+	char path[512];
+	pb_cell *cells;
+	int n;
+	pb_error err = { 0 };
+	char *wbuf = NULL;
+	size_t wlen = 0;
+	FILE *w = open_memstream(&wbuf, &wlen);
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	assert_int_equal(pb_cells_read(path, &cells, &n, n_bad, w, &err), 0);
+	fclose(w);
+	assert_int_equal(pb_table_build(cells, n, t, &err), 0);
+	pb_cells_free(cells, n);
+	if (warnings)
+		*warnings = wbuf;
+	else
+		free(wbuf);
+}
+
+static const pb_table_row *find(const pb_table *t, const char *label,
+				const char *target)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (!strcmp(t->rows[i].label, label) &&
+		    (!target ? !t->rows[i].target :
+		     (t->rows[i].target && !strcmp(t->rows[i].target, target))))
+			return &t->rows[i];
+	fail_msg("no row %s @ %s", label, target ? target : "-");
+	return NULL;
+}
+
+/* Sample statistics of three values, written out. */
+static void by_hand(double a, double b, double c, double *mean, double *sd,
+		    double *ci)
+{
+	*mean = (a + b + c) / 3.0;
+	*sd = sqrt(((a - *mean) * (a - *mean) + (b - *mean) * (b - *mean) +
+		    (c - *mean) * (c - *mean)) / (3 - 1));
+	*ci = T975_DF2 * *sd / sqrt(3.0);
+}
+
+static void test_statistics(void **state)
+{
+	char *dir = write_fixture(NULL);
+	pb_table t;
+	const pb_table_row *r;
+	double m, sd, ci;
+	(void)state;
+
+	load(dir, &t, NULL, NULL);
+
+	r = find(&t, "dense", NULL);
+	by_hand(91.0, 91.2, 91.4, &m, &sd, &ci);
+	assert_int_equal(r->acc_after.n, 3);
+	assert_near(r->acc_after.mean, m, 1e-9);
+	assert_near(r->acc_after.sd, sd, 1e-9);
+	assert_near(r->acc_after.sd, 0.2, 1e-9);
+	assert_near(r->acc_after.ci95, ci, 1e-9);
+	assert_near(r->acc_after.ci95, 0.496827, 1e-6);
+	assert_near(r->params_kept.mean, 100.0, 1e-9);
+
+	r = find(&t, "dense + fine-tune", NULL);
+	by_hand(90.5, 90.6, 90.7, &m, &sd, &ci);
+	assert_near(r->acc_after.mean, m, 1e-9);
+	assert_near(r->acc_after.sd, sd, 1e-9);
+	assert_near(r->acc_before.mean, 91.2, 1e-9);
+	assert_near(r->delta_after, 90.6 - 91.2, 1e-9);
+
+	r = find(&t, "l1", "macs=0.5");
+	by_hand(90.0, 90.2, 90.4, &m, &sd, &ci);
+	assert_int_equal(r->acc_after.n, 3);
+	assert_near(r->acc_after.mean, m, 1e-9);
+	assert_near(r->acc_after.sd, sd, 1e-9);
+	assert_near(r->acc_after.ci95, ci, 1e-9);
+	by_hand(70, 71, 72, &m, &sd, &ci);
+	assert_near(r->acc_before.mean, m, 1e-9);
+	assert_near(r->acc_before.sd, sd, 1e-9);
+	assert_near(r->delta_after, 90.2 - 91.2, 1e-9);
+	assert_near(r->reached.mean, 0.497, 1e-12);
+	assert_near(r->params_kept.mean, 100.0 * 40000 / 77786, 1e-9);
+	assert_near(r->macs_kept.mean, 50.0, 1e-9);
+	assert_near(r->speedup_b128.mean, 1.9, 1e-12);
+	assert_near(r->time_finetune.mean, 40.3, 1e-12);
+
+	/* n = 1: the value itself, no spread, no test. */
+	r = find(&t, "l1 (scratch)", "macs=0.5");
+	assert_int_equal(r->kind, PB_CELL_SCRATCH);
+	assert_int_equal(r->acc_after.n, 1);
+	assert_near(r->acc_after.mean, 88.0, 1e-9);
+	assert_true(isnan(r->acc_after.sd));
+	assert_true(isnan(r->p_vs_best));
+	assert_int_equal(r->differs, 0);
+
+	/* LTH rounds averaged per round. */
+	r = find(&t, "lth", "sparsity=0.8");
+	assert_int_equal(r->n_rounds, 3);
+	assert_near(r->rounds[2], 0.488, 1e-12);
+
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+/* Two-sided p of Student's t with 4 degrees of freedom, closed form:
+ * F(t) = 1/2 + (3/8) u (1 - t^2 / (12 (1 + t^2/4))), u = t/sqrt(1+t^2/4). */
+static double p_two_sided_df4(double t)
+{
+	double a = fabs(t), u = a / sqrt(1 + a * a / 4);
+	return 1.0 - 0.75 * u * (1 - a * a / (12 * (1 + a * a / 4)));
+}
+
+static void test_welch(void **state)
+{
+	char *dir = write_fixture(NULL);
+	pb_table t;
+	const pb_table_row *best, *l1, *rnd;
+	double tl1, trnd;
+	(void)state;
+
+	load(dir, &t, NULL, NULL);
+	best = find(&t, "magnitude", "macs=0.5");
+	l1 = find(&t, "l1", "macs=0.5");
+	rnd = find(&t, "random", "macs=0.5");
+	assert_int_equal(best->is_best, 1);
+	assert_int_equal(best->differs, 0);
+
+	/* Equal n = 3 and equal sd = 0.2: Welch-Satterthwaite gives
+	 * df = (2 v)^2 / (2 v^2 / 2) = 4 with v = 0.2^2 / 3. */
+	tl1 = (90.2 - 90.3) / sqrt(0.04 / 3 + 0.04 / 3);
+	trnd = (85.2 - 90.3) / sqrt(0.04 / 3 + 0.04 / 3);
+	assert_near(l1->p_vs_best, p_two_sided_df4(tl1), 1e-9);
+	assert_near(rnd->p_vs_best, p_two_sided_df4(trnd), 1e-9);
+	assert_true(l1->p_vs_best > 0.5);
+	assert_true(rnd->p_vs_best < 1e-4);
+	assert_int_equal(l1->differs, 0);
+	assert_int_equal(rnd->differs, 1);
+
+	/* Only one row in the whole table carries the marker. */
+	{
+		int n = 0;
+		for (int i = 0; i < t.n_rows; i++)
+			n += t.rows[i].differs;
+		assert_int_equal(n, 1);
+	}
+	/* macs=0.7: l1 is alone among rows with values. */
+	assert_int_equal(find(&t, "l1", "macs=0.7")->is_best, 1);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+static void test_welch_unequal(void **state)
+{
+	/* Unequal variances, by hand: a = (1,2,3,4), b = (10,10.5,11).
+	 * va = 1.6667/4, vb = 0.25/3. */
+	pb_stat a = { 4, 2.5, sqrt(5.0 / 3.0), NAN };
+	pb_stat b = { 3, 10.5, 0.5, NAN };
+	double va = 5.0 / 3.0 / 4, vb = 0.25 / 3;
+	double df = (va + vb) * (va + vb) /
+		    (va * va / 3 + vb * vb / 2);
+	double p;
+	(void)state;
+
+	p = pb_welch_p(&a, &b);
+	assert_true(df > 4 && df < 5);
+	/* |t| = 8 / sqrt(va + vb) = 11.31: p far below 0.001 whatever
+	 * the df between 4 and 5 (t_4 at 0.999 two-sided is 8.61). */
+	assert_true(p < 1e-3 && p > 0);
+	/* Symmetric. */
+	assert_near(p, pb_welch_p(&b, &a), 1e-15);
+	/* n < 2: no test. */
+	b.n = 1;
+	assert_true(isnan(pb_welch_p(&a, &b)));
+}
+
+static void test_row_order(void **state)
+{
+	char *dir = write_fixture(NULL);
+	pb_table t;
+	static const char *const want[][2] = {
+		{ "dense", NULL }, { "dense + fine-tune", NULL },
+		{ "l1", "macs=0.5" }, { "l1 (scratch)", "macs=0.5" },
+		{ "magnitude", "macs=0.5" }, { "random", "macs=0.5" },
+		{ "l1", "macs=0.7" }, { "slimming", "macs=0.7" },
+		{ "lth", "sparsity=0.8" },
+	};
+	(void)state;
+
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_rows, (int)(sizeof want / sizeof want[0]));
+	for (int i = 0; i < t.n_rows; i++) {
+		assert_string_equal(t.rows[i].label, want[i][0]);
+		if (want[i][1])
+			assert_string_equal(t.rows[i].target, want[i][1]);
+		else
+			assert_null(t.rows[i].target);
+	}
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+static void test_bad_lines_skipped(void **state)
+{
+	/* A crash mid-write leaves half a line with no newline. */
+	char *dir = write_fixture("{\"v\": 1, \"id\": \"l1-macs=0.5-s4-0000\","
+				  " \"kind\": \"prune\", \"acc_af");
+	pb_table t;
+	int n_bad = -1;
+	char *warn = NULL;
+	(void)state;
+
+	load(dir, &t, &n_bad, &warn);
+	assert_int_equal(n_bad, 2);
+	assert_int_equal(t.n_cells, (int)(sizeof fixture / sizeof fixture[0]));
+	assert_non_null(strstr(warn, "runs.jsonl:6: warning: line skipped"));
+	assert_non_null(strstr(warn, "runs.jsonl:25: warning: line skipped"));
+	assert_non_null(strstr(warn, "truncated"));
+	free(warn);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+static void test_diverged(void **state)
+{
+	char *dir = write_fixture(NULL);
+	pb_table t;
+	const pb_table_row *r;
+	double m, sd, ci;
+	(void)state;
+
+	load(dir, &t, NULL, NULL);
+	r = find(&t, "l1", "macs=0.7");
+	assert_int_equal(r->n_cells, 3);
+	assert_int_equal(r->n_ok, 2);
+	assert_int_equal(r->n_diverged, 1);
+	assert_int_equal(r->acc_after.n, 2);
+	/* Mean and sd of the two ok seeds only (87.0, 87.4). */
+	m = (87.0 + 87.4) / 2;
+	sd = sqrt(((87.0 - m) * (87.0 - m) + (87.4 - m) * (87.4 - m)) / 1);
+	(void)ci;
+	assert_near(r->acc_after.mean, m, 1e-9);
+	assert_near(r->acc_after.sd, sd, 1e-9);
+
+	r = find(&t, "slimming", "macs=0.7");
+	assert_int_equal(r->n_ok, 0);
+	assert_int_equal(r->n_diverged, 2);
+	assert_int_equal(r->acc_after.n, 0);
+	assert_int_equal(r->differs, 0);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+static void test_superseded(void **state)
+{
+	/* The same cell (prune l1 macs=0.5 seed 1) finished again after a
+	 * definition change: the later line wins. */
+	char *dir = write_fixture(NULL), path[512];
+	spec again = { "prune", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.7,
+		       0.930, NULL };
+	pb_table t;
+	FILE *f;
+	(void)state;
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "a");
+	put_line(f, &again);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_superseded, 1);
+	assert_int_equal(find(&t, "l1", "macs=0.5")->acc_after.n, 3);
+	assert_near(find(&t, "l1", "macs=0.5")->acc_after.mean,
+			   (93.0 + 90.2 + 90.4) / 3, 1e-9);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+static void test_files(void **state)
+{
+	char *dir = write_fixture("{\"v\": 1, \"kind\": \"pru");
+	char *md, *csv, *tex, *printed = NULL;
+	size_t plen = 0;
+	FILE *out = open_memstream(&printed, &plen);
+	FILE *warn = tmpfile();
+	pb_error err = { 0 };
+	(void)state;
+
+	assert_int_equal(pb_table_write_ex(dir, NULL, out, warn, &err), 0);
+	fclose(out);
+	fclose(warn);
+	md = slurp(dir, "table.md");
+	csv = slurp(dir, "table.csv");
+	tex = slurp(dir, "table.tex");
+	assert_string_equal(printed, md);
+
+	/* Markdown: header, controls first, ±, markers, n = 1, diverged. */
+	assert_non_null(strstr(md, "| method | target | reached |"));
+	assert_true(strstr(md, "| dense |") < strstr(md,
+						      "| dense + fine-tune |"));
+	assert_true(strstr(md, "| dense + fine-tune |") < strstr(md, "| l1 |"));
+	assert_non_null(strstr(md, "| dense | — | — | 91.20 ± 0.20 | "
+			       "91.20 ± 0.20 | 3 | — | 100.0 | 100.0 |"));
+	assert_non_null(strstr(md, "| l1 | macs=0.5 | 0.497 | 71.00 ± 1.00 | "
+			       "90.20 ± 0.20 | 3 | -1.00 | 51.4 | 50.0 | "
+			       "0.297 / 0.100 / 0.0900 | 1.90× | 1.20 / 40.3 |"));
+	assert_non_null(strstr(md, "| random | macs=0.5 | 0.497 | 80.00 ± 0.00"
+			       " | 85.20 ± 0.20 † | 3 | -6.00 |"));
+	assert_non_null(strstr(md, "| magnitude | macs=0.5 | 0.497 | "
+			       "88.00 ± 0.00 | 90.30 ± 0.20 | 3 | -0.90 |"));
+	assert_non_null(strstr(md, "| l1 (scratch) | macs=0.5 | 0.497 | 10.00"
+			       " | 88.00 | 1 | -3.20 |"));
+	assert_non_null(strstr(md, "| slimming | macs=0.7 | — | diverged | "
+			       "diverged | 0 |"));
+	assert_non_null(strstr(md, "0.200 → 0.360 → 0.488"));
+	assert_non_null(strstr(md, "† differs from the best method"));
+	assert_non_null(strstr(md, "l1 @ macs=0.7: 1 of 3 cells diverged"));
+	assert_non_null(strstr(md, "slimming @ macs=0.7: 2 of 2 cells "
+			       "diverged"));
+	/* The marker appears in exactly one row (plus its footnote). */
+	{
+		int n = 0;
+		for (const char *p = md; (p = strstr(p, "†")); p++)
+			n++;
+		assert_int_equal(n, 2);
+	}
+
+	/* CSV: raw numbers, no ±. */
+	assert_null(strstr(csv, "±"));
+	assert_non_null(strstr(csv, "label,method,kind,target,"));
+	assert_non_null(strstr(csv, "\ndense,dense,dense,,,,3,3,0,0,91.2,0.2"));
+	assert_non_null(strstr(csv, "\nl1,l1,prune,macs=0.5,0.5,0.497,3,3,0,0,"
+			       "71,1,"));
+	assert_non_null(strstr(csv, "\nslimming,slimming,prune,macs=0.7,,,2,0,"
+			       "2,0,"));
+	assert_non_null(strstr(csv, ",0.2;0.36;0.488\n"));
+	assert_non_null(strstr(csv, ",1.7,1.9,"));  /* speedup b1, b128 */
+
+	/* LaTeX: booktabs rules, $\pm$, dagger, escaped names. */
+	assert_non_null(strstr(tex, "\\toprule"));
+	assert_non_null(strstr(tex, "\\midrule"));
+	assert_non_null(strstr(tex, "\\bottomrule"));
+	assert_non_null(strstr(tex, "90.20 $\\pm$ 0.20"));
+	assert_non_null(strstr(tex, "85.20 $\\pm$ 0.20$^\\dagger$"));
+	assert_non_null(strstr(tex, "$-1.00$"));
+	assert_null(strstr(tex, "±"));
+	assert_non_null(strstr(tex, "\\end{tabular}"));
+
+	free(md);
+	free(csv);
+	free(tex);
+	free(printed);
+	tu_rm_tree(dir);
+}
+
+static void test_ci_option(void **state)
+{
+	char *dir = write_fixture(NULL);
+	pb_table_opts o = { .ci = 1 };
+	pb_error err = { 0 };
+	char *md;
+	(void)state;
+
+	assert_int_equal(pb_table_write_ex(dir, &o, NULL, NULL, &err), 0);
+	md = slurp(dir, "table.md");
+	/* 4.3027 * 0.2 / sqrt(3) = 0.4968 */
+	assert_non_null(strstr(md, "| dense | — | — | 91.20 ± 0.50 |"));
+	assert_non_null(strstr(md, "95% confidence half-width"));
+	free(md);
+	tu_rm_tree(dir);
+}
+
+static void test_missing_and_empty(void **state)
+{
+	char *dir = tu_temp_dir(), path[512];
+	pb_error err = { 0 };
+	FILE *f;
+	(void)state;
+
+	assert_int_equal(pb_table_write_ex(dir, NULL, NULL, NULL, &err),
+			 PB_EIO);
+	assert_non_null(strstr(err.msg, "runs.jsonl"));
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "w");
+	fputs("{\"v\": 2, \"kind\": \"dense\", \"status\": \"ok\", "
+	      "\"seed\": 1}\n", f);
+	fclose(f);
+	assert_int_equal(pb_table_write_ex(dir, NULL, NULL, NULL, &err),
+			 PB_EFORMAT);
+	assert_non_null(strstr(err.msg, "no finished cell"));
+	tu_rm_tree(dir);
+}
+
+static void test_plot_data(void **state)
+{
+	char *dir = write_fixture(NULL), *series, *dat;
+	pb_table t;
+	pb_error err = { 0 };
+	(void)state;
+
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(pb_table_write_plot_data(&t, dir, &err), 0);
+	series = slurp(dir, "plots/series.txt");
+	assert_non_null(strstr(series, "00.dat\tl1\n"));
+	assert_non_null(strstr(series, "\tl1 (scratch)\n"));
+	assert_null(strstr(series, "slimming"));  /* nothing to draw */
+	dat = slurp(dir, "plots/00.dat");
+	/* l1: both targets, ordered by MACs kept. */
+	assert_non_null(strstr(dat, " 90.2 0.2 macs=0.5\n"));
+	assert_non_null(strstr(dat, " 87.2 "));
+	free(series);
+	free(dat);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_statistics),
+		cmocka_unit_test(test_welch),
+		cmocka_unit_test(test_welch_unequal),
+		cmocka_unit_test(test_row_order),
+		cmocka_unit_test(test_bad_lines_skipped),
+		cmocka_unit_test(test_diverged),
+		cmocka_unit_test(test_superseded),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_ci_option),
+		cmocka_unit_test(test_missing_and_empty),
+		cmocka_unit_test(test_plot_data),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

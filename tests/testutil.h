@@ -1,0 +1,165 @@
+/* Helpers shared by the cmocka test programs. */
+#ifndef PB_TESTUTIL_H
+#define PB_TESTUTIL_H
+
+#include <ftw.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "prunebench/model.h"
+#include "prunebench/plugin.h"
+
+#ifndef PB_SRCDIR
+#define PB_SRCDIR "."
+#endif
+
+/* Fills a with uniform values in [lo, hi) from a fixed-seed generator. */
+static inline void tu_fill_uniform(float *a, size_t n, float lo, float hi,
+				   unsigned long seed)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, seed);
+	for (size_t i = 0; i < n; i++)
+		a[i] = lo + (hi - lo) * (float)gsl_rng_uniform(r);
+	gsl_rng_free(r);
+}
+
+/* Relative error used by the finite-difference checks: |a-b| scaled by
+ * max(|a|,|b|,floor) so tiny gradients are compared absolutely. */
+static inline double tu_relerr(double a, double b, double floor_)
+{
+	double s = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+	if (s < floor_)
+		s = floor_;
+	return fabs(a - b) / s;
+}
+
+/* Writes text to a fresh temporary file and returns its malloc-ed path. */
+static inline char *tu_write_temp(const char *suffix, const void *data,
+				  size_t len)
+{
+	char tmpl[] = "/tmp/pbtestXXXXXX";
+	int fd = mkstemp(tmpl);
+	char *path;
+	FILE *f;
+
+	assert_true(fd >= 0);
+	path = malloc(strlen(tmpl) + strlen(suffix) + 1);
+	sprintf(path, "%s%s", tmpl, suffix);
+	if (strcmp(tmpl, path) != 0) {
+		assert_int_equal(rename(tmpl, path), 0);
+	}
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	if (len)
+		assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+/* A temporary directory (malloc-ed path). */
+static inline char *tu_temp_dir(void)
+{
+	char tmpl[] = "/tmp/pbtestdirXXXXXX";
+	char *p = mkdtemp(tmpl);
+	assert_non_null(p);
+	return strdup(p);
+}
+
+/* A model INI shipped in experiments/models of the source tree, e.g.
+ * "vgg-s.ini"; fails the test if it does not load. */
+static inline pb_model *tu_load_shipped_model(const char *file)
+{
+	char path[1024];
+	pb_model *m = NULL;
+	pb_error err = { 0 };
+
+	snprintf(path, sizeof path, "%s/experiments/models/%s", PB_SRCDIR,
+		 file);
+	if (pb_model_load(&m, path, &err))
+		fail_msg("%s", err.msg);
+	return m;
+}
+
+/* nftw callback of tu_rm_tree. */
+static inline int tu_rm_entry(const char *path, const struct stat *st,
+			      int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes dir and everything in it, then frees the path. */
+static inline void tu_rm_tree(char *dir)
+{
+	assert_int_equal(nftw(dir, tu_rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(dir);
+}
+
+/* Writes text to the file dir/name. */
+static inline void tu_write_text(const char *dir, const char *name,
+				 const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The plugins of this build: $PB_TEST_PLUGIN_DIR, else
+ * $PB_BUILDDIR/plugins/.libs. Exits 77 (skipped) when neither exists. */
+static inline pb_plugin_path *tu_plugin_path(void)
+{
+	const char *d = getenv("PB_TEST_PLUGIN_DIR");
+	const char *b = getenv("PB_BUILDDIR");
+	char buf[4096];
+	pb_plugin_path *p = NULL;
+	pb_error err = { 0 };
+	struct stat st;
+
+	if (!d && b) {
+		snprintf(buf, sizeof buf, "%s/plugins/.libs", b);
+		d = buf;
+	}
+	if (!d || stat(d, &st)) {
+		fprintf(stderr, "no plugin folder (set PB_BUILDDIR or "
+			"PB_TEST_PLUGIN_DIR); skipping\n");
+		exit(77);
+	}
+	if (pb_plugin_path_new(&p, &err) || pb_plugin_path_add(p, d, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		exit(1);
+	}
+	return p;
+}
+
+/* A model from INI text, named source in messages; fails the test if it
+ * does not parse. */
+static inline pb_model *tu_parse_model(const char *text, const char *source)
+{
+	pb_model *m = NULL;
+	pb_error err = { 0 };
+
+	if (pb_model_parse(&m, text, source, &err))
+		fail_msg("%s", err.msg);
+	return m;
+}
+
+#endif
