@@ -22,7 +22,7 @@ void pb_recipe_default(pb_recipe *r)
 	r->min_lr = 0.0;
 	r->gamma = 0.1;
 	r->warmup_epochs = 1.0;
-	r->aug.crop_pad = 2;
+	r->aug.crop_pad = 0;
 	r->aug.hflip = 0;
 	r->val_size = 5000;
 	r->keep_best = 0;

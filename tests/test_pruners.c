@@ -23,48 +23,15 @@ static const char l1_ini[] =
 	"[f]\ntype = flatten\n"
 	"[fc]\ntype = linear\nout = 3\n";
 
-static pb_plugin *open_plugin(const char *name)
-{
-	const char *b = getenv("PB_BUILDDIR");
-	char dir[4096];
-	pb_plugin_path *sp = NULL;
-	pb_plugin *p = NULL;
-	pb_error err = { 0 };
-
-	snprintf(dir, sizeof dir, "%s/plugins/.libs", b ? b : ".");
-	assert_int_equal(pb_plugin_path_new(&sp, &err), 0);
-	assert_int_equal(pb_plugin_path_add(sp, dir, &err), 0);
-	if (pb_plugin_open(&p, sp, name, &err))
-		fail_msg("%s", err.msg);
-	pb_plugin_path_free(sp);
-	return p;
-}
-
-static pb_model *parse(const char *ini)
-{
-	pb_model *m = NULL;
-	pb_error err = { 0 };
-
-	if (pb_model_parse(&m, ini, "test", &err))
-		fail_msg("%s", err.msg);
-	return m;
-}
-
 /* Runs pruner pr with options "k=v" (NULL-terminated) and target text. */
 static int run(const pb_model *m, const pb_pruner *pr, const char *target,
 	       const char *const *kv, pb_model **out, pb_prune_report *rep,
 	       pb_error *err)
 {
-	pb_options *o = NULL;
 	pb_target t;
 	pb_prune_setup su = { 0 };
-	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-	int rc;
 
 	memset(&t, 0, sizeof t);
-	assert_int_equal(pb_options_new(&o, pr, err), 0);
-	for (int i = 0; kv && kv[i]; i++)
-		assert_int_equal(pb_options_set_kv(o, kv[i], "test", err), 0);
 	/* "KIND=X[,global]" */
 	{
 		char kind[32];
@@ -83,13 +50,8 @@ static int run(const pb_model *m, const pb_pruner *pr, const char *target,
 			  PB_SCOPE_GLOBAL;
 	}
 	su.pruner = pr;
-	su.options = o;
 	su.target = &t;
-	su.rng = rng;
-	rc = pb_prune_run(m, &su, out, rep, err);
-	pb_options_free(o);
-	gsl_rng_free(rng);
-	return rc;
+	return tu_prune_run(m, &su, kv, 0, out, rep, err);
 }
 
 /* ---- magnitude ------------------------------------------------------------ */
@@ -166,8 +128,8 @@ static void check_smallest(pb_model *dense, pb_model *pr, const char *which,
 
 static void test_magnitude_global(void **state)
 {
-	pb_plugin *p = open_plugin("magnitude");
-	pb_model *m = parse(mag_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("magnitude");
+	pb_model *m = tu_parse_model(mag_ini, "test"), *out = NULL;
 	pb_prune_report rep;
 	pb_error err = { 0 };
 
@@ -189,8 +151,8 @@ static void test_magnitude_global(void **state)
 static void test_magnitude_layer(void **state)
 {
 	static const char *no_first[] = { "include_first=no", NULL };
-	pb_plugin *p = open_plugin("magnitude");
-	pb_model *m = parse(mag_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("magnitude");
+	pb_model *m = tu_parse_model(mag_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;
@@ -215,8 +177,8 @@ static void test_magnitude_layer(void **state)
 
 static void test_magnitude_wrong_target(void **state)
 {
-	pb_plugin *p = open_plugin("magnitude");
-	pb_model *m = parse(mag_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("magnitude");
+	pb_model *m = tu_parse_model(mag_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;
@@ -256,8 +218,7 @@ static void craft_filters(pb_model *m)
 		for (int j = 0; j < 36; j++)
 			w2->data[c * 36 + j] = c2v[c] * (j % 3 ? 1.f : -1.f);
 	}
-	tu_fill_uniform(pb_model_find_param(m, "fc.weight")->data,
-			pb_model_find_param(m, "fc.weight")->n, -1, 1, 3);
+	tu_fill_param(m, "fc.weight", -1, 1, 3);
 }
 
 /* The pruned model keeps c1 channels keep1 (in order) and c2 channels
@@ -292,8 +253,8 @@ static void check_kept(pb_model *dense, pb_model *pr, const int *keep1,
 static void test_l1_removes_smallest_l1(void **state)
 {
 	static const int keep1[3] = { 0, 2, 3 }, keep2[3] = { 0, 1, 3 };
-	pb_plugin *p = open_plugin("l1");
-	pb_model *m = parse(l1_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(l1_ini, "test"), *out = NULL;
 	pb_prune_report rep;
 	pb_error err = { 0 };
 
@@ -316,8 +277,8 @@ static void test_l1_norm2(void **state)
 {
 	static const char *l2[] = { "norm=2", NULL };
 	static const int keep1[3] = { 1, 2, 3 }, keep2[3] = { 0, 1, 3 };
-	pb_plugin *p = open_plugin("l1");
-	pb_model *m = parse(l1_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(l1_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;
@@ -333,8 +294,8 @@ static void test_l1_norm2(void **state)
 
 static void test_l1_wrong_target(void **state)
 {
-	pb_plugin *p = open_plugin("l1");
-	pb_model *m = parse(l1_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(l1_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;
@@ -384,7 +345,7 @@ static const pb_pruner ctx_pruner = {
 
 static void test_ctx_remove_and_revert(void **state)
 {
-	pb_model *m = parse(l1_ini), *out = NULL;
+	pb_model *m = tu_parse_model(l1_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 	pb_param *a, *b;
 
@@ -431,7 +392,7 @@ static const pb_pruner failing_pruner = {
 
 static void test_ctx_failure_and_checks(void **state)
 {
-	pb_model *m = parse(mag_ini), *out = NULL;
+	pb_model *m = tu_parse_model(mag_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;

@@ -16,33 +16,6 @@
 #include "prunebench/data.h"
 #include "prunebench/train.h"
 
-static pb_plugin *open_plugin(const char *name)
-{
-	const char *b = getenv("PB_BUILDDIR");
-	char dir[4096];
-	pb_plugin_path *sp = NULL;
-	pb_plugin *p = NULL;
-	pb_error err = { 0 };
-
-	snprintf(dir, sizeof dir, "%s/plugins/.libs", b ? b : ".");
-	assert_int_equal(pb_plugin_path_new(&sp, &err), 0);
-	assert_int_equal(pb_plugin_path_add(sp, dir, &err), 0);
-	if (pb_plugin_open(&p, sp, name, &err))
-		fail_msg("%s", err.msg);
-	pb_plugin_path_free(sp);
-	return p;
-}
-
-static pb_model *parse(const char *ini)
-{
-	pb_model *m = NULL;
-	pb_error err = { 0 };
-
-	if (pb_model_parse(&m, ini, "test", &err))
-		fail_msg("%s", err.msg);
-	return m;
-}
-
 /* Runs pr on m with target text, options "k=v" (NULL-terminated), data
  * sp (may be NULL), the fine-tune recipe ft, an RNG seeded with seed, and
  * progress lines to `progress` (may be NULL). */
@@ -51,32 +24,19 @@ static int run(const pb_model *m, const pb_pruner *pr, const char *target,
 	       const pb_recipe *ft, unsigned long seed, FILE *progress,
 	       pb_model **out, pb_error *err)
 {
-	pb_options *o = NULL;
 	pb_target t;
 	pb_prune_setup su = { 0 };
-	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-	int rc;
 
-	gsl_rng_set(rng, seed);
-	assert_int_equal(pb_options_new(&o, pr, err), 0);
-	for (int i = 0; kv && kv[i]; i++)
-		if (pb_options_set_kv(o, kv[i], "test", err))
-			fail_msg("%s", err->msg);
 	if (pb_target_parse(&t, target, err))
 		fail_msg("%s", err->msg);
 	su.pruner = pr;
-	su.options = o;
 	su.target = &t;
-	su.rng = rng;
 	su.splits = sp;
 	su.finetune = ft;
 	su.dense = ft;
 	su.progress = progress;
 	su.label = "t";
-	rc = pb_prune_run(m, &su, out, NULL, err);
-	pb_options_free(o);
-	gsl_rng_free(rng);
-	return rc;
+	return tu_prune_run(m, &su, kv, seed, out, NULL, err);
 }
 
 /* ---- thinet ----------------------------------------------------------------- */
@@ -176,8 +136,8 @@ static double logit_error(pb_model *dense, pb_model *pr, const pb_dataset *d)
 
 static void test_thinet_removes_cancelling_channel(void **state)
 {
-	pb_plugin *th = open_plugin("thinet"), *l1 = open_plugin("l1");
-	pb_model *m = parse(thinet_ini), *out = NULL;
+	pb_plugin *th = tu_open_plugin("thinet"), *l1 = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(thinet_ini, "test"), *out = NULL;
 	pb_splits sp;
 	pb_error err = { 0 };
 	int idx[3];
@@ -219,8 +179,8 @@ static void test_thinet_least_squares(void **state)
 	static const char *ls[] = { "images=64", "per_image=6", NULL };
 	static const char *nols[] = { "images=64", "per_image=6",
 				      "rescale=no", NULL };
-	pb_plugin *th = open_plugin("thinet");
-	pb_model *m = parse(thinet_ini), *a = NULL, *b = NULL;
+	pb_plugin *th = tu_open_plugin("thinet");
+	pb_model *m = tu_parse_model(thinet_ini, "test"), *a = NULL, *b = NULL;
 	pb_splits sp;
 	pb_error err = { 0 };
 	double e_ls, e_plain;
@@ -284,17 +244,14 @@ static const char residual_ini[] =
 
 static void test_thinet_residual_inner_only(void **state)
 {
-	pb_plugin *th = open_plugin("thinet");
-	pb_model *m = parse(residual_ini), *out = NULL;
+	pb_plugin *th = tu_open_plugin("thinet");
+	pb_model *m = tu_parse_model(residual_ini, "test"), *out = NULL;
 	pb_splits sp;
 	pb_error err = { 0 };
-	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 
 	(void)state;
 	memset(&sp, 0, sizeof sp);
-	gsl_rng_set(r, 3);
-	assert_int_equal(pb_model_init_params(m, r, &err), 0);
-	gsl_rng_free(r);
+	tu_init_params(m, 3);
 	assert_int_equal(pb_dataset_synthetic(&sp.train, 32, 1, 6, 6, 3,
 					      0.3f, 1, &err), 0);
 	if (run(m, pb_plugin_pruner(th), "channels=0.25", NULL, &sp, NULL, 1,
@@ -343,8 +300,7 @@ static void craft_fpgm(pb_model *m)
 	memset(w->data, 0, w->n * sizeof(float));
 	for (int c = 0; c < 5; c++)
 		memcpy(w->data + 9 * c, v[c], sizeof v[c]);
-	tu_fill_uniform(pb_model_find_param(m, "fc.weight")->data,
-			pb_model_find_param(m, "fc.weight")->n, -1, 1, 3);
+	tu_fill_param(m, "fc.weight", -1, 1, 3);
 }
 
 /* The dense c1 filter index missing from the pruned model. */
@@ -374,8 +330,8 @@ static void test_fpgm_removes_median_not_smallest(void **state)
 	static const char *hard[] = { "mode=hard", NULL };
 	static const char *hard_l1[] = { "mode=hard", "distance=l1", NULL };
 	static const char *soft0[] = { "mode=soft", "soft_epochs=0", NULL };
-	pb_plugin *fp = open_plugin("fpgm"), *l1 = open_plugin("l1");
-	pb_model *m = parse(fpgm_ini), *out = NULL;
+	pb_plugin *fp = tu_open_plugin("fpgm"), *l1 = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(fpgm_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 
 	(void)state;
@@ -427,12 +383,9 @@ static void small_setup(pb_model **m, pb_splits *sp, pb_recipe *ft)
 {
 	pb_error err = { 0 };
 	pb_dataset full = { 0 };
-	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 
-	*m = parse(small_ini);
-	gsl_rng_set(r, 9);
-	assert_int_equal(pb_model_init_params(*m, r, &err), 0);
-	gsl_rng_free(r);
+	*m = tu_parse_model(small_ini, "test");
+	tu_init_params(*m, 9);
 	memset(sp, 0, sizeof *sp);
 	assert_int_equal(pb_dataset_synthetic(&full, 240, 1, 8, 8, 4, 0.8f,
 					      4, &err), 0);
@@ -459,7 +412,7 @@ static void small_free(pb_model *m, pb_splits *sp)
 static void test_fpgm_soft_trains_and_removes(void **state)
 {
 	static const char *soft[] = { "mode=soft", "soft_epochs=2", NULL };
-	pb_plugin *fp = open_plugin("fpgm");
+	pb_plugin *fp = tu_open_plugin("fpgm");
 	pb_model *m, *out = NULL;
 	pb_splits sp;
 	pb_recipe ft;
@@ -615,7 +568,7 @@ static char *run_random(pb_model *m, const pb_splits *sp, const pb_recipe *ft,
 			const char *const *kv, unsigned long seed,
 			pb_model **out)
 {
-	pb_plugin *rp = open_plugin("random");
+	pb_plugin *rp = tu_open_plugin("random");
 	pb_error err = { 0 };
 	char *text = NULL;
 	size_t len = 0;

@@ -19,33 +19,6 @@
 #include "prunebench/plugin.h"
 #include "prunebench/train.h"
 
-static pb_plugin *open_plugin(const char *name)
-{
-	const char *b = getenv("PB_BUILDDIR");
-	char dir[4096];
-	pb_plugin_path *sp = NULL;
-	pb_plugin *p = NULL;
-	pb_error err = { 0 };
-
-	snprintf(dir, sizeof dir, "%s/plugins/.libs", b ? b : ".");
-	assert_int_equal(pb_plugin_path_new(&sp, &err), 0);
-	assert_int_equal(pb_plugin_path_add(sp, dir, &err), 0);
-	if (pb_plugin_open(&p, sp, name, &err))
-		fail_msg("%s", err.msg);
-	pb_plugin_path_free(sp);
-	return p;
-}
-
-static pb_model *parse(const char *ini)
-{
-	pb_model *m = NULL;
-	pb_error err = { 0 };
-
-	if (pb_model_parse(&m, ini, "test", &err))
-		fail_msg("%s", err.msg);
-	return m;
-}
-
 /* Tiny data: n synthetic 1x4x4 images of 3 classes, all for training. */
 static void make_splits(pb_splits *sp, int n)
 {
@@ -88,34 +61,22 @@ typedef struct run_args {
 static int run(const pb_model *m, const pb_pruner *pr, const run_args *a,
 	       pb_model **out, pb_prune_report *rep, pb_error *err)
 {
-	pb_options *o = NULL;
 	pb_target t;
 	pb_prune_setup su = { 0 };
-	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-	int rc;
 
-	gsl_rng_set(rng, a->seed ? a->seed : 5);
 	memset(&t, 0, sizeof t);
 	t.kind = a->kind;
 	t.amount = a->amount;
 	t.scope = a->scope;
-	assert_int_equal(pb_options_new(&o, pr, err), 0);
-	for (int i = 0; a->kv && a->kv[i]; i++)
-		if (pb_options_set_kv(o, a->kv[i], "test", err))
-			fail_msg("%s", err->msg);
 	su.pruner = pr;
-	su.options = o;
 	su.target = &t;
-	su.rng = rng;
 	su.splits = a->splits;
 	su.dense = a->dense;
 	su.finetune = a->finetune;
 	su.progress = a->progress;
 	su.label = pr->name;
-	rc = pb_prune_run(m, &su, out, rep, err);
-	pb_options_free(o);
-	gsl_rng_free(rng);
-	return rc;
+	return tu_prune_run(m, &su, a->kv, a->seed ? a->seed : 5, out, rep,
+			    err);
 }
 
 /* ---- slimming ------------------------------------------------------------- */
@@ -169,9 +130,9 @@ static void test_slimming_subgradient(void **state)
 	static const float b1[4] = { 1.5f, -2.0f, 0.0f, 0.3f };
 	static const float b2[4] = { -0.1f, 0.2f, 3.0f, -4.0f };
 	static const char *kv[] = { "lambda=0.001", "sparsity_epochs=0", NULL };
-	pb_plugin *p = open_plugin("slimming");
+	pb_plugin *p = tu_open_plugin("slimming");
 	pb_pruner w = *pb_plugin_pruner(p);
-	pb_model *m = parse(two_bn_ini), *out = NULL;
+	pb_model *m = tu_parse_model(two_bn_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 	run_args a = { .kv = kv, .kind = PB_TARGET_CHANNELS, .amount = 0.25 };
 
@@ -201,9 +162,9 @@ static void test_slimming_global_threshold(void **state)
 	static const float b1[4] = { 0.01f, -0.03f, 0.02f, 0.04f };
 	static const float b2[4] = { 1.0f, 0.05f, -2.0f, 3.0f };
 	static const char *kv[] = { "sparsity_epochs=0", NULL };
-	pb_plugin *p = open_plugin("slimming");
-	pb_plugin *l1 = open_plugin("l1");
-	pb_model *m = parse(two_bn_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("slimming");
+	pb_plugin *l1 = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(two_bn_ini, "test"), *out = NULL;
 	pb_param *w1, *w2, *g1, *g2;
 	pb_error err = { 0 };
 	run_args a = { .kv = kv, .kind = PB_TARGET_CHANNELS, .amount = 0.5,
@@ -211,12 +172,9 @@ static void test_slimming_global_threshold(void **state)
 
 	(void)state;
 	set_gammas(m, b1, b2);
-	tu_fill_uniform(pb_model_find_param(m, "c1.weight")->data,
-			pb_model_find_param(m, "c1.weight")->n, 1, 2, 1);
-	tu_fill_uniform(pb_model_find_param(m, "c2.weight")->data,
-			pb_model_find_param(m, "c2.weight")->n, -0.1f, 0.1f, 2);
-	tu_fill_uniform(pb_model_find_param(m, "fc.weight")->data,
-			pb_model_find_param(m, "fc.weight")->n, -1, 1, 3);
+	tu_fill_param(m, "c1.weight", 1, 2, 1);
+	tu_fill_param(m, "c2.weight", -0.1f, 0.1f, 2);
+	tu_fill_param(m, "fc.weight", -1, 1, 3);
 	if (run(m, pb_plugin_pruner(p), &a, &out, NULL, &err))
 		fail_msg("%s", err.msg);
 	/* The four smallest |gamma|: 0.01, 0.02, 0.03 of b1 and 0.05 of b2;
@@ -251,19 +209,17 @@ static void test_slimming_trains(void **state)
 {
 	static const char *kv[] = { "from=dense", "sparsity_epochs=1",
 				    "lambda=0.01", NULL };
-	pb_plugin *p = open_plugin("slimming");
-	pb_model *m = parse(two_bn_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("slimming");
+	pb_model *m = tu_parse_model(two_bn_ini, "test"), *out = NULL;
 	pb_splits sp;
 	pb_recipe ft;
 	pb_prune_report rep;
 	pb_error err = { 0 };
-	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 	run_args a = { .kv = kv, .kind = PB_TARGET_CHANNELS, .amount = 0.25,
 		       .scope = PB_SCOPE_GLOBAL };
 
 	(void)state;
-	gsl_rng_set(r, 3);
-	assert_int_equal(pb_model_init_params(m, r, &err), 0);
+	tu_init_params(m, 3);
 	make_splits(&sp, 64);
 	plain_recipe(&ft, 1, 16, 0.05);
 	a.splits = &sp;
@@ -274,7 +230,6 @@ static void test_slimming_trains(void **state)
 	pb_model_free(out);
 	pb_model_free(m);
 	pb_splits_free(&sp);
-	gsl_rng_free(r);
 	pb_plugin_close(p);
 }
 
@@ -377,7 +332,7 @@ static void run_taylor(const char *criterion, double *logged,
 	char crit[32];
 	const char *kv[] = { crit, "interval=3", "per_step=1",
 			     "log_scores=yes", NULL };
-	pb_plugin *p = open_plugin("taylor");
+	pb_plugin *p = tu_open_plugin("taylor");
 	pb_recipe ft;
 	pb_error err = { 0 };
 	char *buf = NULL;
@@ -405,7 +360,8 @@ static void run_taylor(const char *criterion, double *logged,
 static void test_taylor(const char *criterion)
 {
 	int weight = !strcmp(criterion, "weight");
-	pb_model *m = parse(weight ? taylor_nobn_ini : taylor_ini), *out = NULL;
+	const char *ini = weight ? taylor_nobn_ini : taylor_ini;
+	pb_model *m = tu_parse_model(ini, "test"), *out = NULL;
 	pb_splits sp;
 	double want[3], got[3];
 	pb_param *a, *b;
@@ -449,8 +405,8 @@ static void test_taylor_weight(void **state)
 /* On the same model L1 removes the small, useful channel 1. */
 static void test_taylor_vs_l1(void **state)
 {
-	pb_plugin *p = open_plugin("l1");
-	pb_model *m = parse(taylor_ini), *out = NULL;
+	pb_plugin *p = tu_open_plugin("l1");
+	pb_model *m = tu_parse_model(taylor_ini, "test"), *out = NULL;
 	pb_error err = { 0 };
 	pb_param *a, *b;
 	run_args ra = { .kind = PB_TARGET_CHANNELS, .amount = 0.3,
@@ -504,9 +460,9 @@ static int lth_observed(void *state, pb_prune_ctx *ctx)
 /* Runs lth (wrapped) with options kv to sparsity 1 - 0.8^3. */
 static void run_lth(const char *const *kv, pb_prune_report *rep)
 {
-	pb_plugin *p = open_plugin("lth");
+	pb_plugin *p = tu_open_plugin("lth");
 	pb_pruner w = *pb_plugin_pruner(p);
-	pb_model *m = parse(lth_ini), *out = NULL;
+	pb_model *m = tu_parse_model(lth_ini, "test"), *out = NULL;
 	pb_splits sp;
 	pb_recipe dense;
 	pb_error err = { 0 };

@@ -162,4 +162,70 @@ static inline pb_model *tu_parse_model(const char *text, const char *source)
 	return m;
 }
 
+/* Plugin `name` of this build, from tu_plugin_path(); fails the test if
+ * it does not open. Close it with pb_plugin_close. */
+static inline pb_plugin *tu_open_plugin(const char *name)
+{
+	pb_plugin_path *sp = tu_plugin_path();
+	pb_plugin *p = NULL;
+	pb_error err = { 0 };
+
+	if (pb_plugin_open(&p, sp, name, &err))
+		fail_msg("%s", err.msg);
+	pb_plugin_path_free(sp);
+	return p;
+}
+
+/* pb_prune_run on m with the setup *base (pruner, target and whatever
+ * else the test fills in) plus the pruner's options from "k=v" strings
+ * (kv NULL-terminated, may be NULL) and a fresh RNG seeded with seed
+ * (0 is GSL's default seed, as an unseeded generator). Fails the test if
+ * an option is refused; returns what pb_prune_run returns. */
+static inline int tu_prune_run(const pb_model *m, const pb_prune_setup *base,
+			       const char *const *kv, unsigned long seed,
+			       pb_model **out, pb_prune_report *rep,
+			       pb_error *err)
+{
+	pb_prune_setup su = *base;
+	pb_options *o = NULL;
+	int rc;
+
+	if (pb_options_new(&o, su.pruner, err))
+		fail_msg("%s", err->msg);
+	for (int i = 0; kv && kv[i]; i++)
+		if (pb_options_set_kv(o, kv[i], "test", err))
+			fail_msg("%s", err->msg);
+	su.options = o;
+	su.rng = gsl_rng_alloc(gsl_rng_mt19937);
+	assert_non_null(su.rng);
+	gsl_rng_set(su.rng, seed);
+	rc = pb_prune_run(m, &su, out, rep, err);
+	pb_options_free(o);
+	gsl_rng_free(su.rng);
+	return rc;
+}
+
+/* Initialises m's parameters as pb_model_init_params does, from a
+ * generator seeded with seed. */
+static inline void tu_init_params(pb_model *m, unsigned long seed)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	pb_error err = { 0 };
+
+	gsl_rng_set(r, seed);
+	if (pb_model_init_params(m, r, &err))
+		fail_msg("%s", err.msg);
+	gsl_rng_free(r);
+}
+
+/* Fills m's parameter `name` (e.g. "fc.weight") with tu_fill_uniform. */
+static inline void tu_fill_param(pb_model *m, const char *name, float lo,
+				 float hi, unsigned long seed)
+{
+	pb_param *p = pb_model_find_param(m, name);
+
+	assert_non_null(p);
+	tu_fill_uniform(p->data, p->n, lo, hi, seed);
+}
+
 #endif

@@ -60,13 +60,14 @@ static void print_header(int threads, int tsv)
 {
 	char cpu[256];
 	const char *ct = getenv("OPENBLAS_CORETYPE");
+	const char *sep = tsv ? "\t" : ": ";
 
 	pb_bench_cpu_model(cpu, sizeof cpu);
-	printf("%scpu\t%s, %d cores\n", tsv ? "" : "# ", cpu,
+	printf("%scpu%s%s, %d cores\n", tsv ? "" : "# ", sep, cpu,
 	       omp_get_num_procs());
-	printf("%sblas\t%s, OPENBLAS_CORETYPE=%s\n", tsv ? "" : "# ",
+	printf("%sblas%s%s, OPENBLAS_CORETYPE=%s\n", tsv ? "" : "# ", sep,
 	       pb_blas_name(), ct ? ct : "(unset)");
-	printf("%sthreads\t%d\n", tsv ? "" : "# ", threads);
+	printf("%sthreads%s%d\n", tsv ? "" : "# ", sep, threads);
 }
 
 static void print_peaks(int threads, int tsv)

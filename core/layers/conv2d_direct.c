@@ -75,22 +75,33 @@ size_t pbi_conv_direct_workspace(int C, int OC)
 static void build_masks(uint16_t *masks, uint16_t *tails, int H, int W)
 {
 	const int HW = H * W, nch = (HW + 15) / 16;
+	int y = 0, x = 0;
 
+	/* Rebuilt on every call (a batch-1 forward calls this six times),
+	 * so no divisions: walk (y, x) along the plane, collect per chunk
+	 * the lanes whose row above/below and column left/right exist, and
+	 * AND them per tap. */
 	for (int q = 0; q < nch; q++) {
-		tails[q] = 0;
-		for (int t = 0; t < 9; t++)
-			masks[q * 9 + t] = 0;
-		for (int l = 0; l < 16; l++) {
-			const int p = q * 16 + l, y = p / W, x = p % W;
-			if (p >= HW)
-				break;
-			tails[q] |= (uint16_t)(1u << l);
-			for (int t = 0; t < 9; t++) {
-				const int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-				if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-					masks[q * 9 + t] |= (uint16_t)(1u << l);
+		uint16_t row[3] = { 0, 0, 0 }, col[3] = { 0, 0, 0 }, tail = 0;
+
+		for (int l = 0; l < 16 && q * 16 + l < HW; l++) {
+			const uint16_t bit = (uint16_t)(1u << l);
+
+			tail |= bit;
+			row[0] |= y > 0 ? bit : 0;
+			row[1] |= bit;
+			row[2] |= y < H - 1 ? bit : 0;
+			col[0] |= x > 0 ? bit : 0;
+			col[1] |= bit;
+			col[2] |= x < W - 1 ? bit : 0;
+			if (++x == W) {
+				x = 0;
+				y++;
 			}
 		}
+		tails[q] = tail;
+		for (int t = 0; t < 9; t++)
+			masks[q * 9 + t] = row[t / 3] & col[t % 3];
 	}
 }
 
