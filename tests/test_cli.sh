@@ -64,5 +64,31 @@ head -c 100 "$tmp/m.ckpt" > "$tmp/short.ckpt"
 expect_fail "truncated checkpoint" 1 "short.ckpt" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tmp/short.ckpt" --data synthetic:64
 expect_fail "checkpoint of another model" 1 "m.ckpt" "$bin" eval "$src/experiments/models/lenet5.ini" "$tmp/m.ckpt" --data synthetic:64
 
+# `run --output` writes the sweep where it is told, not to the INI's output.
+cat > "$tmp/exp.ini" <<EXP
+[experiment]
+name = clitest
+model = $src/experiments/models/vgg-s.ini
+data = synthetic:300:2
+val_size = 60
+cache = $tmp/cache
+output = $tmp/default-out
+latency = no
+[train]
+epochs = 1
+batch = 32
+[finetune]
+epochs = 1
+batch = 32
+[prune.magnitude]
+targets = sparsity=0.5
+EXP
+check "run --output" "$bin" run "$tmp/exp.ini" --output "$tmp/other" --threads 2 --quiet
+[[ $(wc -l < "$tmp/other/runs.jsonl") -eq 3 ]] || { echo "not ok - run --output: 3 cells in runs.jsonl"; fails=$((fails + 1)); }
+[[ ! -e $tmp/default-out ]] || { echo "not ok - run --output left the INI's output alone"; fails=$((fails + 1)); }
+grep -q '^| magnitude' "$tmp/out" || { echo "not ok - run prints the table"; fails=$((fails + 1)); }
+: > "$tmp/afile"
+expect_fail "run --output under a file" 1 "afile" "$bin" run "$tmp/exp.ini" --output "$tmp/afile/x" --quiet
+
 echo "1..$((fails))" >/dev/null
 exit $((fails > 0))
