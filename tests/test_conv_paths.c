@@ -21,6 +21,10 @@ static const struct shape shapes[] = {
 	{ 2, 1, 28, 28, 16 }, { 3, 16, 14, 14, 32 }, { 2, 5, 7, 7, 13 },
 	{ 1, 3, 5, 9, 7 },    { 4, 9, 3, 3, 10 },    { 1, 2, 1, 1, 3 },
 	{ 2, 4, 1, 17, 9 },   { 3, 17, 11, 6, 1 },
+	/* Pruned VGG-S widths: output blocks 6+5 and 8+8+8+7+7+7, chunk
+	 * groups 3+3+3+2+2 (14x14) and 2+2 (7x7); every block size 1-8 is
+	 * reached here or, with C and OC swapped, by the input gradient. */
+	{ 2, 11, 14, 14, 11 }, { 2, 6, 7, 7, 45 },   { 1, 2, 4, 4, 2 },
 };
 
 static float *fbuf(size_t n)
