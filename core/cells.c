@@ -20,6 +20,7 @@ const char *pb_cell_kind_name(pb_cell_kind k)
 	case PB_CELL_DENSE_FT: return "dense_ft";
 	case PB_CELL_PRUNE: return "prune";
 	case PB_CELL_SCRATCH: return "scratch";
+	case PB_CELL_MATCHED: return "matched";
 	}
 	return "?";
 }
@@ -66,6 +67,9 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 			     (int)m->schedule, m->rounds, m->round_epochs,
 			     m->gradual_begin, m->gradual_epochs,
 			     m->gradual_steps, m->gradual_initial, m->scratch);
+	/* Only when set, so cells defined before the key keep their ids. */
+	if (m->matched && k < n)
+		k += (size_t)snprintf(buf + k, n - k, "matched=1|");
 	for (int i = 0; i < m->targets[t].n_overrides && k < n; i++)
 		k += (size_t)snprintf(buf + k, n - k, "%s=%.17g,",
 				      m->targets[t].overrides[i].layer,

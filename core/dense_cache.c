@@ -18,6 +18,7 @@
 
 #include "experiment_impl.h"
 #include "prunebench/checkpoint.h"
+#include "train_points.h"
 #include "util.h"
 
 char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
@@ -48,22 +49,30 @@ static int exists(const char *path)
 	return !stat(path, &st) && S_ISREG(st.st_mode);
 }
 
+/* Trains seed's dense model into m, keeping the points of `saver` (may
+ * have none). ckpt/csv NULL: only the first max_steps steps, to recover
+ * points of a cached model (the same init and data order, so the same
+ * prefix of the same run); nothing but the points is written. */
 static int train_dense(const pb_experiment *e, const pb_splits *sp,
 		       unsigned long seed, pb_model *m, const char *ckpt,
-		       const char *csv, FILE *log, pb_error *err)
+		       const char *csv, long max_steps, pbi_point_saver *saver,
+		       FILE *log, pb_error *err)
 {
 	char suffix[64], label[96];
-	char *tmp_ckpt, *tmp_csv;
+	char *tmp_ckpt = NULL, *tmp_csv = NULL;
 	pb_train_opts opts = { 0 };
+	pb_train_hooks hooks = { 0 };
 	gsl_rng *rng;
 	int rc;
 
 	snprintf(suffix, sizeof suffix, ".tmp%ld.%d", (long)getpid(),
 		 omp_get_thread_num());
-	tmp_ckpt = with_suffix(ckpt, suffix);
-	tmp_csv = with_suffix(csv, suffix);
+	if (ckpt) {
+		tmp_ckpt = with_suffix(ckpt, suffix);
+		tmp_csv = with_suffix(csv, suffix);
+	}
 	rng = gsl_rng_alloc(gsl_rng_mt19937);
-	if (!tmp_ckpt || !tmp_csv || !rng) {
+	if ((ckpt && (!tmp_ckpt || !tmp_csv)) || !rng) {
 		free(tmp_ckpt);
 		free(tmp_csv);
 		if (rng)
@@ -72,23 +81,34 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 	}
 	/* Seeded by the seed alone, as `prunebench train --seed S`. */
 	gsl_rng_set(rng, seed);
-	snprintf(label, sizeof label, "dense-s%lu", seed);
+	snprintf(label, sizeof label, ckpt ? "dense-s%lu" :
+		 "dense-s%lu (training points)", seed);
 	opts.csv_path = tmp_csv;
 	opts.progress = log;
 	opts.label = label;
+	opts.max_steps = max_steps;
+	hooks.user = saver;
+	hooks.after_step = pbi_point_saver_step;
+	opts.hooks = &hooks;
 	rc = pb_model_init_params(m, rng, err);
+	if (!rc)
+		rc = pbi_point_saver_begin(saver, m);
 	if (!rc)
 		rc = pb_train(m, &sp->train, &sp->val, &e->dense, rng, &opts,
 			      NULL, err);
 	if (!rc)
+		rc = pbi_point_saver_end(saver, max_steps > 0 ? max_steps :
+			(long)e->dense.epochs * (long)(sp->train.n /
+						      e->dense.batch));
+	if (!rc && ckpt)
 		rc = pb_checkpoint_save(m, tmp_ckpt, err);
-	if (!rc && rename(tmp_csv, csv))
+	if (!rc && ckpt && rename(tmp_csv, csv))
 		rc = pb_error_set(err, PB_EIO, "cannot rename '%s' to '%s': %s",
 				  tmp_csv, csv, strerror(errno));
-	if (!rc && rename(tmp_ckpt, ckpt))
+	if (!rc && ckpt && rename(tmp_ckpt, ckpt))
 		rc = pb_error_set(err, PB_EIO, "cannot rename '%s' to '%s': %s",
 				  tmp_ckpt, ckpt, strerror(errno));
-	if (rc) {
+	if (rc && ckpt) {
 		unlink(tmp_ckpt);
 		unlink(tmp_csv);
 	}
@@ -98,52 +118,109 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 	return rc;
 }
 
+/* The points of steps[] whose files are missing, into miss[]. */
+static int missing_points(const char *base, const long *steps, int n,
+			  long *miss, int *n_miss)
+{
+	*n_miss = 0;
+	for (int i = 0; i < n; i++) {
+		char *p = pbi_point_path(base, steps[i]);
+
+		if (!p)
+			return -1;
+		if (!exists(p))
+			miss[(*n_miss)++] = steps[i];
+		free(p);
+	}
+	return 0;
+}
+
 int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
-		  unsigned long seed, FILE *log, pb_model **out, char **csv_out,
+		  unsigned long seed, const long *points, int n_points,
+		  FILE *log, pb_model **out, char **csv_out, char **base_out,
 		  int *trained, pb_error *err)
 {
-	pb_model *m = NULL;
+	pb_model *m = NULL, *pm = NULL;
 	char *base = NULL, *ckpt = NULL, *csv = NULL;
-	int rc;
+	long *miss = NULL;
+	pbi_point_saver saver = { 0 };
+	int rc, n_miss = 0;
 
 	*out = NULL;
 	*csv_out = NULL;
+	*base_out = NULL;
 	*trained = 0;
 	if ((rc = pb_model_load(&m, e->model_path, err)))
 		return rc;
 	base = pbi_dense_base(e, m, seed);
 	ckpt = base ? with_suffix(base, ".ckpt") : NULL;
 	csv = base ? with_suffix(base, ".csv") : NULL;
-	if (!ckpt || !csv) {
+	miss = malloc(((size_t)n_points + 1) * sizeof *miss);
+	if (!ckpt || !csv || !miss) {
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
+	saver.base = base;
+	saver.err = err;
 	if ((rc = pbi_mkdirs(e->cache, err))) {
 		pb_error_prefix(err, "dense cache: ");
 		goto out;
 	}
 	if (exists(ckpt)) {
 		pb_error lerr = { 0 };
-		if (!pb_checkpoint_load(m, ckpt, &lerr))
+		if (!pb_checkpoint_load(m, ckpt, &lerr)) {
+			if (missing_points(base, points, n_points, miss,
+					   &n_miss)) {
+				rc = pb_error_set(err, PB_ENOMEM, "out of "
+						  "memory");
+				goto out;
+			}
+			if (!n_miss)
+				goto out;
+			/* Cached without the points a cell now asks for:
+			 * run the start of the same training again. */
+			if (log)
+				fprintf(log, "dense seed %lu: cached, but "
+					"without %d training point%s; "
+					"training its first %ld steps again\n",
+					seed, n_miss, n_miss > 1 ? "s" : "",
+					miss[n_miss - 1]);
+			saver.steps = miss;
+			saver.n = n_miss;
+			if (!(rc = pb_model_load(&pm, e->model_path, err)))
+				rc = train_dense(e, sp, seed, pm, NULL, NULL,
+						 miss[n_miss - 1] > 0 ?
+						 miss[n_miss - 1] : 1, &saver,
+						 log, err);
+			pb_model_free(pm);
+			if (rc)
+				pb_error_prefix(err, "training points of the "
+						"dense model of seed %lu: ",
+						seed);
 			goto out;
+		}
 		if (log)
 			fprintf(log, "dense cache: %s is unusable (%s); "
 				"training again\n", ckpt, lerr.msg);
 	}
-	rc = train_dense(e, sp, seed, m, ckpt, csv, log, err);
+	saver.steps = points;
+	saver.n = n_points;
+	rc = train_dense(e, sp, seed, m, ckpt, csv, 0, &saver, log, err);
 	if (rc)
 		pb_error_prefix(err, "dense model of seed %lu: ", seed);
 	else
 		*trained = 1;
 out:
-	free(base);
 	free(ckpt);
+	free(miss);
 	if (rc) {
+		free(base);
 		free(csv);
 		pb_model_free(m);
 		return rc;
 	}
 	*out = m;
 	*csv_out = csv;
+	*base_out = base;
 	return 0;
 }

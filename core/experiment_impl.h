@@ -53,9 +53,13 @@ void pbi_jsonl_ids_free(char **ids, char **status, int n);
 /* The dense model of `seed`: loaded from the cache when there, otherwise
  * trained with e->dense on sp (threads inside) and stored (checkpoint and
  * training curve CSV, both written to a temporary name and renamed).
- * *csv gets the curve's path (malloc-ed). log may be NULL. */
+ * The model at each training point in points[] (iterations, sorted) is
+ * kept as BASE.stepN.ckpt; a cached model missing some has the start of
+ * its training run again to write them. *csv gets the curve's path and
+ * *base the points' BASE (both malloc-ed). log may be NULL. */
 int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
-		  unsigned long seed, FILE *log, pb_model **out, char **csv,
+		  unsigned long seed, const long *points, int n_points,
+		  FILE *log, pb_model **out, char **csv, char **base,
 		  int *trained, pb_error *err);
 /* CACHE/dense-MODEL-sSEED-KEY (no extension), malloc-ed. */
 char *pbi_dense_base(const pb_experiment *e, const pb_model *m,

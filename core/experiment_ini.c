@@ -467,7 +467,7 @@ static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
 static const char *const core_keys[] = {
 	"plugin", "targets", "scope", "schedule", "round_epochs",
 	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
-	"finetune", NULL
+	"finetune", "matched_dense", NULL
 };
 
 static int is_core_key(const char *name)
@@ -554,6 +554,9 @@ static int parse_method(pbi_ini_doc *c, pb_experiment *e,
 		} else if (!strcmp(k->name, "gradual_initial")) {
 			if (get_double(c, s, k, 0.0, 0.999,
 				       &m->gradual_initial))
+				return -1;
+		} else if (!strcmp(k->name, "matched_dense")) {
+			if (get_bool(c, s, k, &m->matched))
 				return -1;
 		} else if (!strcmp(k->name, "finetune")) {
 			if (!strcmp(k->value, "scratch"))

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "prunebench/plugin.h"
+#include "train_points.h"
 #include "util.h"
 
 typedef struct opt_value {
@@ -32,6 +33,7 @@ const char *pb_opt_type_name(pb_opt_type t)
 	case PB_OPT_BOOL: return "yes/no";
 	case PB_OPT_CHOICE: return "choice";
 	case PB_OPT_STRING: return "text";
+	case PB_OPT_POINT: return "point";
 	}
 	return "?";
 }
@@ -115,6 +117,13 @@ static int validate(opt_value *v, const pb_pruner_option *d,
 		}
 		break;
 	case PB_OPT_STRING:
+		break;
+	case PB_OPT_POINT:
+		if (pbi_point_check(value))
+			return bad_value(err, where, plugin, d, value,
+					 "is not a training point: expected N "
+					 "(iterations), Xep (epochs) or X% (of "
+					 "the dense training)");
 		break;
 	default:
 		return pb_error_set(err, PB_EINVAL, "plugin '%s' declares "

@@ -3,15 +3,19 @@
  * channel removal, training, evaluation, calibration data, snapshots).
  * Every helper reports failure through the context's pb_error, so a hook
  * can simply return the code it got. */
+#include <glob.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_impl.h"
 #include "prune_ctx_impl.h"
 #include "prune_impl.h"
+#include "prunebench/checkpoint.h"
 #include "prunebench/tensor.h"
+#include "train_points.h"
 
 /* ---- set-up ------------------------------------------------------------- */
 
@@ -650,6 +654,18 @@ static int hook_after_epoch(void *user, pb_model *m, int epoch)
 	return ctx->pr->after_epoch(ctx->state, ctx, epoch);
 }
 
+void pbi_ctx_train_recipe(const pb_recipe *base, double epochs, long steps,
+			  long per_epoch, pb_recipe *r, long *max_steps)
+{
+	*r = *base;
+	r->keep_best = 0; /* a plugin's training must not look at val */
+	r->epochs = epochs > 0 ? (int)ceil(epochs) : 1;
+	*max_steps = steps > 0 ? steps :
+		(epochs != floor(epochs) ? (long)(epochs * per_epoch) : 0);
+	if (steps > 0 && !(epochs > 0) && per_epoch > 0)
+		r->epochs = (int)((steps + per_epoch - 1) / per_epoch);
+}
+
 int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 		 long steps)
 {
@@ -676,14 +692,9 @@ int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 		return rc;
 	if (!(epochs > 0) && steps <= 0)
 		return 0;
-	r = *base;
-	r.keep_best = 0; /* a plugin's training must not look at val */
-	r.epochs = epochs > 0 ? (int)ceil(epochs) : 1;
-	per_epoch = r.batch > 0 ? su->splits->train.n / r.batch : 0;
-	opts.max_steps = steps > 0 ? steps :
-		(epochs != floor(epochs) ? (long)(epochs * per_epoch) : 0);
-	if (steps > 0 && !(epochs > 0) && per_epoch > 0)
-		r.epochs = (int)((steps + per_epoch - 1) / per_epoch);
+	per_epoch = base->batch > 0 ? su->splits->train.n / base->batch : 0;
+	pbi_ctx_train_recipe(base, epochs, steps, per_epoch, &r,
+			     &opts.max_steps);
 	hooks.user = ctx;
 	hooks.after_backward = ctx->pr->after_backward ? hook_after_backward :
 			       NULL;
@@ -695,6 +706,8 @@ int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 	if (ctx->pr->on_train_begin &&
 	    (rc = ctx->pr->on_train_begin(ctx->state, ctx)))
 		return rc;
+	if (su->on_train)
+		su->on_train(su->on_train_user, which, epochs, steps);
 	ctx->training = 1;
 	pb_error_clear(ctx->err);
 	rc = pb_train(ctx->model, &su->splits->train, NULL, &r, su->rng, &opts,
@@ -884,4 +897,106 @@ int pb_ctx_report_round(pb_prune_ctx *ctx)
 	if (r->n_rounds < PB_PRUNE_MAX_ROUNDS)
 		r->rounds[r->n_rounds++] = r->reached;
 	return 0;
+}
+
+/* ---- training points ---------------------------------------------------- */
+
+static int point_option(pb_prune_ctx *ctx, const char *name,
+			const char **text)
+{
+	const pb_pruner_option *d = NULL;
+
+	for (int i = 0; i < ctx->pr->n_options; i++)
+		if (!strcmp(ctx->pr->options[i].name, name))
+			d = &ctx->pr->options[i];
+	if (!d || d->type != PB_OPT_POINT)
+		return pb_error_set(ctx->err, PB_EINVAL, "plugin '%s' has no "
+				    "training-point option '%s'", ctx->pr->name,
+				    name);
+	*text = pb_options_text(ctx->opts, name);
+	return 0;
+}
+
+int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step)
+{
+	const char *text;
+	long per_epoch;
+	int epochs, rc;
+
+	if ((rc = point_option(ctx, name, &text)) ||
+	    (rc = pb_ctx_recipe_steps(ctx, PB_RECIPE_DENSE, &per_epoch,
+				      &epochs)))
+		return rc;
+	if ((rc = pbi_point_step(text, epochs, per_epoch, step, ctx->err)))
+		pb_error_prefix(ctx->err, "option '%s' of plugin '%s': ", name,
+				ctx->pr->name);
+	return rc;
+}
+
+/* "points kept: 0, 59" or "no points kept" (BASE.stepN.ckpt files). */
+static void kept_points(const char *base, char *buf, size_t n)
+{
+	size_t len = strlen(base), k = 0;
+	glob_t g;
+	char *pat = malloc(len + 16);
+
+	snprintf(buf, n, "no points were kept");
+	if (!pat)
+		return;
+	snprintf(pat, len + 16, "%s.step*.ckpt", base);
+	if (!glob(pat, 0, NULL, &g)) {
+		k = (size_t)snprintf(buf, n, "points kept (iterations):");
+		for (size_t i = 0; i < g.gl_pathc && k < n; i++)
+			k += (size_t)snprintf(buf + k, n - k, " %.*s",
+				(int)(strlen(g.gl_pathv[i]) - len - 10),
+				g.gl_pathv[i] + len + 5);
+		globfree(&g);
+	}
+	free(pat);
+}
+
+int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot)
+{
+	const char *text;
+	char *path;
+	pb_model *c;
+	long step;
+	int rc;
+
+	if ((rc = check_slot(ctx, slot, 0)) ||
+	    (rc = point_option(ctx, name, &text)) ||
+	    (rc = pb_ctx_opt_point(ctx, name, &step)))
+		return rc;
+	if (!ctx->setup->dense_points)
+		return pb_error_set(ctx->err, PB_ENOTFOUND, "%s = %s: the dense "
+				    "model came without training points (the "
+				    "runner keeps them; for `prunebench "
+				    "prune`, train it with `prunebench train "
+				    "--keep %s`)", name, text, text);
+	path = pbi_point_path(ctx->setup->dense_points, step);
+	if (!path)
+		return pb_error_set(ctx->err, PB_ENOMEM, "out of memory");
+	if ((rc = pb_model_clone(&c, ctx->model, ctx->err))) {
+		free(path);
+		return rc;
+	}
+	rc = pb_checkpoint_load(c, path, ctx->err);
+	if (rc) {
+		char kept[256];
+
+		pb_error_prefix(ctx->err, "%s = %s (iteration %ld) of the "
+				"dense training: ", name, text, step);
+		kept_points(ctx->setup->dense_points, kept, sizeof kept);
+		{
+			size_t l = strlen(ctx->err->msg);
+			snprintf(ctx->err->msg + l, sizeof ctx->err->msg - l,
+				 "; %s", kept);
+		}
+		pb_model_free(c);
+	} else {
+		pb_model_free(ctx->snap[slot]);
+		ctx->snap[slot] = c;
+	}
+	free(path);
+	return rc;
 }

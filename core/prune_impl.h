@@ -10,6 +10,7 @@
 #include "prunebench/error.h"
 #include "prunebench/model.h"
 #include "prunebench/pruner.h"
+#include "prunebench/train.h"
 
 /* ---- channel groups and surgery (core/channel_groups.c, core/surgery.c) */
 
@@ -74,5 +75,11 @@ const float *pbi_mask_flat(const pb_model *m);
  * compressed-size metric measures). */
 int pbi_checkpoint_encode(const pb_model *m, int with_masks,
 			  unsigned char **buf, size_t *len, pb_error *err);
+
+/* The recipe and step cap pb_ctx_train(which, epochs, steps) trains
+ * with, from the recipe `base` it names (per_epoch: steps per epoch). The
+ * runner replays a plugin's trainings with it (matched-budget control). */
+void pbi_ctx_train_recipe(const pb_recipe *base, double epochs, long steps,
+			  long per_epoch, pb_recipe *r, long *max_steps);
 
 #endif

@@ -18,15 +18,18 @@
 #include <time.h>
 
 #include <omp.h>
+#include <zlib.h>
 
 #include "blas.h"
 #include "experiment_impl.h"
 #include "prune_impl.h"
 #include "prunebench/checkpoint.h"
 #include "prunebench/metrics.h"
+#include "train_points.h"
 #include "util.h"
 
 #define MAX_ROUNDS 1024
+#define MAX_POINTS 64
 
 enum { ST_OK, ST_DIVERGED, ST_FAILED };
 
@@ -43,7 +46,20 @@ typedef struct cell_result {
 	uint64_t params_dense, macs_dense;
 	double t_prune, t_finetune, t_total;
 	char curve[300];
+	/* Epochs of training in the pruning phase (plugin and rounds). */
+	double prune_epochs;
+	/* matched_dense: the unpruned copy trained the same way. */
+	int have_matched;
+	double matched_acc, matched_val, matched_epochs, t_matched;
+	char matched_error[PB_ERROR_MSG_MAX];
 } cell_result;
+
+/* One training of a cell's pruning phase, as it ran: replayed on the
+ * dense model for the matched-budget control. */
+typedef struct train_rec {
+	pb_recipe r;
+	long max_steps;
+} train_rec;
 
 typedef struct sweep {
 	const pb_experiment *e;
@@ -52,6 +68,10 @@ typedef struct sweep {
 	int have_splits;
 	pb_model **dense;         /* per seed index */
 	char **dense_csv;
+	char **dense_base;        /* BASE of BASE.stepN.ckpt training points */
+	uint32_t *dense_fp;       /* CRC-32 of each dense model's tensors */
+	long points[MAX_POINTS];  /* iterations of the dense training kept */
+	int n_points;
 	int *dense_rc;
 	char (*dense_msg)[PB_ERROR_MSG_MAX];
 	char *jsonl, *cells_dir;
@@ -80,6 +100,8 @@ typedef struct cell_ctx {
 	pb_model *dense;
 	int grad_rc;
 	pb_error *err;
+	train_rec *recs;
+	int n_recs, cap_recs, recs_failed;
 } cell_ctx;
 
 /* ---- progress ---------------------------------------------------------------- */
@@ -345,6 +367,47 @@ static int train_in_cell(cell_ctx *x, pb_model *m, const pb_recipe *r,
 	return rc;
 }
 
+/* ---- the trainings of the pruning phase ------------------------------------------ */
+
+static void record(cell_ctx *x, const pb_recipe *r, long max_steps)
+{
+	const long spe = r->batch > 0 ? (long)(x->S->sp.train.n / r->batch) : 0;
+
+	if (x->n_recs == x->cap_recs) {
+		int cap = x->cap_recs ? 2 * x->cap_recs : 16;
+		train_rec *n = realloc(x->recs, (size_t)cap * sizeof *n);
+
+		if (!n) {
+			x->recs_failed = 1;
+			return;
+		}
+		x->recs = n;
+		x->cap_recs = cap;
+	}
+	x->recs[x->n_recs].r = *r;
+	x->recs[x->n_recs].max_steps = max_steps;
+	x->n_recs++;
+	x->r->prune_epochs += max_steps > 0 && spe > 0 ?
+		(double)max_steps / (double)spe : (double)r->epochs;
+}
+
+/* pb_prune_setup.on_train: a plugin's pb_ctx_train. */
+static void record_plugin_training(void *user, pb_recipe_which which,
+				   double epochs, long steps)
+{
+	cell_ctx *x = user;
+	const pb_experiment *e = x->S->e;
+	const pb_recipe *base = which == PB_RECIPE_DENSE ? &e->dense :
+				&e->finetune;
+	const long spe = base->batch > 0 ?
+		(long)(x->S->sp.train.n / base->batch) : 0;
+	pb_recipe r;
+	long max_steps;
+
+	pbi_ctx_train_recipe(base, epochs, steps, spe, &r, &max_steps);
+	record(x, &r, max_steps);
+}
+
 /* ---- pruning schedules ----------------------------------------------------------- */
 
 /* One-shot or iterative pruning of the dense model into *out. */
@@ -404,6 +467,7 @@ static int prune_phase(cell_ctx *x, const pb_model *dense,
 				snprintf(ext, sizeof ext, ".round%d.csv", k);
 				csv = cell_path(x->S, x->c, ext);
 			}
+			record(x, round_r, round_steps);
 			rc = train_in_cell(x, cur, round_r, round_steps, csv, log,
 					   phase);
 			free(csv);
@@ -425,6 +489,62 @@ static int evaluate(sweep *S, pb_model *m, const pb_dataset *d, double *acc,
 	double loss;
 
 	return pb_evaluate(m, d, S->e->dense.eval_batch, acc, &loss, err);
+}
+
+/* matched_dense: a copy of the dense model, unpruned, trained exactly as
+ * the cell's model was (the recorded trainings of the pruning phase, in
+ * order, then the fine-tune), so that "pruned vs dense" is not "trained
+ * longer vs not". Its failure is recorded with it and leaves the pruned
+ * result standing. */
+static void matched_control(cell_ctx *x, const pb_model *dense, FILE *log,
+			    cell_result *r)
+{
+	const pb_experiment *e = x->S->e;
+	pb_error err = { 0 }, *saved = x->err;
+	pb_model *m = NULL;
+	char *csv = cell_path(x->S, x->c, ".matched.csv");
+	double t = pbi_now();
+	int rc;
+
+	r->matched_acc = r->matched_val = NAN;
+	r->matched_epochs = r->prune_epochs + e->finetune.epochs;
+	x->err = &err;
+	if (x->recs_failed)
+		rc = pb_error_set(&err, PB_ENOMEM, "out of memory (recording "
+				  "the trainings)");
+	else
+		rc = pb_model_clone(&m, dense, &err);
+	if (log && !rc)
+		fprintf(log, "matched dense control: %d training%s of the "
+			"pruning phase, then the fine-tune (%.3g epochs)\n",
+			x->n_recs, x->n_recs == 1 ? "" : "s",
+			r->matched_epochs);
+	for (int i = 0; i < x->n_recs && !rc; i++) {
+		char phase[32];
+
+		snprintf(phase, sizeof phase, "matched%d", i + 1);
+		rc = train_in_cell(x, m, &x->recs[i].r, x->recs[i].max_steps,
+				   NULL, log, phase);
+	}
+	if (!rc)
+		rc = train_in_cell(x, m, &e->finetune, 0, csv, log,
+				   "matched-finetune");
+	if (!rc)
+		rc = evaluate(x->S, m, &x->S->sp.test, &r->matched_acc, &err);
+	if (!rc)
+		rc = evaluate(x->S, m, &x->S->sp.val, &r->matched_val, &err);
+	r->t_matched = pbi_now() - t;
+	r->have_matched = 1;
+	if (rc) {
+		snprintf(r->matched_error, sizeof r->matched_error, "%s",
+			 err.msg[0] ? err.msg : pb_strerror(rc));
+		if (log)
+			fprintf(log, "matched dense control failed: %s\n",
+				r->matched_error);
+	}
+	x->err = saved;
+	pb_model_free(m);
+	free(csv);
 }
 
 static void run_cell(sweep *S, const pb_exp_cell *c, int slot, cell_result *r)
@@ -509,6 +629,9 @@ static void run_cell(sweep *S, const pb_exp_cell *c, int slot, cell_result *r)
 		su.rng = rng;
 		su.progress = log;
 		su.label = c->id;
+		su.dense_points = S->dense_base[si];
+		su.on_train = record_plugin_training;
+		su.on_train_user = &x;
 		if (me->round_epochs >= 0) {
 			long spe = S->sp.train.n / (round_r.batch ? round_r.batch : 1);
 			round_r.epochs = (int)ceil(me->round_epochs);
@@ -595,6 +718,8 @@ measure:
 		rc = pb_checkpoint_save(m, ckpt, &err);
 	if (!rc)
 		rc = pb_model_write_ini(m, ini, &err);
+	if (!rc && me && me->matched && c->kind == PB_CELL_PRUNE)
+		matched_control(&x, S->dense[si], log, r);
 done:
 	if (rc) {
 		r->status = rc == PB_EDIVERGED ? ST_DIVERGED : ST_FAILED;
@@ -615,6 +740,7 @@ done:
 	free(logp);
 	free(ckpt);
 	free(ini);
+	free(x.recs);
 	set_status(&x, "%s", "");
 }
 
@@ -676,6 +802,15 @@ static int write_line(sweep *S, const pb_exp_cell *c, const cell_result *r,
 	pbi_jw_raw(&j, "rounds", rounds);
 	free(rounds);
 	pbi_jw_int(&j, "seed", (long long)c->seed);
+	{
+		int si = seed_index(e, c->seed);
+
+		if (si >= 0 && S->dense[si]) {
+			snprintf(buf, sizeof buf, "%08x",
+				 (unsigned)S->dense_fp[si]);
+			pbi_jw_str(&j, "dense_fingerprint", buf);
+		}
+	}
 	pbi_jw_int(&j, "threads", r->threads);
 	pbi_jw_str(&j, "status", st[r->status]);
 	pbi_jw_str(&j, "error", r->status == ST_OK ? NULL : r->error);
@@ -708,6 +843,16 @@ static int write_line(sweep *S, const pb_exp_cell *c, const cell_result *r,
 	pbi_jw_num(&j, "time_prune_s", r->t_prune);
 	pbi_jw_num(&j, "time_finetune_s", r->t_finetune);
 	pbi_jw_num(&j, "time_total_s", r->t_total);
+	if (me && c->kind == PB_CELL_PRUNE)
+		pbi_jw_num(&j, "prune_epochs", r->prune_epochs);
+	if (r->have_matched) {
+		pbi_jw_num(&j, "matched_top1", r->matched_acc);
+		pbi_jw_num(&j, "matched_val", r->matched_val);
+		pbi_jw_num(&j, "matched_epochs", r->matched_epochs);
+		pbi_jw_num(&j, "matched_time_s", r->t_matched);
+		pbi_jw_str(&j, "matched_error", r->matched_error[0] ?
+			   r->matched_error : NULL);
+	}
 	pbi_jw_str(&j, "curve", r->curve[0] ? r->curve : NULL);
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -720,6 +865,72 @@ static int write_line(sweep *S, const pb_exp_cell *c, const cell_result *r,
 }
 
 /* ---- the dense models ---------------------------------------------------------- */
+
+/* CRC-32 of every state tensor of m: which dense model a cell was pruned
+ * from, so that a table mixing cells of two dense trainings (a cache
+ * cleared or another machine, after some cells ran) can say so. */
+static uint32_t fingerprint(pb_model *m)
+{
+	uLong crc = crc32(0L, Z_NULL, 0);
+
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		const pb_param *p = pb_model_param(m, i);
+
+		crc = crc32(crc, (const Bytef *)p->data,
+			    (uInt)(p->n * sizeof(float)));
+	}
+	return (uint32_t)crc;
+}
+
+/* The training points (PB_OPT_POINT options, e.g. LTH's rewind) of the
+ * methods with cells to run, as iterations of the dense training: the
+ * dense training keeps the model at each. */
+static int collect_points(sweep *S, const pb_exp_cell *cells, const int *todo,
+			  int n_todo, pb_error *err)
+{
+	const pb_experiment *e = S->e;
+	const long per_epoch = e->dense.batch > 0 ?
+		(long)(S->sp.train.n / e->dense.batch) : 0;
+	const long total = (long)e->dense.epochs * per_epoch;
+
+	S->n_points = 0;
+	for (int k = 0; k < e->n_methods; k++) {
+		const pb_exp_method *me = &e->methods[k];
+		const pb_pruner *pr = pb_plugin_pruner(me->plugin);
+		int used = 0;
+
+		for (int i = 0; i < n_todo && !used; i++)
+			used = cells[todo[i]].method_index == k;
+		for (int j = 0; used && j < pr->n_options; j++) {
+			const pb_pruner_option *d = &pr->options[j];
+			const char *text;
+			long step;
+
+			if (d->type != PB_OPT_POINT)
+				continue;
+			text = pb_options_text(me->options, d->name);
+			if (pbi_point_step(text, e->dense.epochs, per_epoch,
+					   &step, err))
+				return pb_error_prefix(err, "%s: [prune.%s] "
+						       "%s: ", e->path,
+						       me->name, d->name);
+			if (step > total)
+				return pb_error_set(err, PB_EINVAL, "%s: "
+					"[prune.%s] %s = %s is iteration %ld, "
+					"past the end of the dense training "
+					"(%ld iterations: %d epochs of %ld)",
+					e->path, me->name, d->name, text, step,
+					total, e->dense.epochs, per_epoch);
+			if (S->n_points == MAX_POINTS)
+				return pb_error_set(err, PB_EINVAL, "%s: more "
+					"than %d training points asked for",
+					e->path, MAX_POINTS);
+			S->points[S->n_points++] = step;
+		}
+	}
+	pbi_points_sort(S->points, &S->n_points);
+	return 0;
+}
 
 static int dense_phase(sweep *S, const pb_exp_cell *cells, const int *todo,
 		       int n_todo, int threads)
@@ -750,12 +961,16 @@ static int dense_phase(sweep *S, const pb_exp_cell *cells, const int *todo,
 		FILE *log = outer == 1 ? S->prog.out : NULL;
 
 		omp_set_num_threads(inner);
-		S->dense_rc[s] = pbi_dense_get(e, &S->sp, e->seeds[s], log,
+		S->dense_rc[s] = pbi_dense_get(e, &S->sp, e->seeds[s],
+					       S->points, S->n_points, log,
 					       &S->dense[s], &S->dense_csv[s],
-					       &trained, &err);
+					       &S->dense_base[s], &trained,
+					       &err);
 		if (S->dense_rc[s])
 			snprintf(S->dense_msg[s], sizeof S->dense_msg[0], "%s",
 				 err.msg);
+		else
+			S->dense_fp[s] = fingerprint(S->dense[s]);
 #pragma omp critical(pb_sweep_progress)
 		{
 			if (S->dense_rc[s])
@@ -894,10 +1109,14 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 		  omp_get_num_procs();
 	S.dense = calloc((size_t)e->n_seeds, sizeof *S.dense);
 	S.dense_csv = calloc((size_t)e->n_seeds, sizeof *S.dense_csv);
+	S.dense_base = calloc((size_t)e->n_seeds, sizeof *S.dense_base);
+	S.dense_fp = calloc((size_t)e->n_seeds, sizeof *S.dense_fp);
 	S.dense_rc = calloc((size_t)e->n_seeds, sizeof *S.dense_rc);
 	S.dense_msg = calloc((size_t)e->n_seeds, sizeof *S.dense_msg);
 	S.status = calloc((size_t)threads, sizeof *S.status);
-	if (!S.dense || !S.dense_csv || !S.dense_rc || !S.dense_msg ||
+	if (!S.dense || !S.dense_csv || !S.dense_base || !S.dense_fp ||
+	    !S.dense_rc ||
+	    !S.dense_msg ||
 	    !S.status) {
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
@@ -909,6 +1128,8 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 				 err)))
 		goto out;
 	S.have_splits = 1;
+	if ((rc = collect_points(&S, cells, todo, n_todo, err)))
+		goto out;
 	omp_set_max_active_levels(2);
 	dense_phase(&S, cells, todo, n_todo, threads);
 
@@ -974,9 +1195,13 @@ out:
 			pb_model_free(S.dense[s]);
 			if (S.dense_csv)
 				free(S.dense_csv[s]);
+			if (S.dense_base)
+				free(S.dense_base[s]);
 		}
 	free(S.dense);
 	free(S.dense_csv);
+	free(S.dense_base);
+	free(S.dense_fp);
 	free(S.dense_rc);
 	free(S.dense_msg);
 	free(S.status);

@@ -126,11 +126,13 @@ static int fill_row(pb_table_row *r, const pb_cell *cells, const group *g,
 	case PB_CELL_DENSE_FT: label = "dense + fine-tune"; break;
 	default: label = c0->method; break;
 	}
-	if (c0->kind == PB_CELL_SCRATCH) {
-		size_t n = strlen(label) + sizeof " (scratch)";
+	if (c0->kind == PB_CELL_SCRATCH || c0->kind == PB_CELL_MATCHED) {
+		const char *what = c0->kind == PB_CELL_SCRATCH ? " (scratch)" :
+				   " (dense, same training)";
+		size_t n = strlen(label) + strlen(what) + 1;
 		r->label = malloc(n);
 		if (r->label)
-			snprintf(r->label, n, "%s (scratch)", label);
+			snprintf(r->label, n, "%s%s", label, what);
 	} else {
 		r->label = strdup(label);
 	}
@@ -273,6 +275,23 @@ int pb_table_build(const pb_cell *cells, int n_cells, pb_table *t,
 				t->n_superseded++;
 				break;
 			}
+	}
+	/* Per seed, every kept cell must come from one dense model. */
+	for (int i = 0; i < n_cells; i++) {
+		int first = 1, mixed = 0;
+
+		if (!keep[i] || !cells[i].dense_fingerprint)
+			continue;
+		for (int j = 0; j < i && first; j++)
+			if (keep[j] && cells[j].dense_fingerprint &&
+			    cells[j].seed == cells[i].seed)
+				first = 0;
+		for (int j = i + 1; first && j < n_cells && !mixed; j++)
+			mixed = keep[j] && cells[j].dense_fingerprint &&
+				cells[j].seed == cells[i].seed &&
+				strcmp(cells[j].dense_fingerprint,
+				       cells[i].dense_fingerprint);
+		t->n_mixed_dense += first && mixed;
 	}
 	/* Groups own consecutive slices of idx, filled group by group. */
 	{

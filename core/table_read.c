@@ -23,6 +23,8 @@ void pb_cell_clear(pb_cell *c)
 	free(c->scope);
 	free(c->schedule);
 	free(c->error);
+	free(c->matched_error);
+	free(c->dense_fingerprint);
 	free(c->rounds);
 	memset(c, 0, sizeof *c);
 }
@@ -60,6 +62,8 @@ int pb_cell_parse(const char *line, size_t len, pb_cell *c, char *why,
 		N(size_sparse_mib), N(size_compressed_mib), N(latency_b1_ms),
 		N(latency_b128_ms), N(speedup_b1), N(speedup_b128),
 		N(time_prune_s), N(time_finetune_s), N(time_total_s),
+		N(prune_epochs), N(matched_top1), N(matched_val),
+		N(matched_epochs), N(matched_time_s),
 #undef N
 	};
 	static const struct {
@@ -69,6 +73,7 @@ int pb_cell_parse(const char *line, size_t len, pb_cell *c, char *why,
 #define S(k) { #k, offsetof(pb_cell, k) }
 		S(id), S(experiment), S(method), S(plugin), S(granularity),
 		S(target), S(target_kind), S(scope), S(schedule), S(error),
+		S(matched_error), S(dense_fingerprint),
 #undef S
 	};
 	pbj_object o;
@@ -188,6 +193,65 @@ fail:
 	return -1;
 }
 
+static int copy_str(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -1 : 0;
+}
+
+/* The matched-budget control carried by pruned cell p, as a cell of its
+ * own: same method, target and seed; dense shapes; its accuracies. */
+static int derive_matched(const pb_cell *p, pb_cell *c)
+{
+	memset(c, 0, sizeof *c);
+	if (copy_str(&c->id, p->id) || copy_str(&c->experiment, p->experiment) ||
+	    copy_str(&c->method, p->method) || copy_str(&c->plugin, p->plugin) ||
+	    copy_str(&c->granularity, p->granularity) ||
+	    copy_str(&c->target, p->target) ||
+	    copy_str(&c->target_kind, p->target_kind) ||
+	    copy_str(&c->scope, p->scope) ||
+	    copy_str(&c->schedule, p->schedule) ||
+	    copy_str(&c->error, p->matched_error) ||
+	    copy_str(&c->dense_fingerprint, p->dense_fingerprint)) {
+		pb_cell_clear(c);
+		return -1;
+	}
+	c->kind = PB_CELL_MATCHED;
+	c->status = p->matched_error ? PB_CELL_FAILED : PB_CELL_OK;
+	c->seed = p->seed;
+	c->target_amount = p->target_amount;
+	c->reached = c->acc_before = NAN;
+	c->acc_after = p->matched_top1;
+	c->val_after = p->matched_val;
+	c->params = c->nonzero = c->params_dense = p->params_dense;
+	c->macs = c->macs_effective = c->macs_dense = p->macs_dense;
+	c->size_dense_mib = c->size_sparse_mib = NAN;
+	c->size_compressed_mib = NAN;
+	c->latency_b1_ms = c->latency_b128_ms = NAN;
+	c->speedup_b1 = c->speedup_b128 = NAN;
+	c->time_prune_s = NAN;
+	c->time_finetune_s = c->time_total_s = p->matched_time_s;
+	c->prune_epochs = p->prune_epochs;
+	c->matched_top1 = c->matched_val = c->matched_epochs = NAN;
+	c->matched_time_s = NAN;
+	c->line = p->line;
+	return 0;
+}
+
+static int push(pb_cell **a, int *n, int *cap, pb_cell *c)
+{
+	if (*n == *cap) {
+		int nc = *cap ? 2 * *cap : 64;
+		pb_cell *na = realloc(*a, (size_t)nc * sizeof *na);
+		if (!na)
+			return -1;
+		*a = na;
+		*cap = nc;
+	}
+	(*a)[(*n)++] = *c;
+	return 0;
+}
+
 int pb_cells_read(const char *path, pb_cell **cells, int *n_cells, int *n_bad,
 		  FILE *warn, pb_error *err)
 {
@@ -223,21 +287,21 @@ int pb_cells_read(const char *path, pb_cell **cells, int *n_cells, int *n_bad,
 			continue;
 		}
 		c.line = lineno;
-		if (n == acap) {
-			int nc = acap ? 2 * acap : 64;
-			pb_cell *na = realloc(a, (size_t)nc * sizeof *na);
-			if (!na) {
-				pb_cell_clear(&c);
-				pb_cells_free(a, n);
-				free(line);
-				fclose(f);
-				return pb_error_set(err, PB_ENOMEM, "%s: out "
-						    "of memory", path);
-			}
-			a = na;
-			acap = nc;
+		if (push(&a, &n, &acap, &c)) {
+			pb_cell_clear(&c);
+			goto oom;
 		}
-		a[n++] = c;
+		if (c.kind == PB_CELL_PRUNE && (isfinite(c.matched_top1) ||
+						c.matched_error)) {
+			pb_cell m;
+
+			if (derive_matched(&a[n - 1], &m))
+				goto oom;
+			if (push(&a, &n, &acap, &m)) {
+				pb_cell_clear(&m);
+				goto oom;
+			}
+		}
 	}
 	if (ferror(f)) {
 		int e = errno;
@@ -254,4 +318,9 @@ int pb_cells_read(const char *path, pb_cell **cells, int *n_cells, int *n_bad,
 	if (n_bad)
 		*n_bad = bad;
 	return 0;
+oom:
+	pb_cells_free(a, n);
+	free(line);
+	fclose(f);
+	return pb_error_set(err, PB_ENOMEM, "%s: out of memory", path);
 }

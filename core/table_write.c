@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "prunebench/experiment.h"   /* pb_cell_kind_name */
 #include "prunebench/table.h"
 
 typedef struct style {
@@ -109,6 +110,14 @@ static int any_differs(const pb_table *t)
 {
 	for (int i = 0; i < t->n_rows; i++)
 		if (t->rows[i].differs)
+			return 1;
+	return 0;
+}
+
+static int any_matched(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].kind == PB_CELL_MATCHED)
 			return 1;
 	return 0;
 }
@@ -262,6 +271,12 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 		fprintf(f, "%seff.: MACs with zero weights skipped "
 			"(unstructured sparsity; dense hardware does not "
 			"skip them).%s\n", pre, post);
+	if (any_matched(t))
+		fprintf(f, "%s(dense, same training): the dense model trained "
+			"exactly as that row's pruned model was (the pruning "
+			"phase's trainings replayed, then the fine-tune), "
+			"unpruned: the control at matched training budget.%s\n",
+			pre, post);
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
 		if (!r->n_diverged && !r->n_failed)
@@ -283,6 +298,13 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 				r->n_cells);
 		fprintf(f, "; excluded from the statistics.%s\n", post);
 	}
+	if (t->n_mixed_dense)
+		fprintf(f, "%sWarning: the cells of %d seed%s were pruned from "
+			"different dense models (the dense model was trained "
+			"again, e.g. on another machine, between runs); rows "
+			"do not compare like with like. Run the experiment "
+			"into a fresh output.%s\n", pre, t->n_mixed_dense,
+			t->n_mixed_dense == 1 ? "" : "s", post);
 	if (t->n_superseded)
 		fprintf(f, "%s%d older result%s replaced by a later run of "
 			"the same cell.%s\n", pre, t->n_superseded,
@@ -393,12 +415,7 @@ static void csv_num(FILE *f, double v)
 
 static const char *kind_name(pb_cell_kind k)
 {
-	switch (k) {
-	case PB_CELL_DENSE: return "dense";
-	case PB_CELL_DENSE_FT: return "dense_ft";
-	case PB_CELL_PRUNE: return "prune";
-	default: return "scratch";
-	}
+	return pb_cell_kind_name(k);
 }
 
 int pb_table_write_csv(const pb_table *t, FILE *f)

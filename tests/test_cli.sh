@@ -50,6 +50,25 @@ check "train on synthetic data" "$bin" train "$src/experiments/models/vgg-s.ini"
 	--set val_size=64 --out "$tmp/m.ckpt" --quiet
 grep -q 'test accuracy' "$tmp/out" || { echo "not ok - train prints accuracy"; fails=$((fails + 1)); }
 [[ -s $tmp/m.csv ]] || { echo "not ok - training curve written"; fails=$((fails + 1)); }
+# Training points for LTH's rewind: 448 images / 32 = 14 steps.
+check "train --keep" "$bin" train "$src/experiments/models/vgg-s.ini" \
+	--data synthetic:512:3 --epochs 1 --batch 32 --threads 2 --seed 3 \
+	--set val_size=64 --out "$tmp/k.ckpt" --keep 0,5 --quiet
+[[ -s $tmp/k.step0.ckpt && -s $tmp/k.step5.ckpt ]] || { echo "not ok - train --keep writes k.step0.ckpt and k.step5.ckpt"; fails=$((fails + 1)); }
+cmp -s "$tmp/k.step0.ckpt" "$tmp/k.step5.ckpt" && { echo "not ok - points 0 and 5 differ"; fails=$((fails + 1)); }
+check "prune lth from the kept point" "$bin" prune "$src/experiments/models/vgg-s.ini" "$tmp/k.ckpt" \
+	--plugin lth --target sparsity=0.2 --opt rewind=5 --opt retrain_epochs=0 \
+	--data synthetic:512:3 --set val_size=64 --out "$tmp/ticket" --no-latency --quiet
+expect_fail "prune lth without the point" 1 "points kept (iterations): 0 5" "$bin" prune \
+	"$src/experiments/models/vgg-s.ini" "$tmp/k.ckpt" --plugin lth --target sparsity=0.2 \
+	--opt rewind=7 --opt retrain_epochs=0 --data synthetic:512:3 --set val_size=64 \
+	--out "$tmp/ticket2" --no-latency --quiet
+expect_fail "train --keep past the end" 1 "past the end" "$bin" train "$src/experiments/models/vgg-s.ini" \
+	--data synthetic:512:3 --epochs 1 --batch 32 --threads 2 --set val_size=64 \
+	--out "$tmp/k2.ckpt" --keep 15 --quiet
+expect_fail "train --keep without --out" 2 "needs --out" "$bin" train "$src/experiments/models/vgg-s.ini" --keep 5
+expect_fail "train --keep bad point" 1 "not a training point" "$bin" train "$src/experiments/models/vgg-s.ini" \
+	--data synthetic:512:3 --set val_size=64 --out "$tmp/k3.ckpt" --keep soon --quiet
 check "eval the checkpoint" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tmp/m.ckpt" \
 	--data synthetic:512:3 --threads 2
 grep -q 'test accuracy' "$tmp/out" || { echo "not ok - eval prints accuracy"; fails=$((fails + 1)); }

@@ -230,6 +230,12 @@ static void test_errors(void **state)
 		  "scratch");
 	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3 macs=0.3\n", 6,
 		  "given twice");
+	parse_err(HEAD "[prune.lth]\ntargets = sparsity=0.5\nrewind = soon\n",
+		  7, "is not a training point");
+	parse_err(HEAD "[prune.lth]\ntargets = sparsity=0.5\nrewind = 1.5\n",
+		  7, "is not a training point");
+	parse_err(HEAD "[prune.lth]\ntargets = sparsity=0.5\n"
+		  "matched_dense = often\n", 7, "expected yes or no");
 	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\n[prune.l1]\n", 7,
 		  "given twice");
 	parse_err(HEAD "name = u\n", 5, "given twice");

@@ -418,6 +418,59 @@ static void test_superseded(void **state)
 	tu_rm_tree(dir);
 }
 
+/* A pruned cell with matched_dense carries its control: one more row,
+ * "NAME (dense, same training)", from its matched_* keys; cells of one
+ * seed from two different dense models make the table warn. */
+static void test_matched_and_mixed_dense(void **state)
+{
+	char *dir = tu_temp_dir(), path[512], *md = NULL;
+	spec lines[] = {
+		{ "dense", "dense", NULL, NULL, 0, 1, "ok", 0.92, 0.92,
+		  "\"dense_fingerprint\": \"0000aaaa\"" },
+		{ "prune", "lth", "sparsity=0.75", "sparsity", 0.75, 1, "ok",
+		  0.90, 0.906, "\"dense_fingerprint\": \"0000aaaa\", "
+		  "\"prune_epochs\": 7, \"matched_top1\": 0.9265, "
+		  "\"matched_val\": 0.93, \"matched_epochs\": 8, "
+		  "\"matched_time_s\": 232.1, \"matched_error\": null" },
+	};
+	spec other = { "prune", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.4,
+		       0.91, "\"dense_fingerprint\": \"0000bbbb\"" };
+	const pb_table_row *r;
+	pb_table t;
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "w");
+	for (size_t i = 0; i < 2; i++)
+		put_line(f, &lines[i]);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_mixed_dense, 0);
+	r = find(&t, "lth (dense, same training)", "sparsity=0.75");
+	assert_int_equal(r->kind, PB_CELL_MATCHED);
+	assert_near(r->acc_after.mean, 92.65, 1e-9);
+	assert_near(r->delta_after, 92.65 - 92.0, 1e-9);
+	assert_near(find(&t, "lth", "sparsity=0.75")->acc_after.mean, 90.6,
+		    1e-9);
+	pb_table_free(&t);
+
+	f = fopen(path, "a");
+	put_line(f, &other);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_mixed_dense, 1);
+	f = open_memstream(&md, &len);
+	assert_int_equal(pb_table_write_md(&t, NULL, f), 0);
+	fclose(f);
+	assert_non_null(strstr(md, "pruned from different dense models"));
+	assert_non_null(strstr(md, "(dense, same training): the dense model"));
+	free(md);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
 static void test_files(void **state)
 {
 	char *dir = write_fixture("{\"v\": 1, \"kind\": \"pru");
@@ -566,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_bad_lines_skipped),
 		cmocka_unit_test(test_diverged),
 		cmocka_unit_test(test_superseded),
+		cmocka_unit_test(test_matched_and_mixed_dense),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_ci_option),
 		cmocka_unit_test(test_missing_and_empty),

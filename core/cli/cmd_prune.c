@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "prunebench/metrics.h"
 #include "prunebench/plugin.h"
+#include "train_points.h"
 
 static const char prune_usage[] =
 	"Usage: prunebench prune MODEL.ini DENSE.ckpt --plugin NAME\n"
@@ -235,7 +236,7 @@ static int run_prune(const prune_args *a)
 	pb_metrics_opts mo;
 	gsl_rng *rng = NULL;
 	double acc0 = -1, acc1 = -1, acc2 = -1, loss;
-	char *ckpt = NULL, *ini = NULL;
+	char *ckpt = NULL, *ini = NULL, *points = NULL;
 	int rc, have_data = 0;
 
 	memset(&sp, 0, sizeof sp);
@@ -269,6 +270,9 @@ static int run_prune(const prune_args *a)
 	su.rng = rng;
 	su.progress = a->quiet ? NULL : stderr;
 	su.label = su.pruner->name;
+	/* Training points kept by `prunebench train --keep` (LTH rewind). */
+	points = pbi_point_base(a->ckpt);
+	su.dense_points = points;
 	if ((rc = pb_prune_run(dense, &su, &pruned, &rep, &err)))
 		goto done;
 	if (have_data) {
@@ -328,6 +332,7 @@ done_status:
 	pb_metrics_free(&ma);
 	free(ckpt);
 	free(ini);
+	free(points);
 	gsl_rng_free(rng);
 	if (have_data)
 		pb_splits_free(&sp);

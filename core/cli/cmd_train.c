@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "train_points.h"
 #include "util.h"
 
 static const char train_usage[] =
@@ -24,9 +25,13 @@ static const char train_usage[] =
 	"                     decay_bn_bias, min_lr, gamma, milestones, warmup,\n"
 	"                     crop_pad, hflip, val_size, keep_best, eval_batch\n"
 	"  --max-steps N      stop after N optimizer steps (smoke runs)\n"
+	"  --keep P[,P...]    also keep the model at these training points:\n"
+	"                     N (iterations), Xep (epochs), X% (of training);\n"
+	"                     written as FILE.stepN.ckpt next to --out (LTH's\n"
+	"                     rewind point for `prunebench prune`)\n"
 	"  --quiet            no progress output\n";
 
-enum { OPT_SET = 256, OPT_MAX_STEPS, OPT_QUIET };
+enum { OPT_SET = 256, OPT_MAX_STEPS, OPT_QUIET, OPT_KEEP };
 
 static const struct option train_opts[] = {
 	{ "data", required_argument, NULL, 'd' },
@@ -40,6 +45,7 @@ static const struct option train_opts[] = {
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "max-steps", required_argument, NULL, OPT_MAX_STEPS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "keep", required_argument, NULL, OPT_KEEP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -81,10 +87,41 @@ static char *csv_path_for(const char *ckpt)
 	return p;
 }
 
+#define MAX_KEEP 64
+
+/* "0,1%,2ep" -> sorted iterations of this training. */
+static int keep_steps(const char *list, const pb_recipe *r, long per_epoch,
+		      long *steps, int *n, pb_error *err)
+{
+	char buf[1024], *save = NULL;
+
+	*n = 0;
+	if (!list)
+		return 0;
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *t = strtok_r(buf, ", ", &save); t;
+	     t = strtok_r(NULL, ", ", &save)) {
+		if (*n == MAX_KEEP)
+			return pb_error_set(err, PB_EINVAL, "--keep: at most %d "
+					    "points", MAX_KEEP);
+		if (pbi_point_step(t, r->epochs, per_epoch, &steps[*n], err)) {
+			pb_error_prefix(err, "--keep: ");
+			return PB_EINVAL;
+		}
+		(*n)++;
+	}
+	pbi_points_sort(steps, n);
+	return 0;
+}
+
 static int run_training(const char *model_path, const cli_common *c,
 			const pb_recipe *r, const char *out, long max_steps,
-			int quiet)
+			int quiet, const char *keep)
 {
+	long steps[MAX_KEEP];
+	pbi_point_saver saver = { 0 };
+	pb_train_hooks hooks = { 0 };
+	char *base = NULL;
 	pb_error err = { 0 };
 	pb_model *m = NULL;
 	pb_data_spec spec;
@@ -107,6 +144,20 @@ static int run_training(const char *model_path, const cli_common *c,
 	rng = gsl_rng_alloc(gsl_rng_mt19937);
 	gsl_rng_set(rng, c->seed);
 	rc = pb_model_init_params(m, rng, &err);
+	if (!rc)
+		rc = keep_steps(keep, r, r->batch > 0 ? (long)sp.train.n /
+				r->batch : 0, steps, &saver.n, &err);
+	if (!rc && saver.n) {
+		base = pbi_point_base(out);
+		saver.base = base;
+		saver.steps = steps;
+		saver.err = &err;
+		hooks.user = &saver;
+		hooks.after_step = pbi_point_saver_step;
+		opts.hooks = &hooks;
+		rc = base ? pbi_point_saver_begin(&saver, m) :
+			pb_error_set(&err, PB_ENOMEM, "out of memory");
+	}
 	if (out)
 		csv = csv_path_for(out);
 	opts.csv_path = csv;
@@ -117,6 +168,11 @@ static int run_training(const char *model_path, const cli_common *c,
 	if (!rc)
 		rc = pb_train(m, &sp.train, &sp.val, r, rng, &opts, NULL, &err);
 	wall = pbi_now() - t0;
+	if (!rc && saver.n)
+		rc = pbi_point_saver_end(&saver, max_steps > 0 &&
+			max_steps < (long)r->epochs * (sp.train.n / r->batch) ?
+			max_steps : (long)r->epochs * (long)(sp.train.n /
+							     r->batch));
 	if (!rc)
 		rc = pb_evaluate(m, &sp.test, r->eval_batch, &acc, &loss, &err);
 	if (!rc && out)
@@ -129,7 +185,11 @@ static int run_training(const char *model_path, const cli_common *c,
 		       "%.1f s\n", 100.0 * acc, loss, wall);
 		if (out)
 			printf("checkpoint %s  curve %s\n", out, csv);
+		for (int i = 0; i < saver.n; i++)
+			printf("kept iteration %ld: %s.step%ld.ckpt\n",
+			       steps[i], base, steps[i]);
 	}
+	free(base);
 	free(csv);
 	gsl_rng_free(rng);
 	pb_splits_free(&sp);
@@ -141,7 +201,7 @@ int cmd_train(int argc, char **argv)
 {
 	cli_common c;
 	pb_recipe r;
-	const char *out = NULL;
+	const char *out = NULL, *keep = NULL;
 	long v, max_steps = 0;
 	double d;
 	int opt, quiet = 0;
@@ -191,12 +251,17 @@ int cmd_train(int argc, char **argv)
 				return 2;
 			break;
 		case OPT_QUIET: quiet = 1; break;
+		case OPT_KEEP: keep = optarg; break;
 		case 'h': fputs(train_usage, stdout); return 0;
 		default: return cli_usage_error("train", "bad option");
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("train", "expected one MODEL.ini");
+	if (keep && !out)
+		return cli_usage_error("train", "--keep needs --out (the points "
+				       "are written next to it)");
 	c.threads = cli_apply_threads(c.threads);
-	return run_training(argv[optind], &c, &r, out, max_steps, quiet);
+	return run_training(argv[optind], &c, &r, out, max_steps, quiet,
+			    keep);
 }

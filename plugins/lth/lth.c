@@ -3,11 +3,19 @@
  * ICLR 2019; with rewinding: Frankle, Dziugaite, Roy, Carbin, "Linear Mode
  * Connectivity and the Lottery Ticket Hypothesis", ICML 2020).
  *
- * from = scratch (default): the plugin trains its own dense network from
- * a fresh initialisation (the cell's RNG, pb_model_init_params) with the
- * dense recipe and keeps the weights at iteration k (`rewind`) in
- * snapshot slot 0. The runner's dense model cannot serve: its training
- * happened before the cell and kept no early point. Then, rounds of
+ * The rewind point is iteration k (`rewind`, a training point: N, Xep or
+ * X% of the dense training) of the run that trained the dense model:
+ *
+ * from = dense (default): the cell's dense model and the weights its own
+ * training had at iteration k, which the runner kept for this option
+ * (pb_ctx_dense_point; `prunebench prune` reads DENSE.stepN.ckpt from
+ * `prunebench train --keep`). Mask and rewind point come from one run.
+ *
+ * from = scratch: the plugin trains its own dense network from a fresh
+ * initialisation (the cell's RNG) with the dense recipe, keeping the
+ * weights at iteration k in snapshot slot 0; one dense training more.
+ *
+ * Then rounds of
  *
  *   prune `rate` of the remaining weights by |w| (the cell's scope: global
  *   by default in the experiments), the last layer at half the rate;
@@ -18,12 +26,10 @@
  * the last round going exactly to s. Each round's sparsity is reported
  * (pb_ctx_report_round) for the table.
  *
- * from = dense: the given (already trained) dense model is round 0. It has
- * no early rewind point, so weights are NOT rewound; each round retrains
- * the surviving weights from where they are with the full dense recipe.
- * That is learning-rate rewinding (Renda, Frankle, Carbin, ICLR 2020), not
- * the lottery ticket procedure; it is here because it costs one dense
- * training less.
+ * lr_rewind = yes: no weight rewind; each round retrains the surviving
+ * weights from where they are with the full dense recipe. That is
+ * learning-rate rewinding (Renda, Frankle, Carbin, ICLR 2020), not the
+ * lottery ticket procedure.
  *
  * reinit = yes replaces the rewind by a fresh random initialisation of the
  * whole network (same distribution, the cell's RNG; pruned weights stay
@@ -43,13 +49,17 @@ static const pb_pruner_option lth_options[] = {
 	{ .name = "rate", .type = PB_OPT_DOUBLE, .def = "0.2",
 	  .help = "fraction of the remaining weights pruned per round",
 	  .min = 0.001, .max = 0.999 },
-	{ .name = "rewind", .type = PB_OPT_STRING, .def = "1%",
+	{ .name = "rewind", .type = PB_OPT_POINT, .def = "1%",
 	  .help = "rewind point: N iterations, Xep epochs, or X% of the dense "
 		  "training; 0 = the initialisation (original LTH)" },
-	{ .name = "from", .type = PB_OPT_CHOICE, .def = "scratch",
-	  .help = "scratch: train from a fresh init and rewind (LTH); dense: "
-		  "start from the given model, no weight rewind (learning-rate "
-		  "rewinding)", .choices = "scratch|dense" },
+	{ .name = "from", .type = PB_OPT_CHOICE, .def = "dense",
+	  .help = "dense: the given dense model and its own training's "
+		  "rewind point (kept by the runner); scratch: train a dense "
+		  "model from a fresh init here", .choices = "dense|scratch" },
+	{ .name = "lr_rewind", .type = PB_OPT_BOOL, .def = "no",
+	  .help = "do not rewind the weights, only restart the recipe "
+		  "(learning-rate rewinding, Renda et al. 2020)",
+	  .min = 1, .max = 0 },
 	{ .name = "reinit", .type = PB_OPT_BOOL, .def = "no",
 	  .help = "re-initialise the surviving weights randomly instead of "
 		  "rewinding (the random-reinit control)", .min = 1, .max = 0 },
@@ -112,29 +122,6 @@ static int lth_after_backward(void *state, pb_prune_ctx *ctx, long step)
 	return 0;
 }
 
-/* "500", "1.5ep", "1%" -> iterations of the dense training. */
-static int parse_rewind(pb_prune_ctx *ctx, const char *text, double epochs,
-			long per_epoch, long *out)
-{
-	char *end;
-	double v = strtod(text, &end);
-
-	if (end == text || !(v >= 0))
-		goto bad;
-	if (!strcmp(end, "%"))
-		v = v / 100.0 * epochs * (double)per_epoch;
-	else if (!strcmp(end, "ep"))
-		v *= (double)per_epoch;
-	else if (*end || v != floor(v))
-		goto bad;
-	*out = (long)floor(v + 0.5);
-	return 0;
-bad:
-	return pb_ctx_fail(ctx, "rewind = '%s': expected N (iterations), "
-			   "Xep (epochs) or X%% (of the dense training)",
-			   text);
-}
-
 /* Prunes to total sparsity `total` over all prunable weights, the last
  * tensor at `last` (when last_half); weights already masked count. */
 static int prune_round(pb_prune_ctx *ctx, double total, double last,
@@ -192,6 +179,7 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	double epochs = pb_ctx_opt_double(ctx, "retrain_epochs");
 	int scratch = !strcmp(pb_ctx_opt_string(ctx, "from"), "scratch");
 	int reinit = pb_ctx_opt_bool(ctx, "reinit");
+	int rewind = !reinit && !pb_ctx_opt_bool(ctx, "lr_rewind");
 	int last_half = pb_ctx_opt_bool(ctx, "last_half");
 	pb_error err = { 0 };
 	long per_epoch;
@@ -205,13 +193,12 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	rounds = target > 0 ? (int)ceil(log(1.0 - target) / log(1.0 - rate) -
 					 1e-9) : 0;
 	if (scratch) {
-		if ((rc = parse_rewind(ctx, pb_ctx_opt_string(ctx, "rewind"),
-				       dense_epochs, per_epoch,
-				       &st->rewind_step)))
+		if ((rc = pb_ctx_opt_point(ctx, "rewind", &st->rewind_step)))
 			return rc;
 		if (pb_model_init_params(pb_ctx_model(ctx), pb_ctx_rng(ctx),
 					 &err))
 			return pb_ctx_fail(ctx, "initialising: %s", err.msg);
+		/* Kept with reinit too: the control is then comparable. */
 		st->want_save = 1;
 		pb_ctx_log(ctx, "training from a fresh init for %g epochs, "
 			   "rewind point at iteration %ld", (double)dense_epochs,
@@ -223,6 +210,13 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 					   "past the end of the dense training",
 					   pb_ctx_opt_string(ctx, "rewind"),
 					   st->rewind_step);
+	} else if (rewind) {
+		/* Before any pruning: a missing point fails the cell at once. */
+		if ((rc = pb_ctx_dense_point(ctx, "rewind", 0)) ||
+		    (rc = pb_ctx_opt_point(ctx, "rewind", &st->rewind_step)))
+			return rc;
+		pb_ctx_log(ctx, "rewind point: iteration %ld of the dense "
+			   "model's own training", st->rewind_step);
 	}
 	pb_ctx_log(ctx, "%d rounds at rate %g to sparsity %g", rounds, rate,
 		   target);
@@ -239,12 +233,11 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 				return pb_ctx_fail(ctx, "re-initialising: %s",
 						   err.msg);
 			pb_ctx_apply_masks(ctx);
-		} else if (scratch &&
-			   (rc = pb_ctx_snapshot_restore(ctx, 0))) {
+		} else if (rewind && (rc = pb_ctx_snapshot_restore(ctx, 0))) {
 			return rc;
 		}
 		pb_ctx_log(ctx, "round %d/%d: sparsity %.4f, %s", r, rounds,
-			   total, reinit ? "re-initialised" : scratch ?
+			   total, reinit ? "re-initialised" : rewind ?
 			   "rewound" : "not rewound");
 		if (epochs > 0 &&
 		    (rc = pb_ctx_train(ctx, PB_RECIPE_DENSE, epochs, 0)))
@@ -256,7 +249,7 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 static const pb_pruner lth = {
 	PB_PRUNER_HEADER,
 	.name = "lth",
-	.version = "1.0",
+	.version = "1.1",
 	.granularity = PB_GRANULARITY_WEIGHT,
 	.description = "lottery tickets: iterative magnitude pruning, "
 		       "surviving weights rewound to an early point each round",

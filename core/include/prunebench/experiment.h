@@ -38,6 +38,13 @@
  *   finetune = yes | scratch     ; scratch: re-initialise the pruned
  *                                ; architecture and train it with the
  *                                ; dense recipe (cells of kind "scratch")
+ *   matched_dense = no           ; yes: also train a copy of the dense
+ *                                ; model with exactly the training this
+ *                                ; method's cell got (its pruning
+ *                                ; phase's trainings, replayed, then the
+ *                                ; fine-tune), unpruned: the control at
+ *                                ; matched training budget (the table's
+ *                                ; "NAME (dense, same training)" rows)
  *   layer.conv4 = 0.8            ; per-layer override of the amount
  *   anything else                ; the plugin's own options
  */
@@ -83,6 +90,7 @@ typedef struct pb_exp_method {
 	double gradual_begin, gradual_epochs, gradual_initial;
 	int gradual_steps;
 	int scratch;
+	int matched;                     /* matched_dense = yes */
 	int line;                        /* of the section header */
 } pb_exp_method;
 

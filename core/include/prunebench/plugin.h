@@ -115,6 +115,15 @@ typedef struct pb_prune_setup {
 	gsl_rng *rng;                 /* the cell's stream; required */
 	FILE *progress;               /* NULL: silent */
 	const char *label;            /* prefix of progress lines */
+	/* Where the dense model's training points are kept: BASE.stepN.ckpt
+	 * (pb_ctx_dense_point); NULL: none kept. */
+	const char *dense_points;
+	/* Called before every training a plugin runs (pb_ctx_train), with
+	 * the recipe, epochs and step cap: the runner replays them on the
+	 * dense model for the matched-budget control. May be NULL. */
+	void (*on_train)(void *user, pb_recipe_which which, double epochs,
+			 long steps);
+	void *on_train_user;
 } pb_prune_setup;
 
 #define PB_PRUNE_MAX_ROUNDS 64

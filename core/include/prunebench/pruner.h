@@ -59,7 +59,12 @@ typedef enum pb_opt_type {
 	PB_OPT_DOUBLE,
 	PB_OPT_BOOL,     /* yes/no, true/false, 1/0, on/off */
 	PB_OPT_CHOICE,   /* one of `choices`, "a|b|c" */
-	PB_OPT_STRING
+	PB_OPT_STRING,
+	/* A point of the dense training: N (iterations), Xep (epochs) or X%
+	 * (of the dense training). The runner keeps the dense model at
+	 * every point its cells' options of this type name (see
+	 * pb_ctx_dense_point). Added after version 1. */
+	PB_OPT_POINT
 } pb_opt_type;
 
 typedef struct pb_pruner_option {
@@ -354,6 +359,19 @@ int pb_ctx_recipe_steps(pb_prune_ctx *ctx, pb_recipe_which which,
  * the model the plugin was given (as pb_prune_report.reached), and
  * appends it to the report's rounds. Not from a training hook. */
 int pb_ctx_report_round(pb_prune_ctx *ctx);
+
+/* The iteration of the dense recipe that PB_OPT_POINT option `name`
+ * names ("1%" of 15 epochs of 390 steps is 59). */
+int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step);
+/* Loads into snapshot slot `slot` the model as it was at the point named
+ * by PB_OPT_POINT option `name` of the training run that produced the
+ * dense model this cell was given: the weights after that many updates,
+ * from the same run (LTH's rewind point). The runner keeps every such
+ * point; `prunebench prune` finds them beside the dense checkpoint
+ * (DENSE.stepN.ckpt, from `prunebench train --keep`). Fails, saying how
+ * to get it, when the point was not kept. Restore it with
+ * pb_ctx_snapshot_restore. */
+int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot);
 
 #ifdef __cplusplus
 }

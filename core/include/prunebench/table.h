@@ -23,7 +23,11 @@ typedef enum pb_cell_kind {
 	PB_CELL_DENSE,     /* dense baseline */
 	PB_CELL_DENSE_FT,  /* dense + fine-tune control */
 	PB_CELL_PRUNE,     /* pruned, then fine-tuned */
-	PB_CELL_SCRATCH    /* pruned shape re-initialised, trained from scratch */
+	PB_CELL_SCRATCH,   /* pruned shape re-initialised, trained from scratch */
+	/* The dense model trained exactly as a pruned cell was, unpruned
+	 * (matched_dense = yes). Not a line of its own in runs.jsonl: read
+	 * from its pruned cell's "matched_*" keys. */
+	PB_CELL_MATCHED
 } pb_cell_kind;
 
 typedef enum pb_cell_status {
@@ -49,6 +53,11 @@ typedef struct pb_cell {
 	double size_dense_mib, size_sparse_mib, size_compressed_mib;
 	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
 	double time_prune_s, time_finetune_s, time_total_s;
+	double prune_epochs;   /* training epochs of the pruning phase */
+	/* matched_dense: the unpruned copy with the same training. */
+	double matched_top1, matched_val, matched_epochs, matched_time_s;
+	char *matched_error;
+	char *dense_fingerprint;  /* CRC-32 of the dense model it came from */
 	int line;         /* line number in runs.jsonl */
 } pb_cell;
 
@@ -93,6 +102,9 @@ typedef struct pb_table {
 	int n_rows;
 	int n_cells;            /* cells read */
 	int n_superseded;       /* older lines replaced by a newer same cell */
+	/* Seeds whose cells came from different dense models (their
+	 * "dense_fingerprint" differs): the table warns. */
+	int n_mixed_dense;
 	int n_bad_lines;        /* malformed lines skipped */
 } pb_table;
 
