@@ -25,6 +25,7 @@
 #include "prune_impl.h"
 #include "prunebench/checkpoint.h"
 #include "prunebench/metrics.h"
+#include "prunebench/prunebench.h"   /* pb_blas_name */
 #include "train_points.h"
 #include "util.h"
 
@@ -812,6 +813,7 @@ static int write_line(sweep *S, const pb_exp_cell *c, const cell_result *r,
 		}
 	}
 	pbi_jw_int(&j, "threads", r->threads);
+	pbi_jw_str(&j, "blas", pb_blas_name());
 	pbi_jw_str(&j, "status", st[r->status]);
 	pbi_jw_str(&j, "error", r->status == ST_OK ? NULL : r->error);
 	pbi_jw_num(&j, "acc_before", r->acc_before);
