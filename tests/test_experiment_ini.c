@@ -261,13 +261,15 @@ static void test_missing_file(void **state)
 static void test_shipped(void **state)
 {
 	const char *src = getenv("PB_SRCDIR");
-	const char *names[] = { "quickstart.ini", "fmnist-vggs.ini" };
+	const char *names[] = { "quickstart.ini", "fmnist-vggs.ini",
+				"fmnist-vggs-compact.ini", "fmnist-resnets.ini",
+				"fmnist-resnets-compact.ini" };
 	char path[4096];
 
 	(void)state;
 	if (!src)
 		src = PB_SRCDIR;
-	for (int i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		pb_experiment *e = NULL;
 		pb_error err = { 0 };
 		snprintf(path, sizeof path, "%s/experiments/%s", src, names[i]);
