@@ -97,9 +97,7 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 		rc = pb_train(m, &sp->train, &sp->val, &e->dense, rng, &opts,
 			      NULL, err);
 	if (!rc)
-		rc = pbi_point_saver_end(saver, max_steps > 0 ? max_steps :
-			(long)e->dense.epochs * (long)(sp->train.n /
-						      e->dense.batch));
+		rc = pbi_point_saver_end(saver);
 	if (!rc && ckpt)
 		rc = pb_checkpoint_save(m, tmp_ckpt, err);
 	if (!rc && ckpt && rename(tmp_csv, csv))

@@ -919,7 +919,7 @@ static int point_option(pb_prune_ctx *ctx, const char *name,
 
 int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step)
 {
-	const char *text;
+	const char *text = NULL;
 	long per_epoch;
 	int epochs, rc;
 
@@ -933,7 +933,8 @@ int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step)
 	return rc;
 }
 
-/* "points kept: 0, 59" or "no points kept" (BASE.stepN.ckpt files). */
+/* "points kept (iterations): 0 59" or "no points were kept", from the
+ * BASE.stepN.ckpt files. */
 static void kept_points(const char *base, char *buf, size_t n)
 {
 	size_t len = strlen(base), k = 0;
@@ -964,9 +965,9 @@ int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot)
 	int rc;
 
 	if ((rc = check_slot(ctx, slot, 0)) ||
-	    (rc = point_option(ctx, name, &text)) ||
 	    (rc = pb_ctx_opt_point(ctx, name, &step)))
 		return rc;
+	text = pb_options_text(ctx->opts, name);
 	if (!ctx->setup->dense_points)
 		return pb_error_set(ctx->err, PB_ENOTFOUND, "%s = %s: the dense "
 				    "model came without training points (the "
@@ -982,16 +983,13 @@ int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot)
 	}
 	rc = pb_checkpoint_load(c, path, ctx->err);
 	if (rc) {
-		char kept[256];
+		char why[PB_ERROR_MSG_MAX], kept[256];
 
-		pb_error_prefix(ctx->err, "%s = %s (iteration %ld) of the "
-				"dense training: ", name, text, step);
+		snprintf(why, sizeof why, "%s", ctx->err->msg);
 		kept_points(ctx->setup->dense_points, kept, sizeof kept);
-		{
-			size_t l = strlen(ctx->err->msg);
-			snprintf(ctx->err->msg + l, sizeof ctx->err->msg - l,
-				 "; %s", kept);
-		}
+		pb_error_set(ctx->err, rc, "%s = %s (iteration %ld) of the "
+			     "dense training: %s; %s", name, text, step, why,
+			     kept);
 		pb_model_free(c);
 	} else {
 		pb_model_free(ctx->snap[slot]);

@@ -109,6 +109,7 @@ static int save(pbi_point_saver *s, pb_model *m, long step)
 int pbi_point_saver_begin(pbi_point_saver *s, pb_model *m)
 {
 	s->next = 0;
+	s->done = 0;
 	if (s->n > 0 && s->steps[0] == 0) {
 		s->next = 1;
 		return save(s, m, 0);
@@ -120,6 +121,7 @@ int pbi_point_saver_step(void *user, pb_model *m, long step)
 {
 	pbi_point_saver *s = user;
 
+	s->done = step + 1;
 	if (s->next < s->n && s->steps[s->next] == step + 1) {
 		s->next++;
 		return save(s, m, step + 1);
@@ -127,13 +129,12 @@ int pbi_point_saver_step(void *user, pb_model *m, long step)
 	return 0;
 }
 
-int pbi_point_saver_end(pbi_point_saver *s, long steps_done)
+int pbi_point_saver_end(const pbi_point_saver *s)
 {
 	if (s->next < s->n)
 		return pb_error_set(s->err, PB_EINVAL, "training point %ld is "
 				    "past the end of the training (%ld "
-				    "iterations)", s->steps[s->next],
-				    steps_done);
+				    "iterations)", s->steps[s->next], s->done);
 	return 0;
 }
 

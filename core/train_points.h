@@ -31,6 +31,7 @@ typedef struct pbi_point_saver {
 	const long *steps;   /* sorted ascending, no duplicates */
 	int n;
 	int next;            /* first not yet saved */
+	long done;           /* updates seen so far */
 	pb_error *err;
 } pbi_point_saver;
 
@@ -38,9 +39,8 @@ int pbi_point_saver_begin(pbi_point_saver *s, pb_model *m);
 /* A pb_train_hooks.after_step: after the update of step `step` (0-based)
  * the model has had step + 1 updates. */
 int pbi_point_saver_step(void *user, pb_model *m, long step);
-/* After training ran `steps_done` steps: saves a point equal to it (the
- * final weights) and fails for points past the end. */
-int pbi_point_saver_end(pbi_point_saver *s, long steps_done);
+/* After training: fails for points it never reached (past the end). */
+int pbi_point_saver_end(const pbi_point_saver *s);
 
 /* Sorts and de-duplicates steps[0..*n). */
 void pbi_points_sort(long *steps, int *n);

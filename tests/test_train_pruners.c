@@ -469,17 +469,6 @@ static int lth_observed(void *state, pb_prune_ctx *ctx)
  * (want_error) or fails the test on error. */
 static int run_lth_on(pb_model *dense, const char *const *kv,
 		      const char *points, int want_error,
-		      pb_prune_report *rep, pb_error *err);
-
-static void run_lth(const char *const *kv, pb_prune_report *rep)
-{
-	pb_error err = { 0 };
-
-	run_lth_on(NULL, kv, NULL, 0, rep, &err);
-}
-
-static int run_lth_on(pb_model *dense, const char *const *kv,
-		      const char *points, int want_error,
 		      pb_prune_report *rep, pb_error *err)
 {
 	pb_plugin *p = tu_open_plugin("lth");
@@ -511,6 +500,13 @@ static int run_lth_on(pb_model *dense, const char *const *kv,
 	pb_splits_free(&sp);
 	pb_plugin_close(p);
 	return rc;
+}
+
+static void run_lth(const char *const *kv, pb_prune_report *rep)
+{
+	pb_error err = { 0 };
+
+	run_lth_on(NULL, kv, NULL, 0, rep, &err);
 }
 
 /* Zeros in the weight tensors; survivors (and every other tensor) equal

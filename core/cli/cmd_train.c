@@ -169,10 +169,7 @@ static int run_training(const char *model_path, const cli_common *c,
 		rc = pb_train(m, &sp.train, &sp.val, r, rng, &opts, NULL, &err);
 	wall = pbi_now() - t0;
 	if (!rc && saver.n)
-		rc = pbi_point_saver_end(&saver, max_steps > 0 &&
-			max_steps < (long)r->epochs * (sp.train.n / r->batch) ?
-			max_steps : (long)r->epochs * (long)(sp.train.n /
-							     r->batch));
+		rc = pbi_point_saver_end(&saver);
 	if (!rc)
 		rc = pb_evaluate(m, &sp.test, r->eval_batch, &acc, &loss, &err);
 	if (!rc && out)
