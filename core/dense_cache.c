@@ -116,18 +116,28 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 	return rc;
 }
 
-/* The points of steps[] whose files are missing, into miss[]. */
+/* The points of steps[] whose files are missing or do not load into
+ * `probe` (a model of the same shapes; truncated, corrupt), into miss[]:
+ * treated like the dense checkpoint itself, an unusable file is made
+ * again rather than failing the cells that need it. */
 static int missing_points(const char *base, const long *steps, int n,
-			  long *miss, int *n_miss)
+			  pb_model *probe, FILE *log, long *miss, int *n_miss)
 {
 	*n_miss = 0;
 	for (int i = 0; i < n; i++) {
 		char *p = pbi_point_path(base, steps[i]);
+		pb_error lerr = { 0 };
 
 		if (!p)
 			return -1;
-		if (!exists(p))
+		if (!exists(p)) {
 			miss[(*n_miss)++] = steps[i];
+		} else if (pb_checkpoint_load(probe, p, &lerr)) {
+			if (log)
+				fprintf(log, "dense cache: %s is unusable "
+					"(%s); making it again\n", p, lerr.msg);
+			miss[(*n_miss)++] = steps[i];
+		}
 		free(p);
 	}
 	return 0;
@@ -167,8 +177,13 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 	if (exists(ckpt)) {
 		pb_error lerr = { 0 };
 		if (!pb_checkpoint_load(m, ckpt, &lerr)) {
-			if (missing_points(base, points, n_points, miss,
-					   &n_miss)) {
+			if ((rc = pb_model_clone(&pm, m, err)))
+				goto out;
+			rc = missing_points(base, points, n_points, pm, log,
+					    miss, &n_miss);
+			pb_model_free(pm);
+			pm = NULL;
+			if (rc) {
 				rc = pb_error_set(err, PB_ENOMEM, "out of "
 						  "memory");
 				goto out;
@@ -179,7 +194,7 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 			 * run the start of the same training again. */
 			if (log)
 				fprintf(log, "dense seed %lu: cached, but "
-					"without %d training point%s; "
+					"without %d usable training point%s; "
 					"training its first %ld steps again\n",
 					seed, n_miss, n_miss > 1 ? "s" : "",
 					miss[n_miss - 1]);

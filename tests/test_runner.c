@@ -327,6 +327,23 @@ static void test_lth_points(void **state)
 	p3b = load_point(base, ".step3.ckpt");
 	assert_same_params(p3, p3b, "the retrained 3-step point");
 	pb_experiment_free(e);
+	pb_model_free(p3b);
+
+	/* A corrupt point file is made again the same way. */
+	{
+		FILE *f = fopen(copy, "r+b");
+
+		assert_non_null(f);
+		assert_int_equal(fseek(f, 40, SEEK_SET), 0);
+		assert_int_equal(fputs("garbage", f) >= 0, 1);
+		fclose(f);
+	}
+	e = load(EXP_LTH("out-lth2b", "100%"));
+	run(e, 1, &sum);
+	assert_int_equal(sum.failed + sum.diverged, 0);
+	p3b = load_point(base, ".step3.ckpt");
+	assert_same_params(p3, p3b, "the re-made corrupt 3-step point");
+	pb_experiment_free(e);
 	free(copy);
 
 	/* A point past the end of the dense training is a sweep error. */
