@@ -5,7 +5,7 @@
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "prune_impl.h"
+#include "prune/prune_impl.h"
 
 static void derive(const pb_model *m, pb_channel_group **g, int *n)
 {

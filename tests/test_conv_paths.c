@@ -11,7 +11,7 @@
 #include <omp.h>
 
 #include "prunebench/layers.h"
-#include "layers/conv2d_direct.h"
+#include "nn/layers/conv2d_direct.h"
 
 struct shape {
 	int B, C, H, W, OC;

@@ -70,7 +70,7 @@ static void parse_err(const char *text, int line, const char *what)
 static void test_expansion(void **state)
 {
 	pb_experiment *e;
-	pb_exp_cell *cells;
+	pb_cell *cells;
 	int n, k = 0;
 	pb_error err = { 0 };
 	char out[600];
@@ -134,7 +134,7 @@ static void test_hash_follows_definition(void **state)
 		"[prune.magnitude]\ntargets = sparsity=0.5\n";
 	pb_experiment *ea = parse_ok(a), *ea2 = parse_ok(a), *eb = parse_ok(b),
 		      *ec = parse_ok(c);
-	pb_exp_cell *ca, *ca2, *cb, *cc;
+	pb_cell *ca, *ca2, *cb, *cc;
 	int na, na2, nb, nc;
 	pb_error err = { 0 };
 	char ka[17], kc[17];
@@ -195,7 +195,7 @@ static void test_errors(void **state)
 	parse_err(HEAD "seeds = 1 x\n", 5, "seeds: 'x'");
 	parse_err(HEAD "seeds = 1 1\n", 5, "given twice");
 	parse_err(HEAD "threads = -1\n", 5, "out of range");
-	parse_err(HEAD "latency = maybe\n", 5, "expected yes or no");
+	parse_err(HEAD "latency = maybe\n", 5, "is not yes or no");
 	parse_err("[experiment]\nname = t\nmodel = tiny.ini\n"
 		  "data = mnist:nodir\n", 4, "does not exist");
 	parse_err("[experiment]\nname = t\nmodel = tiny.ini\ndata = junk\n", 4,
@@ -235,7 +235,7 @@ static void test_errors(void **state)
 	parse_err(HEAD "[prune.lth]\ntargets = sparsity=0.5\nrewind = 1.5\n",
 		  7, "is not a training point");
 	parse_err(HEAD "[prune.lth]\ntargets = sparsity=0.5\n"
-		  "matched_dense = often\n", 7, "expected yes or no");
+		  "matched_dense = often\n", 7, "is not yes or no");
 	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\n[prune.l1]\n", 7,
 		  "given twice");
 	parse_err(HEAD "name = u\n", 5, "given twice");

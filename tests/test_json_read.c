@@ -1,7 +1,7 @@
 /* The strict JSON-lines reader behind runs.jsonl. */
 #include "testutil.h"
 
-#include "json_read.h"
+#include "base/json_read.h"
 
 static int parse(const char *s, pbj_object *o, char *why)
 {

@@ -1,11 +1,12 @@
 /* Masks: storage and lookup, masked weights staying exactly zero through
  * SGD (weight, gradient and momentum) and through pb_train, clone, and a
  * checkpoint round trip. */
+#include "nn/mask.h"
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "model_impl.h"
-#include "prune_impl.h"
+#include "nn/model_impl.h"
+#include "prune/prune_impl.h"
 
 static const char small_cnn[] =
 	"[model]\nname = small\ninput = 1x12x12\nclasses = 4\n"

@@ -2,11 +2,12 @@
  * checked against hand-computed numbers; the sparse encodings; compressed
  * size falling with sparsity; latency giving positive medians (timings are
  * never asserted); the printed tables. */
+#include "nn/mask.h"
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
 #include "prunebench/metrics.h"
-#include "prune_impl.h"
+#include "prune/prune_impl.h"
 
 /* conv1.weight 2x1x3x3 (18) + bias 2; bn1 gamma, beta, mean, var (2 each);
  * fc.weight 2x32 (64), no bias. MACs: conv 2*4*4 * 1*9 = 288, fc 64. */
@@ -177,7 +178,7 @@ static void test_compressed_size(void **state)
 		for (size_t i = 0; i < w[k]->n; i++)
 			s[k][i] = fabsf(w[k]->data[i]);
 	}
-	assert_int_equal(pbi_target_parse(&t, "sparsity=0.75, scope=global",
+	assert_int_equal(pb_target_parse(&t, "sparsity=0.75, scope=global",
 					  &err), 0);
 	assert_int_equal(pbi_select_weights(p, &t, w, s, 2, 0.75, &reached,
 					    &err), 0);

@@ -4,7 +4,7 @@
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "model_impl.h"
+#include "nn/model_impl.h"
 
 #define B 4
 

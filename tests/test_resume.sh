@@ -108,10 +108,10 @@ import json, sys
 for n, line in enumerate(open(sys.argv[1]), 1):
     assert line.endswith("\n"), "line %d is cut" % n
     o = json.loads(line)
-    assert o["v"] == 1 and o["status"] in ("ok", "diverged", "failed"), n
+    assert o["schema"] == 2 and o["status"] in ("ok", "diverged", "failed"), n
 ' "$jsonl" || { echo "FAIL: invalid JSON line"; exit 1; }
 else
-	bad=$(grep -vc '^{"v":1,"id":".*","finished":"[^"]*"}$' "$jsonl")
+	bad=$(grep -vc '^{"schema":2,"id":".*","finished":"[^"]*"}$' "$jsonl")
 	[ "$bad" -eq 0 ] || { echo "FAIL: $bad malformed lines"; exit 1; }
 fi
 echo "ok"

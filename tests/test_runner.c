@@ -82,21 +82,21 @@ static void run(pb_experiment *e, int threads, pb_run_summary *sum)
 }
 
 /* Reads out/runs.jsonl; every line must parse. */
-static pb_cell *read_cells(const char *out, int *n)
+static pb_record *read_cells(const char *out, int *n)
 {
 	char path[700];
-	pb_cell *cells = NULL;
+	pb_record *cells = NULL;
 	pb_error err = { 0 };
 	int bad = -1;
 
 	snprintf(path, sizeof path, "%s/%s/runs.jsonl", dir, out);
-	if (pb_cells_read(path, &cells, n, &bad, stderr, &err))
+	if (pb_records_read(path, 0, &cells, n, &bad, stderr, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(bad, 0);
 	return cells;
 }
 
-static const pb_cell *find(const pb_cell *c, int n, const char *id)
+static const pb_record *find(const pb_record *c, int n, const char *id)
 {
 	for (int i = 0; i < n; i++)
 		if (!strcmp(c[i].id, id))
@@ -117,8 +117,8 @@ static void test_sweep(void **state)
 	pb_experiment *e = load(EXP("out1", "1", FT_OK));
 	pb_experiment *e2, *ep;
 	pb_run_summary sum;
-	pb_exp_cell *def;
-	pb_cell *cells, *cells2, *par;
+	pb_cell *def;
+	pb_record *cells, *cells2, *par;
 	int n, n2, np, n_def;
 	pb_error err = { 0 };
 
@@ -132,7 +132,7 @@ static void test_sweep(void **state)
 	assert_int_equal(pb_experiment_cells(e, &def, &n_def, &err), 0);
 	assert_int_equal(n_def, N_CELLS);
 	for (int i = 0; i < n_def; i++) {
-		const pb_cell *c = find(cells, n, def[i].id);
+		const pb_record *c = find(cells, n, def[i].id);
 		assert_non_null(c);
 		assert_int_equal(c->status, PB_CELL_OK);
 		assert_int_equal(c->kind, def[i].kind);
@@ -156,7 +156,7 @@ static void test_sweep(void **state)
 	cells2 = read_cells("out1", &n2);
 	assert_int_equal(n2, N_CELLS + 2);
 	for (int i = 0; i < n; i++) {
-		const pb_cell *c = find(cells2, n2, cells[i].id);
+		const pb_record *c = find(cells2, n2, cells[i].id);
 		assert_non_null(c);
 		same(c->acc_after, cells[i].acc_after, "acc_after", c->id);
 	}
@@ -168,7 +168,7 @@ static void test_sweep(void **state)
 	par = read_cells("out2", &np);
 	assert_int_equal(np, N_CELLS);
 	for (int i = 0; i < n; i++) {
-		const pb_cell *a = &cells[i], *b = find(par, np, a->id);
+		const pb_record *a = &cells[i], *b = find(par, np, a->id);
 		assert_non_null(b);
 		assert_int_equal(b->seed, a->seed);
 		same(a->acc_before, b->acc_before, "acc_before", a->id);
@@ -182,9 +182,9 @@ static void test_sweep(void **state)
 		same(a->size_compressed_mib, b->size_compressed_mib,
 		     "size_compressed", a->id);
 	}
-	pb_cells_free(cells, n);
-	pb_cells_free(cells2, n2);
-	pb_cells_free(par, np);
+	pb_records_free(cells, n);
+	pb_records_free(cells2, n2);
+	pb_records_free(par, np);
 	pb_experiment_free(e);
 	pb_experiment_free(e2);
 	pb_experiment_free(ep);
@@ -195,7 +195,7 @@ static void test_diverged(void **state)
 {
 	pb_experiment *e = load(EXP("out3", "1", FT_DIVERGE));
 	pb_run_summary sum;
-	pb_cell *cells;
+	pb_record *cells;
 	int n, diverged = 0;
 
 	(void)state;
@@ -216,7 +216,7 @@ static void test_diverged(void **state)
 		}
 	}
 	assert_int_equal(diverged, sum.diverged);
-	pb_cells_free(cells, n);
+	pb_records_free(cells, n);
 	pb_experiment_free(e);
 }
 
@@ -265,11 +265,11 @@ static void test_lth_points(void **state)
 {
 	pb_experiment *e = load(EXP_LTH("out-lth", "100%"));
 	pb_run_summary sum;
-	pb_cell *cells;
+	pb_record *cells;
 	pb_model *dense, *p20, *p3, *p3b;
 	pb_error err = { 0 };
 	char base[900], key[17], p3path[1000], *copy;
-	const pb_cell *lth = NULL, *matched = NULL;
+	const pb_record *lth = NULL;
 	int n;
 
 	(void)state;
@@ -287,20 +287,16 @@ static void test_lth_points(void **state)
 		if (!strcmp(cells[i].method, "lth") &&
 		    cells[i].kind == PB_CELL_PRUNE)
 			lth = &cells[i];
-		if (cells[i].kind == PB_CELL_MATCHED)
-			matched = &cells[i];
 	}
 	assert_non_null(lth);
-	assert_non_null(matched);
 	assert_int_equal(lth->status, PB_CELL_OK);
 	/* Two rounds (1 - 0.8^2 = 0.36) of one retraining epoch each. */
 	assert_int_equal(lth->n_rounds, 2);
 	assert_true(lth->prune_epochs == 2.0);
 	assert_true(lth->matched_epochs == 3.0);
-	assert_int_equal(matched->status, PB_CELL_OK);
-	assert_true(isfinite(matched->acc_after));
-	assert_true(matched->acc_after == lth->matched_top1);
-	assert_true(matched->params == matched->params_dense);
+	assert_true(lth->has_matched);
+	assert_null(lth->matched_error);
+	assert_true(isfinite(lth->matched_top1));
 	{
 		pb_table t;
 		int found = 0;
@@ -313,7 +309,7 @@ static void test_lth_points(void **state)
 		assert_int_equal(found, 1);
 		pb_table_free(&t);
 	}
-	pb_cells_free(cells, n);
+	pb_records_free(cells, n);
 	pb_experiment_free(e);
 
 	/* The point file gone: a new output on the same cache recovers it

@@ -6,7 +6,7 @@
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "prune_impl.h"
+#include "prune/prune_impl.h"
 
 struct fx {
 	pb_model *m;

@@ -5,11 +5,12 @@
  * carry random weights, so a wrong index mapping shows up as a wrong
  * output. Also: the shape of every tensor after surgery, the cost
  * prediction, the model INI round trip, masks, and refusals. */
+#include "nn/mask.h"
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "model_impl.h"
-#include "prune_impl.h"
+#include "nn/model_impl.h"
+#include "prune/prune_impl.h"
 
 #define BATCH 3
 

@@ -145,7 +145,7 @@ static char *slurp(const char *dir, const char *name)
 static void load(const char *dir, pb_table *t, int *n_bad, char **warnings)
 {
 	char path[512];
-	pb_cell *cells;
+	pb_record *cells;
 	int n;
 	pb_error err = { 0 };
 	char *wbuf = NULL;
@@ -153,10 +153,11 @@ static void load(const char *dir, pb_table *t, int *n_bad, char **warnings)
 	FILE *w = open_memstream(&wbuf, &wlen);
 
 	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
-	assert_int_equal(pb_cells_read(path, &cells, &n, n_bad, w, &err), 0);
+	assert_int_equal(pb_records_read(path, 0, &cells, &n, n_bad, w, &err),
+			 0);
 	fclose(w);
 	assert_int_equal(pb_table_build(cells, n, t, &err), 0);
-	pb_cells_free(cells, n);
+	pb_records_free(cells, n);
 	if (warnings)
 		*warnings = wbuf;
 	else
@@ -358,7 +359,7 @@ static void test_bad_lines_skipped(void **state)
 	assert_int_equal(t.n_cells, (int)(sizeof fixture / sizeof fixture[0]));
 	assert_non_null(strstr(warn, "runs.jsonl:6: warning: line skipped"));
 	assert_non_null(strstr(warn, "runs.jsonl:25: warning: line skipped"));
-	assert_non_null(strstr(warn, "truncated"));
+	assert_non_null(strstr(warn, "cut short"));
 	free(warn);
 	pb_table_free(&t);
 	tu_rm_tree(dir);

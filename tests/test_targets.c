@@ -2,11 +2,12 @@
  * weight selection under a sparsity target: exactly the lowest scores,
  * layer and global scope, overrides, ties by position, existing masks
  * counted, the global floor, and impossible amounts. */
+#include "nn/mask.h"
 #include "testutil.h"
 
 #include "prunebench/prunebench.h"
-#include "model_impl.h"
-#include "prune_impl.h"
+#include "nn/model_impl.h"
+#include "prune/prune_impl.h"
 
 /* conv1.weight has 36 weights (4x1x3x3), fc.weight 192 (3x64). */
 static const char net[] =
@@ -27,22 +28,22 @@ static void test_parse_accepts(void **state)
 	char buf[64];
 
 	(void)state;
-	assert_int_equal(pbi_target_parse(&t, "sparsity=0.75", &err), 0);
+	assert_int_equal(pb_target_parse(&t, "sparsity=0.75", &err), 0);
 	assert_int_equal(t.kind, PB_TARGET_SPARSITY);
 	assert_true(t.amount == 0.75);
 	assert_int_equal(t.scope, PB_SCOPE_LAYER);
 	assert_int_equal(t.n_overrides, 0);
 
-	assert_int_equal(pbi_target_parse(&t, " macs = 0.5 ", &err), 0);
+	assert_int_equal(pb_target_parse(&t, " macs = 0.5 ", &err), 0);
 	assert_int_equal(t.kind, PB_TARGET_MACS);
 	assert_true(t.amount == 0.5);
-	assert_int_equal(pbi_target_parse(&t, "channels=0.3", &err), 0);
+	assert_int_equal(pb_target_parse(&t, "channels=0.3", &err), 0);
 	assert_int_equal(t.kind, PB_TARGET_CHANNELS);
-	assert_int_equal(pbi_target_parse(&t, "params=0", &err), 0);
+	assert_int_equal(pb_target_parse(&t, "params=0", &err), 0);
 	assert_int_equal(t.kind, PB_TARGET_PARAMS);
 	assert_true(t.amount == 0.0);
 
-	assert_int_equal(pbi_target_parse(&t, "sparsity=0.8, scope=global, "
+	assert_int_equal(pb_target_parse(&t, "sparsity=0.8, scope=global, "
 					  "fc=0.5,conv1 = 0.25", &err), 0);
 	assert_int_equal(t.scope, PB_SCOPE_GLOBAL);
 	assert_int_equal(t.n_overrides, 2);
@@ -51,11 +52,11 @@ static void test_parse_accepts(void **state)
 	assert_string_equal(t.overrides[1].layer, "conv1");
 	assert_true(t.overrides[1].amount == 0.25);
 
-	pbi_target_parse(&t, "macs=0.5", &err);
-	pbi_target_format(&t, buf, sizeof buf);
+	pb_target_parse(&t, "macs=0.5", &err);
+	pb_target_format(&t, buf, sizeof buf);
 	assert_string_equal(buf, "macs=0.5");
-	pbi_target_parse(&t, "sparsity=0.75, scope=global", &err);
-	pbi_target_format(&t, buf, sizeof buf);
+	pb_target_parse(&t, "sparsity=0.75, scope=global", &err);
+	pb_target_format(&t, buf, sizeof buf);
 	assert_string_equal(buf, "sparsity=0.75");
 }
 
@@ -67,7 +68,7 @@ static void expect_reject(const char *text, int code, const char *a,
 
 	t.amount = 0.123;
 	t.kind = PB_TARGET_MACS;
-	assert_int_equal(pbi_target_parse(&t, text, &err), code);
+	assert_int_equal(pb_target_parse(&t, text, &err), code);
 	if (!strstr(err.msg, a) || (b && !strstr(err.msg, b)))
 		fail_msg("'%s': message '%s' lacks '%s' / '%s'", text,
 			 err.msg, a, b ? b : "");

@@ -2,9 +2,9 @@
 #include <stdlib.h>
 #include <omp.h>
 
-#include "cli.h"
-#include "blas.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "base/blas.h"
+#include "base/util.h"
 
 void cli_common_init(cli_common *c)
 {

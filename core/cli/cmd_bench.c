@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <omp.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "prunebench/bench.h"
 
 static const char bench_usage[] =

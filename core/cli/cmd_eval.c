@@ -2,8 +2,8 @@
 #include <getopt.h>
 #include <stdlib.h>
 
-#include "cli.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "base/util.h"
 
 static const char eval_usage[] =
 	"Usage: prunebench eval MODEL.ini FILE.ckpt [options]\n"

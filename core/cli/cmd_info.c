@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static const char info_usage[] =
 	"Usage: prunebench info MODEL.ini\n"

@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "prunebench/experiment.h"
 #include "prunebench/metrics.h"
 #include "prunebench/plugin.h"
-#include "train_points.h"
+#include "train/train_points.h"
 
 static const char prune_usage[] =
 	"Usage: prunebench prune MODEL.ini DENSE.ckpt --plugin NAME\n"
@@ -71,23 +72,6 @@ typedef struct prune_args {
 	int threads, latency, quiet;
 	pb_recipe recipe;
 } prune_args;
-
-/* PRUNED or PRUNED.ckpt -> PRUNED + ext */
-static char *out_path(const char *out, const char *ext)
-{
-	size_t n = strlen(out);
-	char *p = malloc(n + strlen(ext) + 1);
-
-	if (!p)
-		return NULL;
-	strcpy(p, out);
-	if (n > 5 && !strcmp(p + n - 5, ".ckpt"))
-		p[n - 5] = '\0';
-	else if (n > 4 && !strcmp(p + n - 4, ".ini"))
-		p[n - 4] = '\0';
-	strcat(p, ext);
-	return p;
-}
 
 static int parse_args(prune_args *a, int argc, char **argv)
 {
@@ -221,22 +205,23 @@ static void print_report(const prune_args *a, const pb_pruner *pr,
 	       rep->channels_before, rep->channels_after, rep->seconds);
 }
 
+/* The pipeline every cell of an experiment runs (pb_cell_run), once:
+ * prune, evaluate, fine-tune when asked, measure, save. */
 static int run_prune(const prune_args *a)
 {
 	pb_error err = { 0 };
 	pb_plugin *plugin = NULL;
 	pb_options *opts = NULL;
 	pb_target target;
-	pb_model *dense = NULL, *pruned = NULL;
+	pb_model *dense = NULL;
 	pb_splits sp;
 	pb_data_spec spec;
-	pb_prune_setup su = { 0 };
-	pb_prune_report rep;
-	pb_metrics mb = { 0 }, ma = { 0 };
+	pb_cell_env env = { 0 };
+	pb_cell_result res = { 0 };
+	pb_metrics mb = { 0 };
 	pb_metrics_opts mo;
-	gsl_rng *rng = NULL;
-	double acc0 = -1, acc1 = -1, acc2 = -1, loss;
-	char *ckpt = NULL, *ini = NULL, *points = NULL;
+	double acc0 = -1, loss;
+	char *points = NULL, stream[64];
 	int rc, have_data = 0;
 
 	memset(&sp, 0, sizeof sp);
@@ -255,88 +240,65 @@ static int run_prune(const prune_args *a)
 				      &acc0, &loss, &err)))
 			goto done;
 	}
-	rng = gsl_rng_alloc(gsl_rng_mt19937);
-	if (!rng) {
-		rc = pb_error_set(&err, PB_ENOMEM, "out of memory");
-		goto done;
-	}
-	gsl_rng_set(rng, a->seed);
-	su.pruner = pb_plugin_pruner(plugin);
-	su.options = opts;
-	su.target = &target;
-	su.finetune = &a->recipe;
-	su.dense = &a->recipe;
-	su.splits = have_data ? &sp : NULL;
-	su.rng = rng;
-	su.progress = a->quiet ? NULL : stderr;
-	su.label = su.pruner->name;
 	/* Training points kept by `prunebench train --keep` (LTH rewind). */
 	points = pbi_point_base(a->ckpt);
-	su.dense_points = points;
-	if ((rc = pb_prune_run(dense, &su, &pruned, &rep, &err)))
-		goto done;
-	if (have_data) {
-		if ((rc = pb_evaluate(pruned, &sp.test, a->recipe.eval_batch,
-				      &acc1, &loss, &err)))
-			goto done;
-		if (a->finetune_epochs > 0) {
-			pb_train_opts to = { 0 };
-
-			to.progress = a->quiet ? NULL : stderr;
-			to.label = "fine-tune";
-			if ((rc = pb_train(pruned, &sp.train, &sp.val,
-					   &a->recipe, rng, &to, NULL, &err)) ||
-			    (rc = pb_evaluate(pruned, &sp.test,
-					      a->recipe.eval_batch, &acc2,
-					      &loss, &err)))
-				goto done;
-		}
-	}
-	ckpt = out_path(a->out, ".ckpt");
-	ini = out_path(a->out, ".ini");
-	if (!ckpt || !ini) {
-		rc = pb_error_set(&err, PB_ENOMEM, "out of memory");
-		goto done;
-	}
-	if ((rc = pb_checkpoint_save(pruned, ckpt, &err)) ||
-	    (rc = pb_model_write_ini(pruned, ini, &err)))
+	snprintf(stream, sizeof stream, "prune|%lu", a->seed);
+	env.dense = dense;
+	env.dense_points = points;
+	env.splits = have_data ? &sp : NULL;
+	env.dense_recipe = &a->recipe;
+	env.finetune = &a->recipe;
+	env.eval_batch = a->recipe.eval_batch;
+	env.kind = PB_CELL_PRUNE;
+	env.pruner = pb_plugin_pruner(plugin);
+	env.options = opts;
+	env.target = &target;
+	env.latency = a->latency;
+	env.stream = stream;
+	env.out = a->out;
+	env.log = a->quiet ? NULL : stderr;
+	env.label = env.pruner->name;
+	if ((rc = pb_cell_run(&env, &res, &err)))
 		goto done;
 
 	/* The dense model is timed only in alternation with the pruned one
-	 * (inside the second call), so both columns share one measurement
-	 * and drift or warm-up cannot favour either. */
+	 * (inside the cell), so both columns share one measurement and
+	 * drift or warm-up cannot favour either. */
 	pb_metrics_opts_default(&mo);
 	mo.latency = 0;
 	if ((rc = pb_metrics_compute(&mb, dense, NULL, &mo, &err)))
 		goto done;
-	mo.latency = a->latency;
-	if ((rc = pb_metrics_compute(&ma, pruned, dense, &mo, &err)))
-		goto done;
-	cli_reference_latency(&mb, &ma);
-	print_report(a, su.pruner, opts, &target, &rep);
-	pb_metrics_print(stdout, &mb, &ma, "dense", "pruned");
+	cli_reference_latency(&mb, &res.mt);
+	if (res.have_report)
+		print_report(a, env.pruner, opts, &target, &res.rep);
+	pb_metrics_print(stdout, &mb, &res.mt, "dense", "pruned");
 	if (have_data) {
 		printf("test accuracy: dense %.2f%%  pruned %.2f%%",
-		       100 * acc0, 100 * acc1);
-		if (acc2 >= 0)
+		       100 * acc0, 100 * res.rec.acc_before);
+		if (a->finetune_epochs > 0)
 			printf("  fine-tuned (%ld epochs) %.2f%%",
-			       a->finetune_epochs, 100 * acc2);
+			       a->finetune_epochs, 100 * res.rec.acc_after);
 		printf("\n");
 	}
-	printf("wrote %s and %s\n", ckpt, ini);
+	{
+		size_t n = strlen(a->out);
+
+		if (n > 5 && !strcmp(a->out + n - 5, ".ckpt"))
+			n -= 5;
+		else if (n > 4 && !strcmp(a->out + n - 4, ".ini"))
+			n -= 4;
+		printf("wrote %.*s.ckpt and %.*s.ini\n", (int)n, a->out,
+		       (int)n, a->out);
+	}
 done:
 	if (rc)
 		rc = cli_fail("prune", &err);
 done_status:
 	pb_metrics_free(&mb);
-	pb_metrics_free(&ma);
-	free(ckpt);
-	free(ini);
+	pb_cell_result_free(&res);
 	free(points);
-	gsl_rng_free(rng);
 	if (have_data)
 		pb_splits_free(&sp);
-	pb_model_free(pruned);
 	pb_model_free(dense);
 	pb_options_free(opts);
 	pb_plugin_close(plugin);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "prunebench/experiment.h"
 #include "prunebench/plugin.h"
 #include "prunebench/table.h"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "prunebench/table.h"
 
 static const char table_usage[] =
@@ -56,20 +56,20 @@ int cmd_table(int argc, char **argv)
 	if (pb_table_write_ex(dir, &o, quiet ? NULL : stdout, stderr, &err))
 		return cli_fail("table", &err);
 	if (plots) {
-		pb_cell *cells = NULL;
+		pb_record *cells = NULL;
 		pb_table t;
 		char path[4096];
 		int n = 0;
 
 		snprintf(path, sizeof path, "%s/runs.jsonl", dir);
 		/* Warnings were already printed while writing the tables. */
-		if (pb_cells_read(path, &cells, &n, NULL, NULL, &err))
+		if (pb_records_read(path, 0, &cells, &n, NULL, NULL, &err))
 			return cli_fail("table", &err);
 		if (pb_table_build(cells, n, &t, &err)) {
-			pb_cells_free(cells, n);
+			pb_records_free(cells, n);
 			return cli_fail("table", &err);
 		}
-		pb_cells_free(cells, n);
+		pb_records_free(cells, n);
 		if (pb_table_write_plot_data(&t, dir, &err)) {
 			pb_table_free(&t);
 			return cli_fail("table", &err);

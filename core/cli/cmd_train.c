@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "train_points.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "train/train_points.h"
+#include "base/util.h"
 
 static const char train_usage[] =
 	"Usage: prunebench train MODEL.ini [options]\n"

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static const char usage[] =
 	"Usage: prunebench COMMAND [ARGS]\n"

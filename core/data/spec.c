@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "prunebench/data.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define VALID_KINDS "fashion-mnist:DIR, mnist:DIR, cifar10:DIR, " \

@@ -25,6 +25,13 @@ extern "C" {
 
 int pb_checkpoint_save(const pb_model *m, const char *path, pb_error *err);
 
+/* A model as a pair of files: BASE.ckpt (the checkpoint) and BASE.ini
+ * (its shapes, pb_model_write_ini), BASE given with or without either
+ * extension. Both are written under temporary names and flushed before
+ * either is renamed into place, so a failure leaves the old pair (or
+ * nothing) and never a new checkpoint beside an old model file. */
+int pb_model_save(const pb_model *m, const char *base, pb_error *err);
+
 /* Loads into a model built from the matching INI. Missing file, bad magic,
  * unknown version, truncation, CRC mismatch, and a tensor whose name or
  * shape does not match the model are each a clear error naming the file

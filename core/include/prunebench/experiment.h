@@ -56,9 +56,11 @@
 
 #include "prunebench/data.h"
 #include "prunebench/error.h"
+#include "prunebench/metrics.h"
 #include "prunebench/plugin.h"
 #include "prunebench/pruner.h"
-#include "prunebench/table.h"   /* pb_cell_kind */
+#include "prunebench/record.h"  /* pb_cell_kind */
+#include "prunebench/schedule.h"
 #include "prunebench/train.h"
 
 #ifdef __cplusplus
@@ -69,12 +71,6 @@ extern "C" {
 #define PB_EXP_MAX_SEEDS 64
 #define PB_EXP_MAX_TARGETS 32
 
-typedef enum pb_prune_schedule {
-	PB_PRUNE_ONESHOT,
-	PB_PRUNE_ITERATIVE,
-	PB_PRUNE_GRADUAL
-} pb_prune_schedule;
-
 typedef struct pb_exp_method {
 	char name[PB_EXP_NAME_MAX];      /* after "prune." */
 	char plugin_name[PB_EXP_NAME_MAX];
@@ -84,11 +80,7 @@ typedef struct pb_exp_method {
 	char target_text[PB_EXP_MAX_TARGETS][48];  /* as written */
 	pb_target targets[PB_EXP_MAX_TARGETS];     /* scope, overrides set */
 	pb_scope scope;
-	pb_prune_schedule schedule;
-	int rounds;                      /* iterative:N */
-	double round_epochs;             /* < 0: the fine-tune's epochs */
-	double gradual_begin, gradual_epochs, gradual_initial;
-	int gradual_steps;
+	pb_prune_plan plan;              /* schedule and its parameters */
 	int scratch;
 	int matched;                     /* matched_dense = yes */
 	int line;                        /* of the section header */
@@ -129,9 +121,9 @@ int pb_experiment_parse(pb_experiment **out, const char *text,
 void pb_experiment_free(pb_experiment *e);
 
 /* ---- cells ------------------------------------------------------------- */
-/* A cell as defined by the experiment (table.h's pb_cell is a line read
- * back from runs.jsonl). Its kind is table.h's pb_cell_kind. */
-typedef struct pb_exp_cell {
+/* A cell as the experiment defines it: one method x target x seed, or a
+ * control. What it produced is its pb_record (record.h). */
+typedef struct pb_cell {
 	char id[160];        /* "l1-macs=0.5-s1-3fa9c2d1" */
 	char method[PB_EXP_NAME_MAX];   /* "dense", "dense+ft" or NAME */
 	pb_cell_kind kind;
@@ -139,14 +131,13 @@ typedef struct pb_exp_cell {
 	int target_index;    /* -1 for controls */
 	unsigned long seed;
 	uint32_t hash;       /* of the cell's full definition */
-} pb_exp_cell;
+} pb_cell;
 
 /* Expands e into cells, in run order: per seed the dense baseline and
  * the dense + fine-tune control, then every method x target x seed.
  * *cells is malloc-ed. */
-int pb_experiment_cells(const pb_experiment *e, pb_exp_cell **cells, int *n,
+int pb_experiment_cells(const pb_experiment *e, pb_cell **cells, int *n,
 			pb_error *err);
-const char *pb_cell_kind_name(pb_cell_kind k);
 
 /* The 16-hex key of seed's dense model in the cache (model contents,
  * data, val split, dense recipe, seed). */
@@ -156,6 +147,71 @@ void pb_experiment_dense_key(const pb_experiment *e, unsigned long seed,
 /* 64-bit FNV-1a, chained through h (start with PB_FNV64_INIT). */
 #define PB_FNV64_INIT 0xcbf29ce484222325ull
 uint64_t pb_fnv64(uint64_t h, const void *data, size_t n);
+
+/* ---- one cell ------------------------------------------------------------
+ * The pipeline every cell runs, whether the sweep runs it or `prunebench
+ * prune` does: start from the dense model, prune (on the method's
+ * schedule), evaluate, fine-tune (or train the pruned shape from
+ * scratch), evaluate, measure, save. Everything it needs is in the
+ * environment; nothing is global, so cells run side by side. */
+typedef struct pb_cell_env {
+	/* What it starts from; read only. */
+	pb_model *dense;
+	const char *dense_points;    /* BASE of the dense run's training
+					points (BASE.stepN.ckpt), or NULL */
+	const char *dense_curve;     /* the dense training's CSV (a dense
+					cell copies it), or NULL */
+	const pb_splits *splits;     /* NULL: no data (data-free pruning;
+					no accuracy, no training) */
+	const pb_recipe *dense_recipe;  /* scratch training, plugins */
+	const pb_recipe *finetune;   /* NULL or 0 epochs: no fine-tune */
+	int eval_batch;
+	/* What it does. */
+	pb_cell_kind kind;
+	const pb_pruner *pruner;     /* PRUNE and SCRATCH cells */
+	const pb_options *options;   /* NULL: the declared defaults */
+	const pb_target *target;
+	const pb_prune_plan *plan;   /* NULL: one-shot */
+	int matched;                 /* also train the matched-budget control */
+	int latency;                 /* measure latency and speedup */
+	/* Its random streams: the cell's own is seeded from `stream`, each
+	 * training phase's from "stream|phase", so adding a phase never
+	 * shifts the draws of the others. */
+	const char *stream;
+	/* Where it writes; each may be NULL. */
+	const char *out;             /* OUT.ckpt and OUT.ini, as a pair */
+	const char *files;           /* FILES.csv (the fine-tune's curve),
+					FILES.roundK.csv, FILES.matched.csv */
+	FILE *log;                   /* the cell's progress lines */
+	const char *label;           /* prefix of those lines */
+	/* Called as each phase starts and after each of its epochs (for
+	 * a one-line display); may be NULL. */
+	void (*status)(void *user, const char *phase, int epoch, int epochs);
+	void *status_user;
+} pb_cell_env;
+
+typedef struct pb_cell_result {
+	/* Every measured field (accuracies, reached, rounds, metrics,
+	 * times, matched control, status and error); the identity fields
+	 * (id, experiment, method, target, ...) are the caller's. */
+	pb_record rec;
+	/* The pruned model's metrics (latency and speedup against the
+	 * dense model when env->latency). */
+	int have_metrics;
+	pb_metrics mt;
+	/* What the pruner reported on its (last) run. */
+	int have_report;
+	pb_prune_report rep;
+	int wrote_curve;             /* FILES.csv was written */
+	pb_model *model;             /* the final model; the caller frees */
+} pb_cell_result;
+
+/* Runs one cell. Its own failure (a plugin error, divergence, a file it
+ * could not write) is the return value and also res->rec.status and
+ * res->rec.error; res is always filled as far as the cell got. Free res
+ * with pb_cell_result_free. */
+int pb_cell_run(const pb_cell_env *env, pb_cell_result *res, pb_error *err);
+void pb_cell_result_free(pb_cell_result *res);
 
 /* ---- the sweep ------------------------------------------------------------ */
 typedef struct pb_run_opts {

@@ -21,6 +21,7 @@
 #include "prunebench/error.h"
 #include "prunebench/model.h"
 #include "prunebench/pruner.h"
+#include "prunebench/target.h"
 #include "prunebench/train.h"
 
 #ifdef __cplusplus
@@ -151,14 +152,6 @@ typedef struct pb_prune_report {
 int pb_prune_run(const pb_model *dense, const pb_prune_setup *setup,
 		 pb_model **pruned, pb_prune_report *rep, pb_error *err);
 
-/* Targets as text: "KIND=X[, scope=layer|global][, LAYER=X]...", KIND
- * one of sparsity, channels, params, macs, X the fraction removed. */
-int pb_target_parse(pb_target *t, const char *text, pb_error *err);
-/* "macs=0.5" (kind and amount). */
-void pb_target_format(const pb_target *t, char *buf, size_t n);
-
-/* Name of a target kind ("sparsity", "channels", "params", "macs"). */
-const char *pb_target_kind_name(pb_target_kind k);
 const char *pb_granularity_name(pb_granularity g);
 const char *pb_opt_type_name(pb_opt_type t);
 

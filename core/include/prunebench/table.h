@@ -1,5 +1,5 @@
 /* The comparison table of an experiment: results/NAME/runs.jsonl (one JSON
- * line per finished cell, written by the runner) turned into table.md,
+ * line per finished cell; record.h) turned into table.md,
  * table.csv and table.tex, one row per method x target aggregated over
  * seeds, the dense baseline and the dense + fine-tune control first.
  *
@@ -14,52 +14,11 @@
 #include <stdio.h>
 
 #include "prunebench/error.h"
+#include "prunebench/record.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum pb_cell_kind {
-	PB_CELL_DENSE,     /* dense baseline */
-	PB_CELL_DENSE_FT,  /* dense + fine-tune control */
-	PB_CELL_PRUNE,     /* pruned, then fine-tuned */
-	PB_CELL_SCRATCH,   /* pruned shape re-initialised, trained from scratch */
-	/* The dense model trained exactly as a pruned cell was, unpruned
-	 * (matched_dense = yes). Not a line of its own in runs.jsonl: read
-	 * from its pruned cell's "matched_*" keys. */
-	PB_CELL_MATCHED
-} pb_cell_kind;
-
-typedef enum pb_cell_status {
-	PB_CELL_OK,
-	PB_CELL_DIVERGED,
-	PB_CELL_FAILED
-} pb_cell_status;
-
-/* One line of runs.jsonl. Strings are malloc-ed (NULL when the key was
- * null or missing); numbers are NaN when null or missing. */
-typedef struct pb_cell {
-	char *id, *experiment, *method, *plugin, *granularity, *target;
-	char *target_kind, *scope, *schedule, *error;
-	pb_cell_kind kind;
-	pb_cell_status status;
-	long seed;
-	double target_amount, reached;
-	double *rounds;   /* reached amount after each round, or NULL */
-	int n_rounds;
-	double acc_before, acc_after, val_after;    /* fractions, 0..1 */
-	double params, params_dense, nonzero;
-	double macs, macs_dense, macs_effective;
-	double size_dense_mib, size_sparse_mib, size_compressed_mib;
-	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
-	double time_prune_s, time_finetune_s, time_total_s;
-	double prune_epochs;   /* training epochs of the pruning phase */
-	/* matched_dense: the unpruned copy with the same training. */
-	double matched_top1, matched_val, matched_epochs, matched_time_s;
-	char *matched_error;
-	char *dense_fingerprint;  /* CRC-32 of the dense model it came from */
-	int line;         /* line number in runs.jsonl */
-} pb_cell;
 
 /* Mean, sample standard deviation and 95% confidence half-width of the
  * finite values among n; n counts those values. sd and ci are NaN when
@@ -108,26 +67,14 @@ typedef struct pb_table {
 	int n_bad_lines;        /* malformed lines skipped */
 } pb_table;
 
-/* Reads path (runs.jsonl). Malformed lines -- a half-written last line
- * after a crash, garbage, a line of another format version -- are reported
- * to warn (when not NULL) as "path:line: ..." and skipped; *n_bad counts
- * them. Fails only when the file cannot be read. The caller frees the cells
- * with pb_cells_free. */
-int pb_cells_read(const char *path, pb_cell **cells, int *n_cells, int *n_bad,
-		  FILE *warn, pb_error *err);
-void pb_cells_free(pb_cell *cells, int n);
-
-/* Parses one line of runs.jsonl into *cell. Returns 0, or -1 with the
- * reason in why. */
-int pb_cell_parse(const char *line, size_t len, pb_cell *cell, char *why,
-		  size_t why_len);
-void pb_cell_clear(pb_cell *cell);
-
-/* Groups cells into rows (dense, dense+ft, then by target and method; the
- * scratch row after its method's pruned row) and computes the statistics.
- * When two cells share kind, method, target and seed, the later one in the
- * array wins (a re-run after the experiment definition changed). */
-int pb_table_build(const pb_cell *cells, int n_cells, pb_table *t,
+/* Groups records (pb_records_read) into rows (dense, dense+ft, then by
+ * target and method; the scratch and matched-training rows after their
+ * method's pruned row) and computes the statistics. A pruned cell that
+ * carries a matched-budget control adds a record of kind
+ * PB_CELL_MATCHED to its own row. When two records share kind, method,
+ * target and seed, the later one in the array wins (a re-run after the
+ * experiment definition changed). */
+int pb_table_build(const pb_record *cells, int n_cells, pb_table *t,
 		   pb_error *err);
 void pb_table_free(pb_table *t);
 

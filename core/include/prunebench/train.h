@@ -96,6 +96,29 @@ int pb_train(pb_model *m, const pb_dataset *train, const pb_dataset *val,
 	     const pb_recipe *r, gsl_rng *rng, const pb_train_opts *opts,
 	     pb_epoch_stats *last, pb_error *err);
 
+/* The same training, stoppable after any update and continued later with
+ * its optimizer state, learning-rate schedule and data order intact, so
+ * that something can happen to the model between updates (a pruning
+ * schedule's pruning points). Running it to the end in one go is exactly
+ * pb_train. The model may change its weights and masks between calls,
+ * never its shapes. */
+typedef struct pb_trainer pb_trainer;
+
+int pb_trainer_new(pb_trainer **out, pb_model *m, const pb_dataset *train,
+		   const pb_dataset *val, const pb_recipe *r, gsl_rng *rng,
+		   const pb_train_opts *opts, pb_error *err);
+/* Trains until `until` updates have been made in all (until < 0: to the
+ * end). Stopping leaves the end of an epoch whose updates are all made
+ * (validation, CSV line, after_epoch hook) to the next call. */
+int pb_trainer_run(pb_trainer *t, long until, pb_error *err);
+/* Runs to the end, restores the best epoch when the recipe says so and
+ * closes the CSV; last (may be NULL) gets the last epoch's statistics. */
+int pb_trainer_finish(pb_trainer *t, pb_epoch_stats *last, pb_error *err);
+long pb_trainer_steps_done(const pb_trainer *t);
+/* Updates the whole run makes (epochs x steps per epoch, or max_steps). */
+long pb_trainer_steps_total(const pb_trainer *t);
+void pb_trainer_free(pb_trainer *t);
+
 /* Top-1 accuracy and mean loss of m (eval mode) on d. */
 int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
 		double *loss, pb_error *err);

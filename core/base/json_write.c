@@ -1,0 +1,142 @@
+/* Building one JSON object on one line, for runs.jsonl and any other
+ * machine-read output: strings escaped, non-finite numbers as null,
+ * allocation failure remembered and reported once at the end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json_write.h"
+
+static void put(pbi_jw *j, const char *s, size_t n)
+{
+	if (j->oom)
+		return;
+	if (j->len + n + 1 > j->cap) {
+		size_t cap = j->cap ? j->cap : 512;
+		char *p;
+		while (cap < j->len + n + 1)
+			cap *= 2;
+		p = realloc(j->buf, cap);
+		if (!p) {
+			j->oom = 1;
+			return;
+		}
+		j->buf = p;
+		j->cap = cap;
+	}
+	memcpy(j->buf + j->len, s, n);
+	j->len += n;
+	j->buf[j->len] = '\0';
+}
+
+static void puts_(pbi_jw *j, const char *s)
+{
+	put(j, s, strlen(s));
+}
+
+static void put_string(pbi_jw *j, const char *s)
+{
+	put(j, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char esc[8];
+		switch (*p) {
+		case '"': puts_(j, "\\\""); break;
+		case '\\': puts_(j, "\\\\"); break;
+		case '\n': puts_(j, "\\n"); break;
+		case '\r': puts_(j, "\\r"); break;
+		case '\t': puts_(j, "\\t"); break;
+		default:
+			if (*p < 0x20 || *p == 0x7f) {
+				snprintf(esc, sizeof esc, "\\u%04x", *p);
+				puts_(j, esc);
+			} else {
+				put(j, (const char *)p, 1);
+			}
+		}
+	}
+	put(j, "\"", 1);
+}
+
+static void key(pbi_jw *j, const char *k)
+{
+	if (j->n++)
+		put(j, ",", 1);
+	put_string(j, k);
+	put(j, ":", 1);
+}
+
+void pbi_jw_begin(pbi_jw *j)
+{
+	memset(j, 0, sizeof *j);
+	put(j, "{", 1);
+}
+
+void pbi_jw_str(pbi_jw *j, const char *k, const char *v)
+{
+	key(j, k);
+	if (v)
+		put_string(j, v);
+	else
+		puts_(j, "null");
+}
+
+void pbi_jw_num(pbi_jw *j, const char *k, double v)
+{
+	char buf[40];
+
+	key(j, k);
+	if (!isfinite(v)) {
+		puts_(j, "null");
+		return;
+	}
+	snprintf(buf, sizeof buf, "%.10g", v);
+	puts_(j, buf);
+}
+
+void pbi_jw_int(pbi_jw *j, const char *k, long long v)
+{
+	char buf[32];
+
+	key(j, k);
+	snprintf(buf, sizeof buf, "%lld", v);
+	puts_(j, buf);
+}
+
+void pbi_jw_null(pbi_jw *j, const char *k)
+{
+	key(j, k);
+	puts_(j, "null");
+}
+
+int pbi_jw_end(pbi_jw *j, pb_error *err)
+{
+	put(j, "}\n", 2);
+	if (j->oom)
+		return pb_error_set(err, PB_ENOMEM, "out of memory (JSON line)");
+	return 0;
+}
+
+void pbi_jw_free(pbi_jw *j)
+{
+	free(j->buf);
+	memset(j, 0, sizeof *j);
+}
+
+void pbi_jw_nums(pbi_jw *j, const char *k, const double *v, int n)
+{
+	char buf[40];
+
+	if (!v) {
+		pbi_jw_null(j, k);
+		return;
+	}
+	key(j, k);
+	put(j, "[", 1);
+	for (int i = 0; i < n; i++) {
+		snprintf(buf, sizeof buf, "%s%.6g", i ? "," : "",
+			 isfinite(v[i]) ? v[i] : 0.0);
+		puts_(j, buf);
+	}
+	put(j, "]", 1);
+}

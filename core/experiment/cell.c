@@ -1,0 +1,593 @@
+/* One cell's pipeline: dense model -> prune (one-shot, iterative or
+ * gradual) -> evaluate -> fine-tune or train from scratch -> evaluate ->
+ * measure -> save -> the matched-budget control. The sweep runs it for
+ * every cell and `prunebench prune` runs it once, so both get the same
+ * numbers from the same code. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "experiment/experiment_impl.h"
+#include "nn/mask.h"
+#include "plugin/ctx_impl.h"
+#include "prune/schedule.h"
+#include "prunebench/checkpoint.h"
+#include "train/train_impl.h"
+
+/* One training of the pruning phase, as it ran: replayed on the dense
+ * model for the matched-budget control. */
+typedef struct train_rec {
+	pb_recipe r;
+	long max_steps;
+} train_rec;
+
+/* A running cell: its environment, result and what it has recorded. */
+typedef struct cell {
+	const pb_cell_env *env;
+	pb_cell_result *res;
+	pb_error *err;
+	gsl_rng *rng;                 /* the cell's stream */
+	pb_prune_setup su;            /* the pruner's set-up */
+	pbi_rounds rounds;
+	const char *phase;
+	int epochs;
+	pb_trainer *gradual;          /* the gradual schedule's fine-tune */
+	train_rec *recs;
+	int n_recs, cap_recs, recs_failed;
+	pb_recipe round_r;            /* iterative: training between rounds */
+	long round_steps;
+} cell;
+
+static void status(cell *x, const char *phase, int epoch, int epochs)
+{
+	if (x->env->status)
+		x->env->status(x->env->status_user, phase, epoch, epochs);
+}
+
+/* FILES + ext, malloc-ed; NULL when the cell writes no files. */
+static char *file_path(const cell *x, const char *ext)
+{
+	char *p;
+
+	if (!x->env->files || asprintf(&p, "%s%s", x->env->files, ext) < 0)
+		return NULL;
+	return p;
+}
+
+static long steps_per_epoch(const cell *x, const pb_recipe *r)
+{
+	return x->env->splits && r->batch > 0 ?
+	       (long)(x->env->splits->train.n / r->batch) : 0;
+}
+
+enum { TEST, VAL };
+
+/* Top-1 on the test or validation split; NaN without data. */
+static int evaluate(cell *x, pb_model *m, int split, double *acc)
+{
+	const pb_splits *sp = x->env->splits;
+	double loss;
+
+	if (!sp) {
+		*acc = NAN;
+		return 0;
+	}
+	return pb_evaluate(m, split == TEST ? &sp->test : &sp->val,
+			   x->env->eval_batch, acc, &loss, x->err);
+}
+
+/* ---- training inside a cell ------------------------------------------------ */
+
+static int hook_epoch(void *user, pb_model *m, int epoch)
+{
+	cell *x = user;
+
+	(void)m;
+	status(x, x->phase, epoch + 1, x->epochs);
+	return 0;
+}
+
+/* A fresh training session of phase `phase` on its own random stream. */
+static int trainer_for(cell *x, pb_model *m, const pb_recipe *r,
+		       long max_steps, const char *csv, const char *phase,
+		       gsl_rng **rng, pb_trainer **t, pb_train_hooks *hooks)
+{
+	pb_train_opts opts = { 0 };
+	char *seedtext;
+
+	*t = NULL;
+	if (asprintf(&seedtext, "%s|%s", x->env->stream, phase) < 0 ||
+	    !(*rng = gsl_rng_alloc(gsl_rng_mt19937))) {
+		if (seedtext)
+			free(seedtext);
+		*rng = NULL;
+		return pb_error_set(x->err, PB_ENOMEM, "out of memory");
+	}
+	gsl_rng_set(*rng, pbi_seed_from(seedtext));
+	free(seedtext);
+	*hooks = (pb_train_hooks){ .user = x, .after_epoch = hook_epoch };
+	opts.hooks = hooks;
+	opts.csv_path = csv;
+	opts.progress = x->env->log;
+	opts.label = x->env->label;
+	opts.max_steps = max_steps;
+	x->phase = phase;
+	x->epochs = r->epochs;
+	status(x, phase, 0, r->epochs);
+	return pb_trainer_new(t, m, &x->env->splits->train,
+			      &x->env->splits->val, r, *rng, &opts, x->err);
+}
+
+static int train(cell *x, pb_model *m, const pb_recipe *r, long max_steps,
+		 const char *csv, const char *phase)
+{
+	pb_train_hooks hooks;
+	pb_trainer *t = NULL;
+	gsl_rng *rng = NULL;
+	int rc;
+
+	if (!x->env->splits)
+		return pb_error_set(x->err, PB_EINVAL, "%s: training needs "
+				    "data; give a dataset", phase);
+	rc = trainer_for(x, m, r, max_steps, csv, phase, &rng, &t, &hooks);
+	if (!rc)
+		rc = pb_trainer_finish(t, NULL, x->err);
+	pb_trainer_free(t);
+	if (rng)
+		gsl_rng_free(rng);
+	return rc;
+}
+
+/* ---- the trainings of the pruning phase ------------------------------------- */
+
+static void record_training(cell *x, const pb_recipe *r, long max_steps)
+{
+	const long spe = steps_per_epoch(x, r);
+
+	if (x->n_recs == x->cap_recs) {
+		int cap = x->cap_recs ? 2 * x->cap_recs : 16;
+		train_rec *n = realloc(x->recs, (size_t)cap * sizeof *n);
+
+		if (!n) {
+			x->recs_failed = 1;
+			return;
+		}
+		x->recs = n;
+		x->cap_recs = cap;
+	}
+	x->recs[x->n_recs++] = (train_rec){ *r, max_steps };
+	x->res->rec.prune_epochs += max_steps > 0 && spe > 0 ?
+		(double)max_steps / (double)spe : (double)r->epochs;
+}
+
+/* pb_prune_setup.on_train: a plugin's pb_ctx_train. */
+static void record_plugin_training(void *user, pb_recipe_which which,
+				   double epochs, long steps)
+{
+	cell *x = user;
+	const pb_recipe *base = which == PB_RECIPE_DENSE ?
+				x->env->dense_recipe : x->env->finetune;
+	pb_recipe r;
+	long max_steps;
+
+	pbi_recipe_for(base, epochs, steps, steps_per_epoch(x, base), &r,
+		       &max_steps);
+	record_training(x, &r, max_steps);
+}
+
+/* ---- the schedule's callbacks ---------------------------------------------- */
+
+static int op_prune(void *user, pb_model **m, const pb_target *t,
+		    pb_error *err)
+{
+	cell *x = user;
+	pb_prune_setup su = x->su;
+	pb_prune_report *rep = &x->res->rep;
+	const int oneshot = !x->env->plan ||
+			    x->env->plan->schedule == PB_PRUNE_ONESHOT;
+	int rc;
+
+	su.target = t;
+	if ((rc = pbi_prune_apply(m, &su, rep, err)))
+		return rc;
+	x->res->have_report = 1;
+	/* A one-shot plugin that prunes in rounds itself (LTH) reports
+	 * them, measured against the dense model it got. */
+	for (int i = 0; oneshot && i < rep->n_rounds; i++)
+		if (pbi_rounds_push(&x->rounds, rep->rounds[i]))
+			return pb_error_set(err, PB_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int op_train_round(void *user, pb_model *m, int round, pb_error *err)
+{
+	cell *x = user;
+	char phase[32], ext[40], *csv;
+	int rc;
+
+	(void)err;
+	if (x->round_r.epochs <= 0)
+		return 0;
+	snprintf(phase, sizeof phase, "round%d", round);
+	snprintf(ext, sizeof ext, ".round%d.csv", round);
+	csv = file_path(x, ext);
+	record_training(x, &x->round_r, x->round_steps);
+	rc = train(x, m, &x->round_r, x->round_steps, csv, phase);
+	free(csv);
+	return rc;
+}
+
+static int op_train_until(void *user, pb_model *m, long step, pb_error *err)
+{
+	cell *x = user;
+
+	(void)m;
+	return pb_trainer_run(x->gradual, step, err);
+}
+
+/* ---- the phases ----------------------------------------------------------- */
+
+static int check_env(const pb_cell_env *env, pb_error *err)
+{
+	const int prunes = env->kind == PB_CELL_PRUNE ||
+			   env->kind == PB_CELL_SCRATCH;
+
+	if (!env->dense || !env->stream)
+		return pb_error_set(err, PB_EINVAL, "pb_cell_run needs a dense "
+				    "model and a stream name");
+	if (prunes && (!env->pruner || !env->target))
+		return pb_error_set(err, PB_EINVAL, "a pruned cell needs a "
+				    "pruner and a target");
+	if (!env->splits && (env->kind == PB_CELL_DENSE_FT ||
+			     env->kind == PB_CELL_SCRATCH ||
+			     (env->finetune && env->finetune->epochs > 0)))
+		return pb_error_set(err, PB_EINVAL, "training needs data: give "
+				    "a dataset");
+	if (env->kind == PB_CELL_SCRATCH && !env->dense_recipe)
+		return pb_error_set(err, PB_EINVAL, "training from scratch "
+				    "needs the dense recipe");
+	return 0;
+}
+
+static int fine_tunes(const pb_cell_env *env)
+{
+	return env->splits && env->finetune && env->finetune->epochs > 0;
+}
+
+/* The pruned model of a one-shot or iterative schedule. */
+static int prune_rounds(cell *x, pb_model **m)
+{
+	const pb_cell_env *env = x->env;
+	const pbi_schedule_ops ops = {
+		.user = x, .prune = op_prune, .train_round = op_train_round,
+	};
+	int rc;
+
+	if (env->plan && env->plan->schedule == PB_PRUNE_ITERATIVE &&
+	    env->finetune) {
+		x->round_r = *env->finetune;
+		if (env->plan->round_epochs >= 0) {
+			double re = env->plan->round_epochs;
+
+			x->round_r.epochs = (int)ceil(re);
+			if (re != floor(re))
+				x->round_steps = (long)llround(
+					re * (double)steps_per_epoch(x,
+							&x->round_r));
+		}
+	}
+	if ((rc = pb_model_clone(m, env->dense, x->err)))
+		return rc;
+	return pbi_schedule_rounds(env->plan, env->target, env->dense, m,
+				   &ops, &x->rounds, x->err);
+}
+
+/* The gradual schedule: the fine-tune itself, pruned along the ramp. */
+static int prune_gradually(cell *x, pb_model **m, const char *csv)
+{
+	const pb_cell_env *env = x->env;
+	const pbi_schedule_ops ops = {
+		.user = x, .prune = op_prune, .train_until = op_train_until,
+	};
+	pb_train_hooks hooks;
+	gsl_rng *rng = NULL;
+	int rc;
+
+	if ((rc = pb_model_clone(m, env->dense, x->err)) ||
+	    (rc = trainer_for(x, *m, env->finetune, 0, csv, "gradual", &rng,
+			      &x->gradual, &hooks)))
+		goto out;
+	rc = pbi_schedule_gradual(env->plan, env->target,
+				  steps_per_epoch(x, env->finetune),
+				  env->dense, m, &ops, &x->rounds, x->err);
+	{
+		/* Finished also after a failure: the curve of the epochs it
+		 * did is kept. */
+		int frc = pb_trainer_finish(x->gradual, NULL, x->err);
+
+		if (!rc)
+			rc = frc;
+	}
+out:
+	pb_trainer_free(x->gradual);
+	x->gradual = NULL;
+	if (rng)
+		gsl_rng_free(rng);
+	return rc;
+}
+
+/* "Rethinking the value of network pruning" (Scratch-E): the pruned
+ * shape and mask from a fresh initialisation, trained with the dense
+ * recipe. */
+static int train_from_scratch(cell *x, pb_model *m, const char *csv)
+{
+	int rc = pb_model_init_params(m, x->rng, x->err);
+
+	if (rc)
+		return rc;
+	pbi_mask_apply(m);
+	return train(x, m, x->env->dense_recipe, 0, csv, "scratch");
+}
+
+/* matched_dense: a copy of the dense model, unpruned, trained exactly as
+ * the cell's model was (the recorded trainings of the pruning phase, in
+ * order, then the fine-tune), so that "pruned vs dense" is not "trained
+ * longer vs not". Its failure is recorded with it and leaves the pruned
+ * result standing. */
+static void matched_control(cell *x)
+{
+	const pb_cell_env *env = x->env;
+	pb_record *r = &x->res->rec;
+	pb_error err = { 0 }, *saved = x->err;
+	pb_model *m = NULL;
+	char *csv = file_path(x, ".matched.csv");
+	double t = pbi_now();
+	int rc;
+
+	r->has_matched = 1;
+	r->matched_epochs = r->prune_epochs + env->finetune->epochs;
+	x->err = &err;
+	if (x->recs_failed)
+		rc = pb_error_set(&err, PB_ENOMEM, "out of memory (recording "
+				  "the trainings)");
+	else
+		rc = pb_model_clone(&m, env->dense, &err);
+	if (env->log && !rc)
+		fprintf(env->log, "matched dense control: %d training%s of the "
+			"pruning phase, then the fine-tune (%.3g epochs)\n",
+			x->n_recs, x->n_recs == 1 ? "" : "s",
+			r->matched_epochs);
+	for (int i = 0; i < x->n_recs && !rc; i++) {
+		char phase[32];
+
+		snprintf(phase, sizeof phase, "matched%d", i + 1);
+		rc = train(x, m, &x->recs[i].r, x->recs[i].max_steps, NULL,
+			   phase);
+	}
+	if (!rc)
+		rc = train(x, m, env->finetune, 0, csv, "matched-finetune");
+	if (!rc)
+		rc = evaluate(x, m, TEST, &r->matched_top1);
+	if (!rc)
+		rc = evaluate(x, m, VAL, &r->matched_val);
+	r->matched_time_s = pbi_now() - t;
+	if (rc) {
+		pb_record_set(&r->matched_error, err.msg[0] ? err.msg :
+			      pb_strerror(rc));
+		if (env->log)
+			fprintf(env->log, "matched dense control failed: %s\n",
+				r->matched_error);
+	}
+	x->err = saved;
+	pb_model_free(m);
+	free(csv);
+}
+
+/* Measures the final model against the dense one and saves it. */
+static int measure_and_save(cell *x, pb_model *m)
+{
+	const pb_cell_env *env = x->env;
+	pb_metrics_opts mo;
+	pb_model *ref = NULL;
+	int rc;
+
+	pb_metrics_opts_default(&mo);
+	mo.latency = env->latency;
+	status(x, "metrics", 0, 0);
+	/* Timing runs the reference's forward pass, which writes its
+	 * activation buffers: the shared dense model is never run, a copy
+	 * of it is. */
+	if ((rc = pb_model_clone(&ref, env->dense, x->err)))
+		return rc;
+	rc = pb_metrics_compute(&x->res->mt, m, ref, &mo, x->err);
+	pb_model_free(ref);
+	if (rc)
+		return rc;
+	x->res->have_metrics = 1;
+	if (env->out)
+		rc = pb_model_save(m, env->out, x->err);
+	return rc;
+}
+
+static void fill_metrics(pb_record *r, const pb_metrics *mt)
+{
+	r->params = (double)mt->params;
+	r->nonzero = (double)mt->params_nonzero;
+	r->macs = (double)mt->macs;
+	r->macs_effective = (double)mt->macs_effective;
+	r->size_dense_mib = mt->bytes_dense / 1048576.0;
+	r->size_sparse_mib = mt->bytes_sparse / 1048576.0;
+	r->size_compressed_mib = mt->bytes_compressed / 1048576.0;
+	if (mt->have_latency) {
+		r->latency_b1_ms = mt->latency_ms[0];
+		r->latency_b128_ms = mt->latency_ms[1];
+		r->speedup_b1 = mt->speedup[0] > 0 ? mt->speedup[0] : NAN;
+		r->speedup_b128 = mt->speedup[1] > 0 ? mt->speedup[1] : NAN;
+	}
+}
+
+/* The dense baseline and the dense + fine-tune control. */
+static int run_control(cell *x, pb_model **m, const char *csv)
+{
+	const pb_cell_env *env = x->env;
+	pb_record *r = &x->res->rec;
+	double t;
+	int rc;
+
+	if ((rc = pb_model_clone(m, env->dense, x->err)) ||
+	    (rc = evaluate(x, *m, TEST, &r->acc_before)))
+		return rc;
+	if (env->kind == PB_CELL_DENSE) {
+		r->acc_after = r->acc_before;
+		x->res->wrote_curve = csv && env->dense_curve &&
+			!pbi_copy_atomic(env->dense_curve, csv, &(pb_error){ 0 });
+		return 0;
+	}
+	t = pbi_now();
+	rc = train(x, *m, env->finetune, 0, csv, "finetune");
+	x->res->wrote_curve = csv != NULL;
+	r->time_finetune_s = pbi_now() - t;
+	return rc;
+}
+
+/* A pruned cell: the schedule, then fine-tune or scratch training. */
+static int run_pruned(cell *x, pb_model **m, const char *csv)
+{
+	const pb_cell_env *env = x->env;
+	pb_record *r = &x->res->rec;
+	const int gradual = env->plan &&
+			    env->plan->schedule == PB_PRUNE_GRADUAL &&
+			    env->kind != PB_CELL_SCRATCH;
+	double t = pbi_now();
+	int rc;
+
+	x->su = (pb_prune_setup){
+		.pruner = env->pruner, .options = env->options,
+		.target = env->target, .finetune = env->finetune,
+		.dense = env->dense_recipe, .splits = env->splits,
+		.rng = x->rng, .progress = env->log, .label = env->label,
+		.dense_points = env->dense_points,
+		.on_train = record_plugin_training, .on_train_user = x,
+	};
+	r->prune_epochs = 0.0;
+	status(x, "prune", 0, 0);
+	if (gradual) {
+		if (!fine_tunes(env))
+			return pb_error_set(x->err, PB_EINVAL, "schedule = "
+					    "gradual prunes during the "
+					    "fine-tune, and there is none");
+		r->time_prune_s = 0.0;
+		rc = prune_gradually(x, m, csv);
+		x->res->wrote_curve = csv != NULL;
+		r->time_finetune_s = pbi_now() - t;
+	} else {
+		rc = prune_rounds(x, m);
+		r->time_prune_s = pbi_now() - t;
+		if (!rc)
+			rc = evaluate(x, *m, TEST, &r->acc_before);
+		t = pbi_now();
+		if (!rc && env->kind == PB_CELL_SCRATCH) {
+			rc = train_from_scratch(x, *m, csv);
+			x->res->wrote_curve = csv != NULL;
+		} else if (!rc && fine_tunes(env)) {
+			rc = train(x, *m, env->finetune, 0, csv, "finetune");
+			x->res->wrote_curve = csv != NULL;
+		}
+		r->time_finetune_s = pbi_now() - t;
+	}
+	if (*m) {
+		pb_error merr = { 0 };
+
+		if (pbi_reached_between(env->dense, *m, env->target->kind,
+					&r->reached, &merr))
+			r->reached = NAN;
+	}
+	return rc;
+}
+
+static void finish_record(cell *x, int rc)
+{
+	pb_record *r = &x->res->rec;
+
+	if (x->rounds.n) {
+		r->rounds = x->rounds.v;
+		r->n_rounds = x->rounds.n;
+		x->rounds = (pbi_rounds){ 0 };
+	}
+	if (!rc)
+		return;
+	r->status = rc == PB_EDIVERGED ? PB_CELL_DIVERGED : PB_CELL_FAILED;
+	pb_record_set(&r->error, x->err->msg[0] ? x->err->msg :
+		      pb_strerror(rc));
+	if (x->env->log)
+		fprintf(x->env->log, "%s: %s\n", r->status == PB_CELL_DIVERGED ?
+			"diverged" : "failed", r->error ? r->error : "");
+}
+
+int pb_cell_run(const pb_cell_env *env, pb_cell_result *res, pb_error *err)
+{
+	pb_error local = { 0 };
+	cell x = { .env = env, .res = res, .err = err ? err : &local };
+	pb_record *r = &res->rec;
+	pb_model *m = NULL;
+	char *csv;
+	double t0 = pbi_now();
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	pb_record_init(r);
+	r->status = PB_CELL_OK;
+	if ((rc = check_env(env, x.err))) {
+		finish_record(&x, rc);
+		return rc;
+	}
+	r->params_dense = (double)pb_model_count_params(env->dense);
+	r->macs_dense = (double)pb_model_count_macs(env->dense);
+	csv = file_path(&x, ".csv");
+	x.rng = gsl_rng_alloc(gsl_rng_mt19937);
+	if (!x.rng || (env->files && !csv)) {
+		rc = pb_error_set(x.err, PB_ENOMEM, "out of memory");
+		goto done;
+	}
+	gsl_rng_set(x.rng, pbi_seed_from(env->stream));
+	if (env->kind == PB_CELL_DENSE || env->kind == PB_CELL_DENSE_FT)
+		rc = run_control(&x, &m, csv);
+	else
+		rc = run_pruned(&x, &m, csv);
+	if (!rc && env->kind != PB_CELL_DENSE)
+		rc = evaluate(&x, m, TEST, &r->acc_after);
+	if (!rc && env->splits)
+		rc = evaluate(&x, m, VAL, &r->val_after);
+	if (!rc)
+		rc = measure_and_save(&x, m);
+	if (res->have_metrics)
+		fill_metrics(r, &res->mt);
+	if (!rc && env->matched && env->kind == PB_CELL_PRUNE &&
+	    env->splits && env->finetune)
+		matched_control(&x);
+done:
+	finish_record(&x, rc);
+	r->time_total_s = pbi_now() - t0;
+	status(&x, NULL, 0, 0);
+	if (x.rng)
+		gsl_rng_free(x.rng);
+	pbi_rounds_free(&x.rounds);
+	free(x.recs);
+	free(csv);
+	if (rc)
+		pb_model_free(m);
+	else
+		res->model = m;
+	return rc;
+}
+
+void pb_cell_result_free(pb_cell_result *res)
+{
+	pb_record_clear(&res->rec);
+	if (res->have_metrics)
+		pb_metrics_free(&res->mt);
+	pb_model_free(res->model);
+	memset(res, 0, sizeof *res);
+}

@@ -1,0 +1,186 @@
+/* Expanding an experiment into cells, and the hashes that name them.
+ *
+ * A cell's id ends in 8 hex digits of a 64-bit FNV-1a hash of a canonical
+ * text of everything that defines its numbers: the model file's contents,
+ * the data and validation split, the dense recipe and seed, and for
+ * derived cells the fine-tune recipe, plugin (name and version), its
+ * options, target, scope, overrides, schedule and experiment name (which
+ * seeds the cell's RNG stream). Change any of it and the cell gets a new
+ * id, so old lines in runs.jsonl are never mistaken for the new cell. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment/experiment_impl.h"
+#include "prunebench/version.h"
+
+/* ---- hashing -------------------------------------------------------------- */
+
+uint64_t pb_fnv64(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+unsigned long pbi_seed_from(const char *text)
+{
+	uint64_t h = pb_fnv64(PB_FNV64_INIT, text, strlen(text));
+	unsigned long s = (unsigned long)((h ^ (h >> 32)) & 0xffffffffu);
+
+	return s ? s : 1;
+}
+
+void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "epochs=%d batch=%d lr=%.17g momentum=%.17g "
+			 "nesterov=%d wd=%.17g decay_bn_bias=%d schedule=%d "
+			 "min_lr=%.17g gamma=%.17g warmup=%.17g crop_pad=%d "
+			 "hflip=%d keep_best=%d eval_batch=%d milestones=",
+			 r->epochs, r->batch, r->lr, r->momentum, r->nesterov,
+			 r->weight_decay, r->decay_bn_bias, (int)r->schedule,
+			 r->min_lr, r->gamma, r->warmup_epochs, r->aug.crop_pad,
+			 r->aug.hflip, r->keep_best, r->eval_batch);
+	for (int i = 0; i < r->n_milestones && k > 0 && (size_t)k < n; i++)
+		k += snprintf(buf + k, n - (size_t)k, "%d,", r->milestones[i]);
+}
+
+/* ---- cells ---------------------------------------------------------------- */
+
+/* What defines the dense model of a seed (also the cache key). */
+static size_t dense_canon(const pb_experiment *e, unsigned long seed,
+			  char *buf, size_t n)
+{
+	char rec[1024];
+	int k;
+
+	pbi_recipe_canon(&e->dense, rec, sizeof rec);
+	k = snprintf(buf, n, "dense v1|model=%016llx|data=%s:%s:%d:%lu|"
+		     "val_size=%d|split_seed=%lu|recipe=%s|seed=%lu",
+		     (unsigned long long)e->model_hash, e->data.kind,
+		     e->data.dir, e->data.synthetic_n, e->data.synthetic_seed,
+		     e->val_size, e->split_seed, rec, seed);
+	return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
+}
+
+void pb_experiment_dense_key(const pb_experiment *e, unsigned long seed,
+			     char key[17])
+{
+	char buf[2048];
+	size_t len = dense_canon(e, seed, buf, sizeof buf);
+	/* The BLAS kernel too: OpenBLAS picks it per CPU or from
+	 * OPENBLAS_CORETYPE, and two kernels sum in different orders, so
+	 * they train different dense models (VGG-S's fc layer alone moves
+	 * the quickstart's dense top-1 from 92.23% to 91.96%). Not part of
+	 * the cells' ids: runs.jsonl records it per line instead. */
+	const char *blas = pb_blas_name();
+	uint64_t h = pb_fnv64(PB_FNV64_INIT, buf, len);
+
+	h = pb_fnv64(h, "|blas=", 6);
+	h = pb_fnv64(h, blas, strlen(blas));
+	snprintf(key, 17, "%016llx", (unsigned long long)h);
+}
+
+static void method_canon(const pb_exp_method *m, int t, char *buf,
+			 size_t n)
+{
+	const pb_pruner *pr = pb_plugin_pruner(m->plugin);
+	char opts[1024];
+	size_t k;
+
+	pb_options_format(m->options, opts, sizeof opts);
+	k = (size_t)snprintf(buf, n, "|plugin=%s|version=%s|options=%s|"
+			     "target=%s|scope=%d|schedule=%d:%d:%.17g|"
+			     "gradual=%.17g:%.17g:%d:%.17g|scratch=%d|ov=",
+			     pr->name, pr->version ? pr->version : "",
+			     opts, m->target_text[t], (int)m->scope,
+			     (int)m->plan.schedule, m->plan.rounds, m->plan.round_epochs,
+			     m->plan.gradual_begin, m->plan.gradual_epochs,
+			     m->plan.gradual_steps, m->plan.gradual_initial, m->scratch);
+	/* Only when set, so cells defined before the key keep their ids. */
+	if (m->matched && k < n)
+		k += (size_t)snprintf(buf + k, n - k, "matched=1|");
+	for (int i = 0; i < m->targets[t].n_overrides && k < n; i++)
+		k += (size_t)snprintf(buf + k, n - k, "%s=%.17g,",
+				      m->targets[t].overrides[i].layer,
+				      m->targets[t].overrides[i].amount);
+}
+
+static uint32_t cell_hash(const pb_experiment *e, pb_cell_kind kind,
+			  int mi, int t, unsigned long seed)
+{
+	char buf[8192], rec[1024];
+	size_t len = dense_canon(e, seed, buf, sizeof buf);
+	uint64_t h;
+
+	len += (size_t)snprintf(buf + len, sizeof buf - len,
+				"|kind=%s|experiment=%s",
+				pb_cell_kind_name(kind), e->name);
+	if (kind != PB_CELL_DENSE && len < sizeof buf) {
+		pbi_recipe_canon(&e->finetune, rec, sizeof rec);
+		len += (size_t)snprintf(buf + len, sizeof buf - len,
+					"|finetune=%s", rec);
+	}
+	if (mi >= 0 && len < sizeof buf) {
+		method_canon(&e->methods[mi], t, buf + len, sizeof buf - len);
+		len = strlen(buf);
+	}
+	if (len >= sizeof buf)
+		len = sizeof buf - 1;
+	h = pb_fnv64(PB_FNV64_INIT, buf, len);
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static void fill(pb_cell *c, const pb_experiment *e, pb_cell_kind kind,
+		 int mi, int t, unsigned long seed)
+{
+	memset(c, 0, sizeof *c);
+	c->kind = kind;
+	c->method_index = mi;
+	c->target_index = t;
+	c->seed = seed;
+	c->hash = cell_hash(e, kind, mi, t, seed);
+	if (mi < 0) {
+		strcpy(c->method, kind == PB_CELL_DENSE ? "dense" : "dense+ft");
+		snprintf(c->id, sizeof c->id, "%s-s%lu-%08x", c->method, seed,
+			 c->hash);
+	} else {
+		snprintf(c->method, sizeof c->method, "%s",
+			 e->methods[mi].name);
+		snprintf(c->id, sizeof c->id, "%s-%s-s%lu-%08x", c->method,
+			 e->methods[mi].target_text[t], seed, c->hash);
+	}
+}
+
+int pb_experiment_cells(const pb_experiment *e, pb_cell **cells, int *n,
+			pb_error *err)
+{
+	int total = e->n_seeds * (1 + (e->dense_ft ? 1 : 0)), k = 0;
+	pb_cell *c;
+
+	for (int i = 0; i < e->n_methods; i++)
+		total += e->n_seeds * e->methods[i].n_targets;
+	c = calloc((size_t)total, sizeof *c);
+	*cells = NULL;
+	*n = 0;
+	if (!c)
+		return pb_error_set(err, PB_ENOMEM, "out of memory (cells)");
+	for (int s = 0; s < e->n_seeds; s++) {
+		fill(&c[k++], e, PB_CELL_DENSE, -1, -1, e->seeds[s]);
+		if (e->dense_ft)
+			fill(&c[k++], e, PB_CELL_DENSE_FT, -1, -1, e->seeds[s]);
+	}
+	for (int i = 0; i < e->n_methods; i++)
+		for (int t = 0; t < e->methods[i].n_targets; t++)
+			for (int s = 0; s < e->n_seeds; s++)
+				fill(&c[k++], e, e->methods[i].scratch ?
+				     PB_CELL_SCRATCH : PB_CELL_PRUNE, i, t,
+				     e->seeds[s]);
+	*cells = c;
+	*n = k;
+	return 0;
+}

@@ -1,0 +1,318 @@
+/* Reading one [prune.NAME] section of an experiment INI: the runner's
+ * keys (targets, scope, schedule, per-layer overrides, controls), then
+ * the plugin's own options checked against its declaration. Every
+ * message is "FILE:LINE: [prune.NAME] ...". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/ini_doc.h"
+#include "base/util.h"
+#include "experiment/experiment_impl.h"
+#include "prunebench/target.h"
+
+static int parse_targets(pbi_ini_doc *c, pb_exp_method *m,
+			 const pbi_ini_section *s, const pbi_ini_key *k)
+{
+	char buf[1024], *save = NULL, *tok;
+
+	if (strlen(k->value) >= sizeof buf)
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] targets: too "
+				   "long", s->name);
+	strcpy(buf, k->value);
+	m->n_targets = 0;
+	for (tok = strtok_r(buf, " \t,", &save); tok;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		pb_error terr = { 0 };
+		int n = m->n_targets;
+
+		if (n == PB_EXP_MAX_TARGETS)
+			return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] "
+					   "targets: at most %d", s->name,
+					   PB_EXP_MAX_TARGETS);
+		if (strlen(tok) >= sizeof m->target_text[0])
+			return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] "
+					   "targets: '%s' is too long", s->name,
+					   tok);
+		if (pb_target_parse(&m->targets[n], tok, &terr))
+			return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] "
+					   "targets: %s", s->name, terr.msg);
+		for (int i = 0; i < n; i++)
+			if (!strcmp(m->target_text[i], tok))
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] target '%s' is given "
+						   "twice", s->name, tok);
+		strcpy(m->target_text[n], tok);
+		m->n_targets++;
+	}
+	if (!m->n_targets)
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] targets is "
+				   "empty; write e.g. targets = macs=0.3 "
+				   "macs=0.5", s->name);
+	return 0;
+}
+
+static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
+			  const pbi_ini_section *s, const pbi_ini_key *k)
+{
+	long n;
+
+	if (!strcmp(k->value, "oneshot")) {
+		m->plan.schedule = PB_PRUNE_ONESHOT;
+		return 0;
+	}
+	if (!strcmp(k->value, "gradual")) {
+		m->plan.schedule = PB_PRUNE_GRADUAL;
+		return 0;
+	}
+	if (!strncmp(k->value, "iterative:", 10) &&
+	    !pbi_parse_long(k->value + 10, &n) && n >= 1 && n <= 100) {
+		m->plan.schedule = PB_PRUNE_ITERATIVE;
+		m->plan.rounds = (int)n;
+		return 0;
+	}
+	return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] schedule = '%s': "
+			   "expected oneshot, iterative:N (N rounds, 1-100) or "
+			   "gradual", s->name, k->value);
+}
+
+/* Keys the core reads in a [prune.NAME] section; anything else is the
+ * plugin's. */
+static const char *const core_keys[] = {
+	"plugin", "targets", "scope", "schedule", "round_epochs",
+	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
+	"finetune", "matched_dense", NULL
+};
+
+static int is_core_key(const char *name)
+{
+	for (int i = 0; core_keys[i]; i++)
+		if (!strcmp(name, core_keys[i]))
+			return 1;
+	return !strncmp(name, "layer.", 6);
+}
+
+/* layer.NAME = X: one per-layer override of the amount. */
+static int parse_override(pbi_ini_doc *c, const pbi_ini_section *s,
+			  const pbi_ini_key *k, const pb_model *model,
+			  pb_target_override *ov, int *n_ov)
+{
+	const char *ln = k->name + 6;
+	double a;
+
+	if (pb_model_find_layer(model, ln) < 0)
+		return pbi_ini_err(c, PB_ENOTFOUND, k->line, "[%s] %s: model "
+				   "'%s' has no layer '%s'", s->name, k->name,
+				   pb_model_name(model), ln);
+	if (strlen(ln) >= sizeof ov[0].layer)
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s: layer name "
+				   "too long", s->name, k->name);
+	if (*n_ov == PB_TARGET_MAX_OVERRIDES)
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] at most %d "
+				   "per-layer overrides", s->name,
+				   PB_TARGET_MAX_OVERRIDES);
+	if (pbi_parse_double(k->value, &a) || !(a >= 0.0) || !(a < 1.0))
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = '%s': "
+				   "expected the fraction removed in that "
+				   "layer, in [0, 1)", s->name, k->name,
+				   k->value);
+	strcpy(ov[*n_ov].layer, ln);
+	ov[(*n_ov)++].amount = a;
+	return 0;
+}
+
+/* The plugin named by the section, and its own options (every key that
+ * is not the runner's). */
+static int plugin_options(pbi_ini_doc *c, pb_exp_method *m,
+			  const pbi_ini_section *s,
+			  const pbi_ini_key *plugin_key,
+			  const pb_plugin_path *sp)
+{
+	pb_error perr_ = { 0 };
+	char where[600];
+
+	if (pb_plugin_open(&m->plugin, sp, m->plugin_name, &perr_))
+		return pbi_ini_err(c, perr_.code,
+				   plugin_key ? plugin_key->line : s->line,
+				   "[%s] %s", s->name, perr_.msg);
+	if (pb_options_new(&m->options, pb_plugin_pruner(m->plugin), &perr_))
+		return pbi_ini_err(c, perr_.code, s->line, "[%s] %s", s->name,
+				   perr_.msg);
+	for (int i = 0; i < s->n_keys; i++) {
+		const pbi_ini_key *k = &s->keys[i];
+
+		if (is_core_key(k->name))
+			continue;
+		snprintf(where, sizeof where, "%s:%d: [%s]", c->source, k->line,
+			 s->name);
+		if (pb_options_set(m->options, k->name, k->value, where,
+				   &perr_)) {
+			/* The message starts with `where` (FILE:LINE). */
+			if (!c->err_line) {
+				c->err_line = k->line;
+				c->err_code = perr_.code ? perr_.code : PB_EPARSE;
+				pb_error_set(c->err, c->err_code, "%s",
+					     perr_.msg);
+			}
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What the method's keys say together, against its plugin. */
+static int check_method(pbi_ini_doc *c, const pb_experiment *e,
+			pb_exp_method *m, const pbi_ini_section *s,
+			const pbi_ini_key *targets)
+{
+	const pb_pruner *pr = pb_plugin_pruner(m->plugin);
+
+	for (int t = 0; t < m->n_targets; t++) {
+		int weight = pr->granularity == PB_GRANULARITY_WEIGHT;
+		int sparsity = m->targets[t].kind == PB_TARGET_SPARSITY;
+		if (weight != sparsity)
+			return pbi_ini_err(c, PB_EPARSE, targets->line, "[%s] "
+					   "target '%s' does not suit plugin "
+					   "'%s', which prunes %s: use %s",
+					   s->name, m->target_text[t], pr->name,
+					   weight ? "individual weights" :
+					   "whole channels", weight ?
+					   "sparsity=S" : "channels=R, "
+					   "params=P or macs=F");
+	}
+	if (m->plan.schedule == PB_PRUNE_GRADUAL) {
+		double ft = e->finetune.epochs;
+		if (pr->granularity != PB_GRANULARITY_WEIGHT)
+			return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] "
+					   "schedule = gradual needs a weight "
+					   "pruner (plugin '%s' removes "
+					   "channels); use iterative:N",
+					   s->name, pr->name);
+		if (m->plan.gradual_epochs < 0)
+			m->plan.gradual_epochs = ft > 1 ? 0.75 * ft : ft;
+		if (m->plan.gradual_begin + m->plan.gradual_epochs > ft + 1e-9)
+			return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] "
+					   "gradual_begin + gradual_epochs = "
+					   "%g is beyond the fine-tune's %g "
+					   "epochs", s->name,
+					   m->plan.gradual_begin +
+					   m->plan.gradual_epochs, ft);
+		if (ft <= 0)
+			return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] "
+					   "schedule = gradual needs "
+					   "[finetune] epochs >= 1", s->name);
+	}
+	return 0;
+}
+
+int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
+		     const pbi_ini_section *s, const pb_plugin_path *sp,
+		     const pb_model *model)
+{
+	const pbi_ini_key *targets = NULL, *plugin_key = NULL;
+	pb_target_override ov[PB_TARGET_MAX_OVERRIDES];
+	int n_ov = 0;
+
+	m->line = s->line;
+	m->scope = PB_SCOPE_LAYER;
+	m->plan.round_epochs = -1.0;
+	m->plan.gradual_epochs = -1.0;
+	m->plan.gradual_steps = 10;
+	if (!pbi_ini_name_ok(s->name + 6, "_-.") ||
+	    strlen(s->name + 6) >= sizeof m->name)
+		return pbi_ini_err(c, PB_EPARSE, s->line, "[%s]: a method name "
+				   "uses 1-%zu letters, digits, '_', '-' or "
+				   "'.'", s->name, sizeof m->name - 1);
+	if (!strcmp(s->name + 6, "dense") || !strcmp(s->name + 6, "dense+ft"))
+		return pbi_ini_err(c, PB_EPARSE, s->line, "[%s]: 'dense' names "
+				   "the baseline; choose another method name",
+				   s->name);
+	strcpy(m->name, s->name + 6);
+	strcpy(m->plugin_name, m->name);
+
+	for (int i = 0; i < s->n_keys; i++) {
+		const pbi_ini_key *k = &s->keys[i];
+		long v;
+
+		if (!strcmp(k->name, "plugin")) {
+			if (!pbi_ini_name_ok(k->value, "_-.") ||
+			    strlen(k->value) >= sizeof m->plugin_name)
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] plugin = '%s' is not "
+						   "a plugin name", s->name,
+						   k->value);
+			strcpy(m->plugin_name, k->value);
+			plugin_key = k;
+		} else if (!strcmp(k->name, "targets")) {
+			targets = k;
+			if (parse_targets(c, m, s, k))
+				return -1;
+		} else if (!strcmp(k->name, "scope")) {
+			if (!strcmp(k->value, "layer"))
+				m->scope = PB_SCOPE_LAYER;
+			else if (!strcmp(k->value, "global"))
+				m->scope = PB_SCOPE_GLOBAL;
+			else
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] scope = '%s': "
+						   "expected layer or global",
+						   s->name, k->value);
+		} else if (!strcmp(k->name, "schedule")) {
+			if (parse_schedule(c, m, s, k))
+				return -1;
+		} else if (!strcmp(k->name, "round_epochs")) {
+			if (pbi_ini_double(c, s, k, 0.0, 1000.0,
+					   &m->plan.round_epochs))
+				return -1;
+		} else if (!strcmp(k->name, "gradual_begin")) {
+			if (pbi_ini_double(c, s, k, 0.0, 100000.0,
+					   &m->plan.gradual_begin))
+				return -1;
+		} else if (!strcmp(k->name, "gradual_epochs")) {
+			if (pbi_ini_double(c, s, k, 0.001, 100000.0,
+					   &m->plan.gradual_epochs))
+				return -1;
+		} else if (!strcmp(k->name, "gradual_steps")) {
+			if (pbi_ini_long(c, s, k, 1, 100000, &v))
+				return -1;
+			m->plan.gradual_steps = (int)v;
+		} else if (!strcmp(k->name, "gradual_initial")) {
+			if (pbi_ini_double(c, s, k, 0.0, 0.999,
+					   &m->plan.gradual_initial))
+				return -1;
+		} else if (!strcmp(k->name, "matched_dense")) {
+			if (pbi_ini_bool(c, s, k, &m->matched))
+				return -1;
+		} else if (!strcmp(k->name, "finetune")) {
+			if (!strcmp(k->value, "scratch"))
+				m->scratch = 1;
+			else if (!strcmp(k->value, "yes"))
+				m->scratch = 0;
+			else
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] finetune = '%s': "
+						   "expected yes (fine-tune "
+						   "the pruned model) or "
+						   "scratch (re-initialise it "
+						   "and train with the [train] "
+						   "recipe)", s->name,
+						   k->value);
+		} else if (!strncmp(k->name, "layer.", 6)) {
+			if (parse_override(c, s, k, model, ov, &n_ov))
+				return -1;
+		}
+	}
+	if (!targets)
+		return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] needs targets "
+				   "= ... (e.g. targets = macs=0.3 macs=0.5)",
+				   s->name);
+	for (int t = 0; t < m->n_targets; t++) {
+		m->targets[t].scope = m->scope;
+		m->targets[t].n_overrides = n_ov;
+		memcpy(m->targets[t].overrides, ov, sizeof ov[0] * (size_t)n_ov);
+	}
+
+	if (plugin_options(c, m, s, plugin_key, sp))
+		return -1;
+	return check_method(c, e, m, s, targets);
+}

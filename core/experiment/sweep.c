@@ -1,0 +1,403 @@
+/* The sweep: dense models first (trained or loaded from the cache, in
+ * parallel over seeds), then every cell not yet in runs.jsonl, side by
+ * side with OpenMP. Cells share only read-only things (the experiment,
+ * the data splits, the dense models they clone, the plugin descriptors);
+ * each has its own RNG streams, model copies and buffers, so its numbers
+ * do not depend on what runs beside it. The only shared mutable state is
+ * the progress display and the append to runs.jsonl, both inside
+ * critical sections. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "base/blas.h"
+#include "experiment/experiment_impl.h"
+#include "experiment/sweep.h"
+#include "prunebench/version.h"
+
+/* ---- one cell in the sweep --------------------------------------------------- */
+
+typedef struct cell_status {
+	pbi_sweep *S;
+	const pb_cell *c;
+	int slot;
+} cell_status;
+
+static void on_status(void *user, const char *phase, int epoch, int epochs)
+{
+	cell_status *cs = user;
+
+	if (!phase)
+		pbi_sweep_status(cs->S, cs->slot, "%s", "");
+	else if (epochs > 0)
+		pbi_sweep_status(cs->S, cs->slot, "%s %s %d/%d", cs->c->id,
+				 phase, epoch, epochs);
+	else
+		pbi_sweep_status(cs->S, cs->slot, "%s %s", cs->c->id, phase);
+}
+
+static int seed_index(const pb_experiment *e, unsigned long seed)
+{
+	for (int i = 0; i < e->n_seeds; i++)
+		if (e->seeds[i] == seed)
+			return i;
+	return -1;
+}
+
+/* What identifies the cell in its record: the experiment's side of it. */
+static int identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
+		    int wrote_curve)
+{
+	const pb_experiment *e = S->e;
+	const pb_exp_method *me = c->method_index >= 0 ?
+		&e->methods[c->method_index] : NULL;
+	const pb_pruner *pr = me ? pb_plugin_pruner(me->plugin) : NULL;
+	const pb_target *t = me ? &me->targets[c->target_index] : NULL;
+	const int si = seed_index(e, c->seed);
+	char buf[64], when[32], *curve = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = 0;
+
+	r->kind = c->kind;
+	r->seed = (long)c->seed;
+	r->target_amount = t ? t->amount : NAN;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rc |= pb_record_set(&r->id, c->id);
+	rc |= pb_record_set(&r->experiment, e->name);
+	rc |= pb_record_set(&r->method, c->method);
+	rc |= pb_record_set(&r->plugin, pr ? pr->name : NULL);
+	rc |= pb_record_set(&r->granularity, pr ?
+			    pb_granularity_name(pr->granularity) : NULL);
+	rc |= pb_record_set(&r->target, me ? me->target_text[c->target_index] :
+			    NULL);
+	rc |= pb_record_set(&r->target_kind, t ? pb_target_kind_name(t->kind) :
+			    NULL);
+	rc |= pb_record_set(&r->scope, !me ? NULL : me->scope ==
+			    PB_SCOPE_GLOBAL ? "global" : "layer");
+	if (me && me->plan.schedule == PB_PRUNE_ITERATIVE)
+		snprintf(buf, sizeof buf, "iterative:%d", me->plan.rounds);
+	else
+		snprintf(buf, sizeof buf, "%s", me && me->plan.schedule ==
+			 PB_PRUNE_GRADUAL ? "gradual" : "oneshot");
+	rc |= pb_record_set(&r->schedule, me ? buf : NULL);
+	if (si >= 0 && S->dense && S->dense[si]) {
+		snprintf(buf, sizeof buf, "%08x", (unsigned)S->dense_fp[si]);
+		rc |= pb_record_set(&r->dense_fingerprint, buf);
+	}
+	rc |= pb_record_set(&r->blas, pb_blas_name());
+	rc |= pb_record_set(&r->finished, when);
+	if (wrote_curve && asprintf(&curve, "cells/%s.csv", c->id) < 0) {
+		curve = NULL;
+		rc |= PB_ENOMEM;
+	}
+	rc |= pb_record_set(&r->curve, curve);
+	free(curve);
+	return rc ? PB_ENOMEM : 0;
+}
+
+static char *cell_file(const pbi_sweep *S, const pb_cell *c, const char *ext)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s%s", S->cells_dir, c->id, ext) < 0)
+		return NULL;
+	return p;
+}
+
+/* Runs cell c on outer thread `slot` into res. */
+static void run_one(pbi_sweep *S, const pb_cell *c, int slot,
+		    pb_cell_result *res)
+{
+	const pb_experiment *e = S->e;
+	const pb_exp_method *me = c->method_index >= 0 ?
+		&e->methods[c->method_index] : NULL;
+	const int si = seed_index(e, c->seed);
+	cell_status cs = { S, c, slot };
+	pb_cell_env env = { 0 };
+	pb_error err = { 0 };
+	char *base = cell_file(S, c, ""), *logp = cell_file(S, c, ".log");
+	char *stream = NULL;
+	FILE *log = NULL;
+
+	if (!base || !logp || asprintf(&stream, "%s|%s|%lu", e->name, c->id,
+				       c->seed) < 0) {
+		stream = NULL;
+		pb_error_set(&err, PB_ENOMEM, "out of memory");
+	} else if (si < 0 || !S->dense[si]) {
+		pb_error_set(&err, si < 0 ? PB_EINVAL : S->dense_rc[si], "%s",
+			     si < 0 ? "seed not in the experiment" :
+			     S->dense_msg[si]);
+	}
+	if (err.code) {
+		memset(res, 0, sizeof *res);
+		pb_record_init(&res->rec);
+		res->rec.status = PB_CELL_FAILED;
+		pb_record_set(&res->rec.error, err.msg);
+		goto out;
+	}
+	log = fopen(logp, "w");
+	env.dense = S->dense[si];
+	env.dense_points = S->dense_base[si];
+	env.dense_curve = S->dense_csv[si];
+	env.splits = &S->sp;
+	env.dense_recipe = &e->dense;
+	env.finetune = &e->finetune;
+	env.eval_batch = e->dense.eval_batch;
+	env.kind = c->kind;
+	if (me) {
+		env.pruner = pb_plugin_pruner(me->plugin);
+		env.options = me->options;
+		env.target = &me->targets[c->target_index];
+		env.plan = &me->plan;
+		env.matched = me->matched;
+	}
+	env.latency = e->latency;
+	env.stream = stream;
+	env.out = base;
+	env.files = base;
+	env.log = log;
+	env.label = c->id;
+	env.status = on_status;
+	env.status_user = &cs;
+	pb_cell_run(&env, res, &err);
+out:
+	res->rec.threads = S->inner;
+	if (log)
+		fclose(log);
+	free(stream);
+	free(base);
+	free(logp);
+}
+
+/* Records the cell and prints its line. */
+static void finish_one(pbi_sweep *S, const pb_cell *c, pb_cell_result *res)
+{
+	pb_record *r = &res->rec;
+	pb_error werr = { 0 };
+	char eta[32], line[256];
+
+	if (identify(S, c, r, res->wrote_curve))
+		pb_error_set(&werr, PB_ENOMEM, "out of memory");
+	else
+#pragma omp critical(pb_sweep_write)
+		pb_record_append(S->jsonl, r, &werr);
+#pragma omp critical(pb_sweep_progress)
+	{
+		S->done++;
+		if (werr.msg[0]) {
+			r->status = PB_CELL_FAILED;
+			pb_record_set(&r->error, werr.msg);
+		}
+		if (r->status == PB_CELL_OK) {
+			S->sum->ok++;
+			snprintf(line, sizeof line, "ok  top-1 %.2f%% -> %.2f%%",
+				 100 * r->acc_before, 100 * r->acc_after);
+		} else {
+			if (r->status == PB_CELL_DIVERGED)
+				S->sum->diverged++;
+			else
+				S->sum->failed++;
+			snprintf(line, sizeof line, "%s%s: %.200s",
+				 r->status == PB_CELL_DIVERGED ? "DIVERGED" :
+				 "FAILED", werr.msg[0] ? " (not recorded)" : "",
+				 r->error ? r->error : "");
+		}
+		pbi_sweep_eta(S, eta, sizeof eta);
+		pbi_progress_line(&S->prog, "[%d/%d] %s  %s  (%.1fs, ETA %s)",
+				  S->done, S->total, c->id, line,
+				  r->time_total_s, eta);
+	}
+}
+
+/* ---- which cells to run ------------------------------------------------------ */
+
+static int selected(const pb_run_opts *o, const pb_cell *c)
+{
+	return !o->only || !strcmp(o->only, c->method);
+}
+
+static int is_done(const pb_record *recs, int n, const char *id)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(recs[i].id, id))
+			return 1;
+	return 0;
+}
+
+/* The selected cells not yet recorded, into todo; the counts into sum.
+ * A line that does not validate is not a record, so its cell runs again
+ * (the table skips it by the same rule). */
+static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
+		      int *n_todo, pb_error *err)
+{
+	pb_record *recs = NULL;
+	int n_recs = 0, rc;
+
+	if ((rc = pb_records_read(S->jsonl, 1, &recs, &n_recs, NULL, NULL,
+				  err)))
+		return rc;
+	*n_todo = 0;
+	S->sum->total = S->sum->skipped = 0;
+	for (int i = 0; i < n; i++) {
+		if (!selected(S->o, &cells[i]))
+			continue;
+		S->sum->total++;
+		if (is_done(recs, n_recs, cells[i].id))
+			S->sum->skipped++;
+		else
+			todo[(*n_todo)++] = i;
+	}
+	if (S->o->dry_run) {
+		FILE *f = S->o->list ? S->o->list : stdout;
+
+		for (int i = 0; i < n; i++)
+			if (selected(S->o, &cells[i]))
+				fprintf(f, "%-5s %-8s %s\n",
+					is_done(recs, n_recs, cells[i].id) ?
+					"done" : "todo",
+					pb_cell_kind_name(cells[i].kind),
+					cells[i].id);
+		fprintf(f, "output %s\ncache  %s\n", S->e->output,
+			S->e->cache);
+	}
+	pb_records_free(recs, n_recs);
+	return 0;
+}
+
+/* Two runs of one experiment at once would both run the missing cells
+ * and record them twice: the second waits for nothing and says so. */
+static int lock_output(const pb_experiment *e, int *fd, pb_error *err)
+{
+	char *path = pbi_path_join(e->output, ".lock");
+
+	*fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+	if (*fd < 0 || flock(*fd, LOCK_EX | LOCK_NB)) {
+		int e2 = errno;
+
+		pb_error_set(err, PB_EIO, "%s: %s; is another `prunebench run` "
+			     "working on %s? wait for it to finish",
+			     path ? path : e->output, strerror(e2), e->output);
+		free(path);
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return PB_EIO;
+	}
+	free(path);
+	return 0;
+}
+
+/* Every cell of todo, in parallel. */
+static void run_cells(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		      int n_todo, int threads)
+{
+	S->total = n_todo;
+	S->t0 = pbi_now();
+	S->outer = n_todo < threads ? n_todo : threads;
+	S->inner = S->o->inner_threads > 0 ? S->o->inner_threads :
+		   (threads / S->outer > 0 ? threads / S->outer : 1);
+	pbi_blas_set_threads(S->outer > 1 ? 1 : S->inner);
+#pragma omp parallel for schedule(dynamic) num_threads(S->outer)
+	for (int i = 0; i < n_todo; i++) {
+		const pb_cell *c = &cells[todo[i]];
+		pb_cell_result res;
+
+		omp_set_num_threads(S->inner);
+		run_one(S, c, omp_get_thread_num(), &res);
+		finish_one(S, c, &res);
+		pb_cell_result_free(&res);
+	}
+}
+
+int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
+		      pb_run_summary *sum, pb_error *err)
+{
+	static const pb_run_opts no_opts;
+	pb_run_summary own = { 0 };
+	pb_cell *cells = NULL;
+	int n = 0, *todo = NULL, n_todo = 0, rc, threads, lock_fd = -1;
+	pbi_sweep S = { 0 };
+
+	S.e = e;
+	S.o = o ? o : &no_opts;
+	S.sum = sum ? sum : &own;
+	memset(S.sum, 0, sizeof *S.sum);
+	S.t0 = pbi_now();
+	pbi_progress_init(&S.prog, S.o->progress);
+	if ((rc = pb_experiment_cells(e, &cells, &n, err)))
+		return rc;
+	S.jsonl = pbi_path_join(e->output, "runs.jsonl");
+	S.cells_dir = pbi_path_join(e->output, "cells");
+	todo = malloc(sizeof *todo * (size_t)(n ? n : 1));
+	if (!S.jsonl || !S.cells_dir || !todo) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = plan_cells(&S, cells, n, todo, &n_todo, err)))
+		goto out;
+	if (S.o->only && !S.sum->total) {
+		rc = pb_error_set(err, PB_ENOTFOUND, "--only %s: no such method "
+				  "in %s (methods are dense, dense+ft and the "
+				  "NAME of each [prune.NAME])", S.o->only,
+				  e->path);
+		goto out;
+	}
+	if (S.o->dry_run)
+		goto out;
+	if (!n_todo) {
+		pbi_progress_line(&S.prog, "%s: all %d cells are already in %s",
+				  e->name, S.sum->total, S.jsonl);
+		goto out;
+	}
+	if ((rc = pbi_mkdirs(S.cells_dir, err)) ||
+	    (rc = lock_output(e, &lock_fd, err)))
+		goto out;
+	/* Again under the lock: a run that just finished may have added
+	 * cells. */
+	if ((rc = plan_cells(&S, cells, n, todo, &n_todo, err)) || !n_todo)
+		goto out;
+	threads = S.o->threads > 0 ? S.o->threads : e->threads > 0 ?
+		  e->threads : omp_get_num_procs();
+	S.status = calloc((size_t)threads, sizeof *S.status);
+	if (!S.status) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	pbi_progress_line(&S.prog, "%s: %d cells, %d already done, %d to run "
+			  "with %d thread%s", e->name, S.sum->total,
+			  S.sum->skipped, n_todo, threads,
+			  threads > 1 ? "s" : "");
+	if ((rc = pb_splits_load(&S.sp, &e->data, e->val_size, e->split_seed,
+				 err)))
+		goto out;
+	S.have_splits = 1;
+	if ((rc = pbi_sweep_points(&S, cells, todo, n_todo, err)))
+		goto out;
+	omp_set_max_active_levels(2);
+	if ((rc = pbi_sweep_dense(&S, cells, todo, n_todo, threads, err)))
+		goto out;
+	run_cells(&S, cells, todo, n_todo, threads);
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);   /* releases the lock */
+	S.sum->seconds = pbi_now() - S.t0;
+	pbi_sweep_dense_free(&S);
+	free(S.status);
+	if (S.have_splits)
+		pb_splits_free(&S.sp);
+	free(todo);
+	free(S.jsonl);
+	free(S.cells_dir);
+	free(cells);
+	return rc;
+}

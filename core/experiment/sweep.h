@@ -1,0 +1,64 @@
+/* The sweep's state, shared by its parts: the cells to run
+ * (core/experiment/sweep.c), the dense models they start from
+ * (core/experiment/sweep_dense.c) and the progress display
+ * (core/experiment/sweep_progress.c). Internal. */
+#ifndef PB_EXPERIMENT_SWEEP_H
+#define PB_EXPERIMENT_SWEEP_H
+
+#include <stdint.h>
+
+#include "base/util.h"
+#include "prunebench/experiment.h"
+
+#define PBI_SWEEP_MAX_POINTS 64
+
+typedef struct pbi_sweep {
+	const pb_experiment *e;
+	const pb_run_opts *o;
+	pb_run_summary *sum;
+	pb_splits sp;
+	int have_splits;
+	/* Per seed index. */
+	pb_model **dense;
+	char **dense_csv;
+	char **dense_base;        /* BASE of BASE.stepN.ckpt training points */
+	uint32_t *dense_fp;       /* CRC-32 of each dense model's tensors */
+	int *dense_rc;
+	char (*dense_msg)[PB_ERROR_MSG_MAX];
+	long points[PBI_SWEEP_MAX_POINTS]; /* dense iterations kept */
+	int n_points;
+	char *jsonl, *cells_dir;
+	/* Progress: one line per finished cell, and on a terminal one
+	 * updating line with what each outer thread is doing. */
+	pbi_progress prog;
+	int total, done;
+	double t0;
+	char (*status)[200];      /* per outer thread */
+	int outer, inner;
+} pbi_sweep;
+
+/* ---- the dense phase (sweep_dense.c) -------------------------------------- */
+
+/* The dense training's points that the cells to run ask for (PB_OPT_POINT
+ * options), as iterations: the dense training keeps the model at each. */
+int pbi_sweep_points(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		     int n_todo, pb_error *err);
+/* Loads or trains the dense model of every seed that a cell to run
+ * needs, in parallel over seeds. A seed that fails is remembered with its
+ * message; its cells fail with it. Fails only when out of memory. */
+int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		    int n_todo, int threads, pb_error *err);
+/* Frees the dense models and their paths. */
+void pbi_sweep_dense_free(pbi_sweep *S);
+
+/* ---- progress (sweep_progress.c) ----------------------------------------- */
+
+/* "12m05s", "1h02m", "?" */
+void pbi_fmt_duration(char *buf, size_t n, double s);
+/* The time left, from the cells done so far. */
+void pbi_sweep_eta(const pbi_sweep *S, char *buf, size_t n);
+/* What outer thread `slot` is doing (terminal only; "" clears it). */
+void pbi_sweep_status(pbi_sweep *S, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,480 @@
+/* Reading checkpoints. A load reads the whole file and checks all of it
+ * (structure, CRC, fit to the model) before it writes a single
+ * parameter, so a failed load leaves the model exactly as it was. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "nn/checkpoint_format.h"
+#include "nn/mask.h"
+#include "nn/model_impl.h"
+#include "prunebench/checkpoint.h"
+#include "prunebench/tensor.h"
+
+/* ---- reading the file ---------------------------------------------------- */
+
+static int read_all(const char *path, unsigned char **out, size_t *out_len,
+		    pb_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f)
+		return pb_error_set(err, PB_EIO, "cannot open checkpoint %s: %s",
+				    path, strerror(errno));
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap ? 2 * cap : 1 << 16;
+			unsigned char *nb = realloc(buf, ncap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return pb_error_set(err, PB_ENOMEM, "out of "
+						    "memory reading checkpoint "
+						    "%s", path);
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		len += fread(buf + len, 1, cap - len, f);
+		if (len < cap)
+			break;
+	}
+	if (ferror(f)) {
+		int e = errno;
+		free(buf);
+		fclose(f);
+		return pb_error_set(err, PB_EIO, "cannot read checkpoint %s: %s",
+				    path, strerror(e));
+	}
+	fclose(f);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+/* A bounds-checked cursor. On overrun it remembers how far the file would
+ * have had to reach, for the "truncated" message. */
+typedef struct reader {
+	const unsigned char *p;
+	size_t len, pos;
+	uint64_t need;
+} reader;
+
+static int rd_bytes(reader *r, uint64_t n, const unsigned char **out)
+{
+	if (n > r->len - r->pos) {
+		r->need = (uint64_t)r->pos + n;
+		return -1;
+	}
+	*out = r->p + r->pos;
+	r->pos += (size_t)n;
+	return 0;
+}
+
+static int rd_u32(reader *r, uint32_t *v)
+{
+	const unsigned char *b;
+
+	if (rd_bytes(r, 4, &b))
+		return -1;
+	*v = get_u32(b);
+	return 0;
+}
+
+/* One tensor as it sits in the file; nothing in it is trusted until the
+ * CRC has been checked. */
+typedef struct tensor_rec {
+	const char *name;          /* not NUL-terminated */
+	uint32_t name_len;
+	uint32_t kind, ndim;
+	const unsigned char *dims; /* ndim u32s */
+	uint64_t n;
+	const unsigned char *data; /* n float32s */
+} tensor_rec;
+
+static uint32_t rec_dim(const tensor_rec *t, uint32_t d)
+{
+	return get_u32(t->dims + 4 * (size_t)d);
+}
+
+/* Element count, or UINT64_MAX when corrupt dimensions make it too large
+ * to compute with: the headroom keeps "offset + 4 * n" from overflowing. */
+static uint64_t rec_count(const tensor_rec *t)
+{
+	const uint64_t limit = UINT64_MAX / 8;
+	uint64_t n = 1;
+
+	for (uint32_t d = 0; d < t->ndim; d++) {
+		uint64_t dim = rec_dim(t, d);
+		if (dim && n > limit / dim)
+			return UINT64_MAX;
+		n *= dim;
+	}
+	return n;
+}
+
+static int read_tensor(reader *r, tensor_rec *t)
+{
+	const unsigned char *b;
+
+	memset(t, 0, sizeof *t);
+	if (rd_u32(r, &t->name_len) || rd_bytes(r, t->name_len, &b))
+		return -1;
+	t->name = (const char *)b;
+	if (rd_u32(r, &t->kind) || rd_u32(r, &t->ndim) ||
+	    rd_bytes(r, 4 * (uint64_t)t->ndim, &t->dims))
+		return -1;
+	t->n = rec_count(t);
+	if (t->n == UINT64_MAX) {
+		r->need = UINT64_MAX;
+		return -1;
+	}
+	return rd_bytes(r, 4 * t->n, &t->data);
+}
+
+/* The parsed file: header fields and where the tensors start and end. */
+typedef struct ckpt {
+	const char *path;
+	const unsigned char *buf;
+	size_t len;
+	uint32_t count;
+	const char *model_name;
+	uint32_t model_name_len;
+	size_t tensors, end;       /* offsets: first tensor, the CRC */
+} ckpt;
+
+static int fail(pb_error *err, int code, const ckpt *c, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Every load error names the file first. */
+static int fail(pb_error *err, int code, const ckpt *c, const char *fmt, ...)
+{
+	char msg[PB_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return pb_error_set(err, code, "checkpoint %s: %s", c->path, msg);
+}
+
+/* A file that starts with our magic was a checkpoint once, so a short one
+ * is reported as truncated; "too short" is for files that cannot even hold
+ * the magic. */
+static int check_header(ckpt *c, reader *r, pb_error *err)
+{
+	const unsigned char *b;
+	uint32_t version;
+
+	if (c->len < sizeof pbi_ckpt_magic)
+		return fail(err, PB_EFORMAT, c, "too short to be a prunebench "
+			    "checkpoint (%zu bytes; the smallest is %zu)",
+			    c->len, FILE_MIN);
+	if (memcmp(c->buf, pbi_ckpt_magic, sizeof pbi_ckpt_magic) != 0)
+		return fail(err, PB_EFORMAT, c, "not a prunebench checkpoint "
+			    "(bad magic: expected \"PBCKPT01\")");
+	if (c->len >= sizeof pbi_ckpt_magic + 4) {
+		version = get_u32(c->buf + 8);
+		if (version != PB_CHECKPOINT_VERSION)
+			return fail(err, PB_EFORMAT, c, "unsupported checkpoint "
+				    "version %" PRIu32 " (this build reads "
+				    "version %d only)", version,
+				    PB_CHECKPOINT_VERSION);
+	}
+	if (c->len < FILE_MIN)
+		return fail(err, PB_EFORMAT, c, "truncated: %zu bytes, but the "
+			    "header and CRC alone take %zu", c->len, FILE_MIN);
+	c->count = get_u32(c->buf + 12);
+	r->pos = HEADER_MIN - 4;
+	if (rd_u32(r, &c->model_name_len) ||
+	    rd_bytes(r, c->model_name_len, &b))
+		return fail(err, PB_EFORMAT, c, "truncated: the header promises "
+			    "a %" PRIu32 "-byte model name but the file holds "
+			    "only %zu bytes", c->model_name_len, c->len);
+	c->model_name = (const char *)b;
+	c->tensors = r->pos;
+	return 0;
+}
+
+static int truncated(const ckpt *c, const reader *r, uint32_t i,
+		     const tensor_rec *t, pb_error *err)
+{
+	char need[64];
+
+	if (r->need == UINT64_MAX)
+		snprintf(need, sizeof need, "more than %zu", c->len);
+	else
+		snprintf(need, sizeof need, "%" PRIu64, r->need + 4);
+	if (t->name)
+		return fail(err, PB_EFORMAT, c, "truncated: tensor %" PRIu32
+			    " of %" PRIu32 " ('%.*s') needs the file to hold "
+			    "%s bytes, but it holds %zu", i, c->count,
+			    (int)t->name_len, t->name, need, c->len);
+	return fail(err, PB_EFORMAT, c, "truncated: tensor %" PRIu32 " of %"
+		    PRIu32 " needs the file to hold %s bytes, but it holds %zu",
+		    i, c->count, need, c->len);
+}
+
+/* Walks every tensor record to find where the CRC must be, then checks it
+ * and that nothing follows it. */
+static int check_structure(ckpt *c, reader *r, pb_error *err)
+{
+	uint32_t stored, computed;
+	tensor_rec t;
+
+	for (uint32_t i = 0; i < c->count; i++)
+		if (read_tensor(r, &t))
+			return truncated(c, r, i, &t, err);
+	c->end = r->pos;
+	stored = get_u32(c->buf + c->end);
+	computed = crc_of(c->buf, c->end);
+	if (stored != computed)
+		return fail(err, PB_EFORMAT, c, "corrupt: CRC32 mismatch (stored "
+			    "0x%08" PRIx32 ", computed 0x%08" PRIx32 ")", stored,
+			    computed);
+	if (c->end + 4 != c->len)
+		return fail(err, PB_EFORMAT, c, "corrupt: %zu bytes of trailing "
+			    "garbage after the CRC at byte %zu",
+			    c->len - c->end - 4, c->end);
+	return 0;
+}
+
+/* ---- matching the model -------------------------------------------------- */
+
+static void format_file_shape(char *buf, size_t n, const tensor_rec *t)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t d = 0; d < t->ndim && used < n; d++) {
+		int w = snprintf(buf + used, n - used, "%s%" PRIu32,
+				 d ? "x" : "", rec_dim(t, d));
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static void format_model_shape(char *buf, size_t n, const pb_param *p)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int d = 0; d < p->ndim && used < n; d++) {
+		int w = snprintf(buf + used, n - used, "%s%d", d ? "x" : "",
+				 p->shape[d]);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static int same_shape(const tensor_rec *t, const pb_param *p)
+{
+	if (t->ndim != (uint32_t)p->ndim || t->n != (uint64_t)p->n)
+		return 0;
+	for (int d = 0; d < p->ndim; d++)
+		if (rec_dim(t, (uint32_t)d) != (uint32_t)p->shape[d])
+			return 0;
+	return 1;
+}
+
+static int match_tensor(const ckpt *c, uint32_t i, const tensor_rec *t,
+			const pb_model *m, const pb_param *p, pb_error *err)
+{
+	const char *model = pb_model_name(m) ? pb_model_name(m) : "";
+	char fs[128], ms[128];
+
+	if (t->name_len != strlen(p->name) ||
+	    memcmp(t->name, p->name, t->name_len) != 0)
+		return fail(err, PB_EMISMATCH, c, "tensor %" PRIu32 " is '%.*s' "
+			    "in the file but model '%s' expects '%s'", i,
+			    (int)t->name_len, t->name, model, p->name);
+	if (t->kind != (uint32_t)p->kind)
+		return fail(err, PB_EMISMATCH, c, "%s: the file stores it as "
+			    "tensor kind %" PRIu32 ", the model as kind %d",
+			    p->name, t->kind, (int)p->kind);
+	if (!same_shape(t, p)) {
+		format_file_shape(fs, sizeof fs, t);
+		format_model_shape(ms, sizeof ms, p);
+		return fail(err, PB_EMISMATCH, c, "%s: file has %s, model has "
+			    "%s — was this checkpoint saved from a pruned "
+			    "model? load it with the model INI written next "
+			    "to it", p->name, fs, ms);
+	}
+	return 0;
+}
+
+/* The model param a mask record belongs to ("conv1.weight.mask" ->
+ * conv1.weight), or NULL. */
+static pb_param *mask_owner(pb_model *m, const tensor_rec *t)
+{
+	size_t sl = strlen(MASK_SUFFIX);
+	char name[256];
+
+	if (t->name_len <= sl || t->name_len - sl >= sizeof name ||
+	    memcmp(t->name + t->name_len - sl, MASK_SUFFIX, sl) != 0)
+		return NULL;
+	memcpy(name, t->name, t->name_len - sl);
+	name[t->name_len - sl] = '\0';
+	return pb_model_find_param(m, name);
+}
+
+static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
+		      uint8_t *seen, pb_error *err)
+{
+	pb_param *p = mask_owner(m, t);
+	char fs[128], ms[128];
+
+	if (!p || !p->trainable)
+		return fail(err, PB_EMISMATCH, c, "mask '%.*s' belongs to no "
+			    "trainable tensor of model '%s'; load it with the "
+			    "model INI it was saved with", (int)t->name_len,
+			    t->name, pb_model_name(m));
+	if (seen[p - pb_model_param(m, 0)]++)
+		return fail(err, PB_EFORMAT, c, "mask '%.*s' appears twice",
+			    (int)t->name_len, t->name);
+	if (!same_shape(t, p)) {
+		format_file_shape(fs, sizeof fs, t);
+		format_model_shape(ms, sizeof ms, p);
+		return fail(err, PB_EMISMATCH, c, "mask '%.*s' is %s but %s "
+			    "is %s", (int)t->name_len, t->name, fs, p->name,
+			    ms);
+	}
+	for (uint64_t k = 0; k < t->n; k++) {
+		float v = get_f32(t->data + 4 * k);
+		if (v != 0.0f && v != 1.0f)
+			return fail(err, PB_EFORMAT, c, "mask '%.*s' holds "
+				    "%g at %" PRIu64 "; masks are 0 (pruned) "
+				    "or 1 (kept)", (int)t->name_len, t->name,
+				    (double)v, k);
+	}
+	return 0;
+}
+
+static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
+{
+	int n = pb_model_n_params(m);
+	reader r = { c->buf, c->end, c->tensors, 0 };
+	tensor_rec t;
+	uint8_t *seen;
+	int rc = 0;
+
+	if (c->count < (uint32_t)n)
+		goto count_mismatch;
+	for (uint32_t i = 0; i < (uint32_t)n; i++) {
+		/* The structure was checked already; this cannot overrun. */
+		if (read_tensor(&r, &t))
+			return truncated(c, &r, i, &t, err);
+		if ((rc = match_tensor(c, i, &t, m, pb_model_param(m, (int)i),
+				       err)))
+			return rc;
+	}
+	if (c->count == (uint32_t)n)
+		return 0;
+	if (!(seen = calloc((size_t)n, 1)))
+		return pb_error_set(err, PB_ENOMEM, "out of memory (masks)");
+	for (uint32_t i = (uint32_t)n; i < c->count && !rc; i++) {
+		if (read_tensor(&r, &t)) {
+			rc = truncated(c, &r, i, &t, err);
+			break;
+		}
+		/* Anything but a mask after the model's tensors means the
+		 * file is of another model. */
+		if (t.kind != PB_PARAM_MASK) {
+			free(seen);
+			goto count_mismatch;
+		}
+		rc = check_mask(c, &t, m, seen, err);
+	}
+	free(seen);
+	return rc;
+
+count_mismatch:
+	return fail(err, PB_EMISMATCH, c, "holds %" PRIu32 " tensors "
+		    "(saved from model '%.*s') but model '%s' has %d; "
+		    "load it with the model INI it was trained with",
+		    c->count, (int)c->model_name_len, c->model_name,
+		    pb_model_name(m) ? pb_model_name(m) : "", n);
+}
+
+/* Fills the model from a checked file. The masks are built apart first,
+ * so running out of memory leaves the model as it was. */
+static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
+{
+	reader r = { c->buf, c->end, c->tensors, 0 };
+	tensor_rec t;
+	int n = pb_model_n_params(m);
+	float *mask = NULL;
+	uint8_t *flags = NULL;
+
+	if (c->count > (uint32_t)n) {
+		mask = pb_falloc(m->n_train);
+		flags = calloc((size_t)n, 1);
+		if (!mask || !flags) {
+			pb_ffree(mask);
+			free(flags);
+			return pb_error_set(err, PB_ENOMEM, "checkpoint %s: "
+					    "out of memory (masks)", c->path);
+		}
+		for (size_t k = 0; k < m->n_train; k++)
+			mask[k] = 1.0f;
+	}
+	for (uint32_t i = 0; i < c->count; i++) {
+		pb_param *p;
+		float *dst;
+		if (read_tensor(&r, &t))
+			break;
+		if (i < (uint32_t)n) {
+			p = pb_model_param(m, (int)i);
+			dst = p->data;
+		} else {
+			p = mask_owner(m, &t);
+			flags[p - pb_model_param(m, 0)] = 1;
+			dst = mask + (p->data - m->data);
+		}
+		for (size_t k = 0; k < p->n; k++)
+			dst[k] = get_f32(t.data + 4 * k);
+	}
+	pb_ffree(m->mask);
+	free(m->masked);
+	m->mask = mask;
+	m->masked = flags;
+	pbi_mask_apply(m);
+	return 0;
+}
+
+int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	ckpt c = { .path = path };
+	reader r;
+	int rc;
+
+	if (!m || !path)
+		return pb_error_set(err, PB_EINVAL, "pb_checkpoint_load: "
+				    "model and path are required");
+	if ((rc = read_all(path, &buf, &len, err)))
+		return rc;
+	c.buf = buf;
+	c.len = len;
+	/* The last four bytes are the CRC, never tensor data. */
+	r = (reader){ buf, len >= 4 ? len - 4 : 0, 0, 0 };
+	if (!(rc = check_header(&c, &r, err)) &&
+	    !(rc = check_structure(&c, &r, err)) &&
+	    !(rc = check_fits_model(&c, m, err)))
+		rc = copy_into_model(&c, m, err);
+	free(buf);
+	return rc;
+}

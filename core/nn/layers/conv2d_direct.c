@@ -1,0 +1,431 @@
+/* Direct 3x3 stride-1 pad-1 convolution with AVX-512.
+ *
+ * Why not im2col + sgemm here: the models we prune have few channels
+ * (16-64), so im2col writes a column matrix nine times the input, and
+ * OpenBLAS packs it again, for GEMMs whose M (= OC) is 16-64 and K only
+ * 9*C. Measured on VGG-S (docs-perf.md) that lowering spent most of its
+ * time moving memory. A direct kernel reads each input vector once per
+ * tap and reuses it across up to 8 output channels held in registers.
+ *
+ * The trick that keeps the kernel simple: with stride 1 and "same"
+ * padding the output plane has the input's shape, so a run of 16
+ * consecutive output pixels p (flattened over rows) reads, for tap
+ * (ki, kj), the 16 consecutive inputs at p + (ki-1)*W + (kj-1). Lanes
+ * whose input falls in the padding (off the row ends or off the plane)
+ * are switched off by a per-(chunk, tap) mask; AVX-512 masked loads do
+ * not fault on masked lanes, so no padded copy is ever made. Rows need
+ * not fill whole vectors: a 7x7 plane is 4 vectors, not 7.
+ *
+ * Every output element is computed by one work item from start to end,
+ * and weight gradients are summed in a fixed order over samples, so the
+ * results do not depend on the thread count at all. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/layers/conv2d_direct.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_DIRECT 1
+#endif
+
+/* Largest plane (in 16-float chunks) the mask table on the stack holds:
+ * 64x64. Bigger planes take the im2col path. */
+#define MAX_CHUNKS 256
+/* Output channels and chunks one forward work item keeps in registers:
+ * 8 x 3 = 24 accumulators of the 32 zmm registers. */
+#define OB 8
+#define NX 3
+/* Below this many MACs a conv runs on one thread: a fork/join costs
+ * more than it saves (batch-1 inference). */
+#define PAR_MIN_MACS 150000.0
+/* Output channels per weight-gradient work item (2 or 3). */
+#ifndef BWW_OB
+#define BWW_OB 3
+#endif
+
+int pbi_conv_direct_ok(int H, int W, int K, int stride, int pad)
+{
+#ifdef HAVE_DIRECT
+	const char *force = getenv("PB_CONV");
+
+	if (force && !strcmp(force, "im2col"))
+		return 0;
+	if (K != 3 || stride != 1 || pad != 1 || H < 1 || W < 1 ||
+	    ((size_t)H * W + 15) / 16 > MAX_CHUNKS)
+		return 0;
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f");
+#else
+	(void)H; (void)W; (void)K; (void)stride; (void)pad;
+	return 0;
+#endif
+}
+
+size_t pbi_conv_direct_workspace(int C, int OC)
+{
+	return (size_t)C * OC * 9;
+}
+
+#ifdef HAVE_DIRECT
+
+/* masks[q*9 + t]: lanes of chunk q whose tap-t input lies inside the
+ * plane; tails[q]: lanes of chunk q inside the plane at all. */
+static void build_masks(uint16_t *masks, uint16_t *tails, int H, int W)
+{
+	const int HW = H * W, nch = (HW + 15) / 16;
+	int y = 0, x = 0;
+
+	/* Rebuilt on every call (a batch-1 forward calls this six times),
+	 * so no divisions: walk (y, x) along the plane, collect per chunk
+	 * the lanes whose row above/below and column left/right exist, and
+	 * AND them per tap. */
+	for (int q = 0; q < nch; q++) {
+		uint16_t row[3] = { 0, 0, 0 }, col[3] = { 0, 0, 0 }, tail = 0;
+
+		for (int l = 0; l < 16 && q * 16 + l < HW; l++) {
+			const uint16_t bit = (uint16_t)(1u << l);
+
+			tail |= bit;
+			row[0] |= y > 0 ? bit : 0;
+			row[1] |= bit;
+			row[2] |= y < H - 1 ? bit : 0;
+			col[0] |= x > 0 ? bit : 0;
+			col[1] |= bit;
+			col[2] |= x < W - 1 ? bit : 0;
+			if (++x == W) {
+				x = 0;
+				y++;
+			}
+		}
+		tails[q] = tail;
+		for (int t = 0; t < 9; t++)
+			masks[q * 9 + t] = row[t / 3] & col[t % 3];
+	}
+}
+
+/* What every forward work item shares. */
+typedef struct fwd_args {
+	const float *in, *weight, *bias;
+	float *out;
+	int C, W, HW, OC, accumulate;
+	const pbi_conv_epilogue *ep;
+	const uint16_t *masks, *tails;
+} fwd_args;
+
+/* Output channels [oc0, oc0+ob) at chunks [q0, q0+nx) of sample b. ob
+ * and nx are constants in each instantiation below, so the accumulators
+ * live in registers. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
+	 const int nx)
+{
+	const int C = a->C, W = a->W, HW = a->HW;
+	const size_t cstride = (size_t)C * 9;
+	const float *x = a->in + (size_t)b * C * HW + (size_t)q0 * 16;
+	const float *wp = a->weight + (size_t)oc0 * cstride;
+	const uint16_t *mk = a->masks + q0 * 9;
+	__m512 acc[OB][NX];
+
+#pragma GCC unroll 8
+	for (int o = 0; o < ob; o++)
+#pragma GCC unroll 3
+		for (int j = 0; j < nx; j++)
+			acc[o][j] = _mm512_setzero_ps();
+
+	for (int c = 0; c < C; c++) {
+		const float *xp = x + (size_t)c * HW;
+		const float *wc = wp + (size_t)c * 9;
+#pragma GCC unroll 9
+		for (int t = 0; t < 9; t++) {
+			const ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W +
+					      (t % 3 - 1);
+			__m512 v[NX];
+#pragma GCC unroll 3
+			for (int j = 0; j < nx; j++)
+				v[j] = _mm512_maskz_loadu_ps(
+					mk[j * 9 + t], xp + j * 16 + off);
+#pragma GCC unroll 8
+			for (int o = 0; o < ob; o++) {
+				const __m512 wv =
+					_mm512_set1_ps(wc[o * cstride + t]);
+#pragma GCC unroll 3
+				for (int j = 0; j < nx; j++)
+					acc[o][j] = _mm512_fmadd_ps(v[j], wv,
+								    acc[o][j]);
+			}
+		}
+	}
+
+#pragma GCC unroll 8
+	for (int o = 0; o < ob; o++) {
+		const int oc = oc0 + o;
+		const size_t plane = ((size_t)b * a->OC + oc) * HW;
+#pragma GCC unroll 3
+		for (int j = 0; j < nx; j++) {
+			const int q = q0 + j;
+			const __mmask16 tm = a->tails[q];
+			float *dst = a->out + plane + (size_t)q * 16;
+			__m512 r = acc[o][j];
+
+			if (a->bias)
+				r = _mm512_add_ps(r, _mm512_set1_ps(a->bias[oc]));
+			if (a->accumulate)
+				r = _mm512_add_ps(_mm512_maskz_loadu_ps(tm, dst),
+						  r);
+			_mm512_mask_storeu_ps(dst, tm, r);
+			if (a->ep) {
+				/* Multiply then add, as pb_bn_forward_eval
+				 * does, so fused and unfused agree bitwise. */
+				const __m512 bn = _mm512_add_ps(
+					_mm512_mul_ps(r, _mm512_set1_ps(
+						a->ep->scale[oc])),
+					_mm512_set1_ps(a->ep->shift[oc]));
+				_mm512_mask_storeu_ps(a->ep->bn_out + plane +
+						      (size_t)q * 16, tm, bn);
+				if (a->ep->relu_out)
+					_mm512_mask_storeu_ps(
+						a->ep->relu_out + plane +
+						(size_t)q * 16, tm,
+						_mm512_max_ps(bn,
+							_mm512_setzero_ps()));
+			}
+		}
+	}
+}
+
+#define DEF_FWD(ob, nx)                                                     \
+	static __attribute__((target("avx512f"), noinline)) void            \
+	fwd_##ob##_##nx(const fwd_args *a, int b, int oc0, int q0)          \
+	{                                                                   \
+		fwd_body(a, b, oc0, q0, ob, nx);                            \
+	}
+#define DEF_FWD_NX(ob) DEF_FWD(ob, 1) DEF_FWD(ob, 2) DEF_FWD(ob, 3)
+DEF_FWD_NX(1) DEF_FWD_NX(2) DEF_FWD_NX(3) DEF_FWD_NX(4)
+DEF_FWD_NX(5) DEF_FWD_NX(6) DEF_FWD_NX(7) DEF_FWD_NX(8)
+
+typedef void (*fwd_fn)(const fwd_args *, int, int, int);
+#define FWD_ROW(ob) { fwd_##ob##_1, fwd_##ob##_2, fwd_##ob##_3 }
+static const fwd_fn fwd_table[OB][NX] = {
+	FWD_ROW(1), FWD_ROW(2), FWD_ROW(3), FWD_ROW(4),
+	FWD_ROW(5), FWD_ROW(6), FWD_ROW(7), FWD_ROW(8),
+};
+
+/* Start of block i when n items are cut into k blocks whose sizes differ
+ * by at most one. Pruned layers have channel counts like 11, 23 or 45:
+ * cut as 8 + 3 the small block keeps only 3 x 3 accumulators, too few
+ * to hide the FMA latency, and runs at a third of the speed; cut as
+ * 6 + 5 both blocks stay near full speed. The same goes for chunks: a
+ * 7x7 plane is 4 chunks, run as 2 + 2 rather than 3 + 1. */
+static inline int block_start(int i, int n, int k)
+{
+	return i * (n / k) + (i < n % k ? i : n % k);
+}
+
+static void forward_impl(float *out, const float *in, const float *weight,
+			 const float *bias, int B, int C, int H, int W,
+			 int OC, int accumulate, const pbi_conv_epilogue *ep)
+{
+	const int HW = H * W, nch = (HW + 15) / 16;
+	const int nob = (OC + OB - 1) / OB, nqg = (nch + NX - 1) / NX;
+	const long items = (long)B * nqg * nob;
+	const double macs = 9.0 * B * C * OC * HW;
+	uint16_t masks[MAX_CHUNKS * 9], tails[MAX_CHUNKS];
+	fwd_args a = { in, weight, bias, out, C, W, HW, OC, accumulate, ep,
+		       masks, tails };
+
+	build_masks(masks, tails, H, W);
+	/* Items run sample by sample, chunk group by chunk group, so
+	 * neighbouring items (one thread's run) share their input. */
+#pragma omp parallel for schedule(static) if (macs >= PAR_MIN_MACS)
+	for (long i = 0; i < items; i++) {
+		const int b = (int)(i / ((long)nqg * nob));
+		const int r = (int)(i % ((long)nqg * nob));
+		const int qi = r / nob, oi = r % nob;
+		const int q0 = block_start(qi, nch, nqg);
+		const int oc0 = block_start(oi, OC, nob);
+		const int nx = block_start(qi + 1, nch, nqg) - q0;
+		const int ob = block_start(oi + 1, OC, nob) - oc0;
+
+		fwd_table[ob - 1][nx - 1](&a, b, oc0, q0);
+	}
+}
+
+/* ---- weight gradient ----------------------------------------------------
+ * dW[oc][c][t] = sum over samples b and pixels p of
+ *   dout[b][oc][p] * in[b][c][p + off(t)]  (masked).
+ * A work item owns up to three output channels and half of the input
+ * channels, and keeps, for one input channel at a time, the 3 x 9 taps
+ * as vector sums (27 of the 32 registers) over a block of samples;
+ * blocks are added in sample order. */
+typedef struct bww_args {
+	const float *dout, *in;
+	float *dw;
+	int C, W, HW, OC, nch;
+	const uint16_t *masks, *tails;
+} bww_args;
+
+static inline __attribute__((always_inline, target("avx512f"))) void
+bww_body(const bww_args *a, int oc0, int c0, int c1, int b0, int b1,
+	 const int ob)
+{
+	const int C = a->C, W = a->W, HW = a->HW, nch = a->nch;
+
+	for (int c = c0; c < c1; c++) {
+		__m512 acc[3][9];
+
+#pragma GCC unroll 3
+		for (int o = 0; o < ob; o++)
+#pragma GCC unroll 9
+			for (int t = 0; t < 9; t++)
+				acc[o][t] = _mm512_setzero_ps();
+		for (int b = b0; b < b1; b++) {
+			const float *xp = a->in + ((size_t)b * C + c) * HW;
+			const float *gp =
+				a->dout + ((size_t)b * a->OC + oc0) * HW;
+			for (int q = 0; q < nch; q++) {
+				const __mmask16 tm = a->tails[q];
+				const uint16_t *mk = a->masks + q * 9;
+				__m512 g[3];
+
+#pragma GCC unroll 3
+				for (int o = 0; o < ob; o++)
+					g[o] = _mm512_maskz_loadu_ps(
+						tm, gp + (size_t)o * HW + q * 16);
+#pragma GCC unroll 9
+				for (int t = 0; t < 9; t++) {
+					const ptrdiff_t off =
+						(ptrdiff_t)(t / 3 - 1) * W +
+						(t % 3 - 1);
+					const __m512 v = _mm512_maskz_loadu_ps(
+						mk[t], xp + q * 16 + off);
+#pragma GCC unroll 3
+					for (int o = 0; o < ob; o++)
+						acc[o][t] = _mm512_fmadd_ps(
+							g[o], v, acc[o][t]);
+				}
+			}
+		}
+#pragma GCC unroll 3
+		for (int o = 0; o < ob; o++) {
+			float *d = a->dw + ((size_t)(oc0 + o) * C + c) * 9;
+#pragma GCC unroll 9
+			for (int t = 0; t < 9; t++)
+				d[t] += _mm512_reduce_add_ps(acc[o][t]);
+		}
+	}
+}
+
+static __attribute__((target("avx512f"), noinline)) void
+bww_3(const bww_args *a, int oc0, int c0, int c1, int b0, int b1)
+{
+	bww_body(a, oc0, c0, c1, b0, b1, 3);
+}
+
+static __attribute__((target("avx512f"), noinline)) void
+bww_2(const bww_args *a, int oc0, int c0, int c1, int b0, int b1)
+{
+	bww_body(a, oc0, c0, c1, b0, b1, 2);
+}
+
+static __attribute__((target("avx512f"), noinline)) void
+bww_1(const bww_args *a, int oc0, int c0, int c1, int b0, int b1)
+{
+	bww_body(a, oc0, c0, c1, b0, b1, 1);
+}
+
+static void backward_weight_impl(float *dweight, float *dbias,
+				 const float *dout, const float *in, int B,
+				 int C, int H, int W, int OC)
+{
+	const int HW = H * W, nch = (HW + 15) / 16;
+	/* Items: blocks of 3 output channels, times two halves of the input
+	 * channels, halves outermost: with two threads each takes one half
+	 * of every block, so the split is even for any OC. */
+	const int nob = (OC + BWW_OB - 1) / BWW_OB, ncs = C >= 2 ? 2 : 1;
+	const int items = nob * ncs;
+	const double macs = 9.0 * B * C * OC * HW;
+	/* Samples per block: their inputs and gradients (about 512 KiB)
+	 * stay in L2 while every item of the thread sweeps them. */
+	int sb = (int)(131072 / ((size_t)(C + OC) * HW));
+	uint16_t masks[MAX_CHUNKS * 9], tails[MAX_CHUNKS];
+	bww_args a = { dout, in, dweight, C, W, HW, OC, nch, masks, tails };
+
+	if (sb < 1)
+		sb = 1;
+	build_masks(masks, tails, H, W);
+	if (dweight) {
+#pragma omp parallel if (macs >= PAR_MIN_MACS)
+		for (int b0 = 0; b0 < B; b0 += sb) {
+			const int b1 = B - b0 < sb ? B : b0 + sb;
+			/* Static with the same bounds every block: a thread
+			 * keeps its items, and so the order of its sums. */
+#pragma omp for schedule(static) nowait
+			for (int it = 0; it < items; it++) {
+				const int cs = it / nob, oc0 = it % nob * BWW_OB;
+				const int c0 = cs * C / ncs;
+				const int c1 = (cs + 1) * C / ncs;
+
+				if (BWW_OB == 3 && OC - oc0 >= 3)
+					bww_3(&a, oc0, c0, c1, b0, b1);
+				else if (OC - oc0 == 2)
+					bww_2(&a, oc0, c0, c1, b0, b1);
+				else
+					bww_1(&a, oc0, c0, c1, b0, b1);
+			}
+		}
+	}
+	if (dbias)
+		for (int oc = 0; oc < OC; oc++) {
+			float s = 0.0f;
+			for (int b = 0; b < B; b++) {
+				const float *g =
+					dout + ((size_t)b * OC + oc) * HW;
+				for (int p = 0; p < HW; p++)
+					s += g[p];
+			}
+			dbias[oc] += s;
+		}
+}
+
+#endif /* HAVE_DIRECT */
+
+void pbi_conv_direct_forward(float *out, const float *in,
+			     const float *weight, const float *bias, int B,
+			     int C, int H, int W, int OC, int accumulate,
+			     const pbi_conv_epilogue *ep)
+{
+#ifdef HAVE_DIRECT
+	forward_impl(out, in, weight, bias, B, C, H, W, OC, accumulate, ep);
+#else
+	(void)out; (void)in; (void)weight; (void)bias; (void)B; (void)C;
+	(void)H; (void)W; (void)OC; (void)accumulate; (void)ep;
+#endif
+}
+
+/* The input gradient of a stride-1 same convolution is again one, over
+ * dout, with weights transposed (C <-> OC) and flipped (tap t -> 8-t). */
+void pbi_conv_direct_backward_data(float *din, const float *dout,
+				   const float *weight, int B, int C, int H,
+				   int W, int OC, float *wt)
+{
+	for (int oc = 0; oc < OC; oc++)
+		for (int c = 0; c < C; c++)
+			for (int t = 0; t < 9; t++)
+				wt[((size_t)c * OC + oc) * 9 + t] =
+					weight[((size_t)oc * C + c) * 9 + 8 - t];
+	pbi_conv_direct_forward(din, dout, wt, NULL, B, OC, H, W, C, 1, NULL);
+}
+
+void pbi_conv_direct_backward_weight(float *dweight, float *dbias,
+				     const float *dout, const float *in,
+				     int B, int C, int H, int W, int OC)
+{
+#ifdef HAVE_DIRECT
+	backward_weight_impl(dweight, dbias, dout, in, B, C, H, W, OC);
+#else
+	(void)dweight; (void)dbias; (void)dout; (void)in; (void)B; (void)C;
+	(void)H; (void)W; (void)OC;
+#endif
+}

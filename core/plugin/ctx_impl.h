@@ -1,0 +1,75 @@
+/* The plugin context's internals, shared by core/prune_ctx.c (the pb_ctx_*
+ * helpers a plugin calls) and core/prune_run.c (pb_prune_run, which makes
+ * a context, drives the hooks and reports). Not installed. */
+#ifndef PB_PRUNE_CTX_IMPL_H
+#define PB_PRUNE_CTX_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prune/prune_impl.h"
+#include "prunebench/plugin.h"
+
+struct pb_prune_ctx {
+	pb_model *model;                /* owned; replaced by channel removal */
+	const pb_prune_setup *setup;
+	const pb_pruner *pr;
+	const pb_options *opts;         /* setup's, or own_opts */
+	pb_options *own_opts;
+	void *state;                    /* from create() */
+	pb_error *err;
+
+	/* Channel groups of the current model, derived on first use. */
+	pb_channel_group *groups;
+	int n_groups;
+	int have_groups;
+
+	pb_model *snap[PB_CTX_SNAPSHOTS];
+
+	/* Inside pb_ctx_train: the model must not be replaced. */
+	int training;
+
+	/* pb_prune_run's report, its *_before fields filled: what
+	 * pb_ctx_report_round measures against and appends to. */
+	pb_prune_report *report;
+	pbi_measure before;             /* the model the plugin was given */
+
+	/* Calibration: a fixed order of training images for the cell. */
+	size_t *calib_perm;
+	float *calib_x;
+	size_t calib_x_cap;
+	float *act;
+	size_t act_cap;
+
+	/* pb_ctx_train_batch's own shuffled stream. */
+	size_t *batch_perm;
+	long batch_pos;
+	float *batch_x;
+	uint8_t *batch_y;
+	size_t batch_cap;
+};
+
+/* Sets up ctx around a model it takes ownership of. */
+void pbi_ctx_init(pb_prune_ctx *ctx, pb_model *model,
+		  const pb_prune_setup *setup, const pb_options *opts,
+		  pb_error *err);
+/* Frees everything but ctx->model (the caller keeps or frees it). */
+void pbi_ctx_release(pb_prune_ctx *ctx);
+/* Replaces the model (after surgery); frees the old one. */
+void pbi_ctx_replace_model(pb_prune_ctx *ctx, pb_model *m);
+/* Measures m into rep's *_after fields and rep->reached (rep->kind set),
+ * relative to `before`. */
+int pbi_report_measure(pb_model *m, const pbi_measure *before,
+		       pb_prune_report *rep, pb_error *err);
+/* Derives the groups when needed. */
+int pbi_ctx_groups(pb_prune_ctx *ctx);
+
+/* pb_prune_run on *model itself rather than a copy: the pruner's masks
+ * land on that model (a training run's, for the gradual schedule), and
+ * channel removal replaces it (*model is then the new one; the old is
+ * freed). On failure *model is still a valid model, in whatever state
+ * the pruner left it. */
+int pbi_prune_apply(pb_model **model, const pb_prune_setup *su,
+		    pb_prune_report *rep, pb_error *err);
+
+#endif

@@ -1,0 +1,647 @@
+/* Table rows -> table.md, table.csv, table.tex (and plot data). Markdown
+ * and LaTeX share one writer that differs only in its punctuation. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/file.h"
+#include "prunebench/table.h"
+
+typedef struct style {
+	int tex;
+	const char *pm, *dash, *dagger, *times, *arrow;
+} style;
+
+static const style md_style = { 0, " ± ", "—", " †", "×", " → " };
+static const style tex_style = { 1, " $\\pm$ ", "--", "$^\\dagger$",
+				 "$\\times$", " $\\to$ " };
+
+#define CELL_MAX 256
+
+static void cat(char *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void cat(char *buf, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+	if (n >= CELL_MAX - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, CELL_MAX - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Writes s with LaTeX's special characters escaped (tex) or '|' escaped
+ * (Markdown). */
+static void put_text(FILE *f, const style *st, const char *s)
+{
+	for (; *s; s++) {
+		if (st->tex) {
+			switch (*s) {
+			case '&': case '%': case '$': case '#': case '_':
+			case '{': case '}':
+				fprintf(f, "\\%c", *s);
+				continue;
+			case '~': fputs("\\textasciitilde{}", f); continue;
+			case '^': fputs("\\textasciicircum{}", f); continue;
+			case '\\': fputs("\\textbackslash{}", f); continue;
+			}
+		} else if (*s == '|') {
+			fputs("\\|", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+}
+
+static const char *no_value(const pb_table_row *r)
+{
+	if (r->n_ok > 0)
+		return NULL;
+	return r->n_diverged > 0 ? "diverged" : "failed";
+}
+
+static void fmt_stat(char *buf, const style *st, const pb_stat *s, int ci,
+		     int decimals)
+{
+	buf[0] = '\0';
+	if (s->n == 0) {
+		cat(buf, "%s", st->dash);
+		return;
+	}
+	cat(buf, "%.*f", decimals, s->mean);
+	if (s->n >= 2)
+		cat(buf, "%s%.*f", st->pm, decimals, ci ? s->ci95 : s->sd);
+}
+
+static void fmt_mean(char *buf, const style *st, const pb_stat *s,
+		     int decimals)
+{
+	buf[0] = '\0';
+	if (s->n == 0)
+		cat(buf, "%s", st->dash);
+	else
+		cat(buf, "%.*f", decimals, s->mean);
+}
+
+/* Seconds: two decimals below 10 s (a magnitude prune takes 0.05 s). */
+static void fmt_time(char *buf, const style *st, const pb_stat *s)
+{
+	if (!s->n)
+		cat(buf, "%s", st->dash);
+	else
+		cat(buf, s->mean < 10 ? "%.2f" : "%.1f", s->mean);
+}
+
+static int any_rounds(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].n_rounds > 0)
+			return 1;
+	return 0;
+}
+
+static int any_differs(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].differs)
+			return 1;
+	return 0;
+}
+
+static int any_matched(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].kind == PB_CELL_MATCHED)
+			return 1;
+	return 0;
+}
+
+static int any_eff(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		if (r->macs_kept.n && r->macs_eff_kept.n &&
+		    fabs(r->macs_kept.mean - r->macs_eff_kept.mean) > 0.5)
+			return 1;
+	}
+	return 0;
+}
+
+static const char *const headers[] = {
+	"method", "target", "reached", "top-1 before FT (%)",
+	"top-1 after FT (%)", "n", "Δ top-1 (pt)", "params kept (%)",
+	"MACs kept (%)", "size MiB (dense / sparse / compr.)",
+	"speedup (b128)", "time prune / FT (s)", "rounds (reached)"
+};
+static const char *const tex_headers[] = {
+	"Method", "Target", "Reached", "Top-1 before FT (\\%)",
+	"Top-1 after FT (\\%)", "$n$", "$\\Delta$ top-1 (pt)",
+	"Params kept (\\%)", "MACs kept (\\%)",
+	"Size MiB (dense / sparse / compr.)", "Speedup (b128)",
+	"Time prune / FT (s)", "Rounds"
+};
+
+/* The text of column c of row r. */
+static void cell_text(char *buf, const style *st, const pb_table_row *r,
+		      int c, int ci)
+{
+	const char *nv = no_value(r);
+	buf[0] = '\0';
+	switch (c) {
+	case 1:
+		cat(buf, "%s", r->target ? r->target : st->dash);
+		return;
+	case 2:
+		if (!r->target)
+			cat(buf, "%s", st->dash);
+		else
+			fmt_mean(buf, st, &r->reached, 3);
+		return;
+	case 3:
+	case 4:
+		if (nv) {
+			cat(buf, "%s", nv);
+			return;
+		}
+		fmt_stat(buf, st, c == 3 ? &r->acc_before : &r->acc_after, ci,
+			 2);
+		if (c == 4 && r->differs)
+			cat(buf, "%s", st->dagger);
+		return;
+	case 5:
+		cat(buf, "%d", r->acc_after.n);
+		return;
+	case 6:
+		if (r->kind == PB_CELL_DENSE || isnan(r->delta_after))
+			cat(buf, "%s", st->dash);
+		else if (st->tex)
+			cat(buf, "$%+.2f$", r->delta_after);
+		else
+			cat(buf, "%+.2f", r->delta_after);
+		return;
+	case 7:
+		fmt_mean(buf, st, &r->params_kept, 1);
+		return;
+	case 8:
+		fmt_mean(buf, st, &r->macs_kept, 1);
+		if (r->macs_kept.n && r->macs_eff_kept.n &&
+		    fabs(r->macs_kept.mean - r->macs_eff_kept.mean) > 0.5)
+			cat(buf, " (eff. %.1f)", r->macs_eff_kept.mean);
+		return;
+	case 9:
+		if (!r->size_dense.n && !r->size_sparse.n &&
+		    !r->size_compressed.n) {
+			cat(buf, "%s", st->dash);
+			return;
+		}
+		{
+			const pb_stat *s[3] = { &r->size_dense,
+						&r->size_sparse,
+						&r->size_compressed };
+			for (int k = 0; k < 3; k++) {
+				if (k)
+					cat(buf, " / ");
+				/* Three significant digits: models range
+				 * from kilobytes to hundreds of MiB. */
+				if (s[k]->n)
+					cat(buf, "%#.3g", s[k]->mean);
+				else
+					cat(buf, "%s", st->dash);
+			}
+		}
+		return;
+	case 10:
+		if (r->speedup_b128.n)
+			cat(buf, "%.2f%s", r->speedup_b128.mean, st->times);
+		else
+			cat(buf, "%s", st->dash);
+		return;
+	case 11:
+		if (!r->time_prune.n && !r->time_finetune.n) {
+			cat(buf, "%s", st->dash);
+			return;
+		}
+		fmt_time(buf, st, &r->time_prune);
+		cat(buf, " / ");
+		fmt_time(buf, st, &r->time_finetune);
+		return;
+	case 12:
+		if (!r->n_rounds) {
+			cat(buf, "%s", st->dash);
+			return;
+		}
+		for (int k = 0; k < r->n_rounds; k++)
+			cat(buf, "%s%.3f", k ? st->arrow : "", r->rounds[k]);
+		return;
+	}
+}
+
+/* Footnote lines, shared by both formats (prefix/suffix wrap each). */
+static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
+			const char *pre, const char *post)
+{
+	int tex = st->tex;
+
+	if (tex)
+		fprintf(f, "%sTop-1: test accuracy in \\%%, mean $\\pm$ %s over "
+			"seeds ($n$ = seeds with status ok; a single value when "
+			"$n = 1$).%s\n", pre, ci ? "95\\% confidence half-width "
+			"$t_{0.975,n-1}\\,s/\\sqrt{n}$" :
+			"sample standard deviation", post);
+	else
+		fprintf(f, "%sTop-1: test accuracy in %%, mean ± %s over seeds "
+			"(n = seeds with status ok; a single value when n = 1).%s\n",
+			pre, ci ? "95% confidence half-width t(0.975, n−1)·sd/√n"
+			: "sample standard deviation", post);
+	fprintf(f, "%s%s top-1: mean top-1 after fine-tune minus the dense "
+		"baseline's mean, in points. Params kept: non-zero parameters "
+		"vs dense.%s\n", pre, tex ? "$\\Delta$" : "Δ", post);
+	if (any_differs(t))
+		fprintf(f, "%s%s differs from the best method at the same "
+			"target (highest mean top-1 after FT) by Welch's "
+			"t-test, %s.%s\n", pre, tex ? "$^\\dagger$" : "†",
+			tex ? "$p < 0.05$" : "p < 0.05", post);
+	if (any_eff(t))
+		fprintf(f, "%seff.: MACs with zero weights skipped "
+			"(unstructured sparsity; dense hardware does not "
+			"skip them).%s\n", pre, post);
+	if (any_matched(t))
+		fprintf(f, "%s(dense, same training): the dense model trained "
+			"exactly as that row's pruned model was (the pruning "
+			"phase's trainings replayed, then the fine-tune), "
+			"unpruned: the control at matched training budget.%s\n",
+			pre, post);
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		if (!r->n_diverged && !r->n_failed)
+			continue;
+		fputs(pre, f);
+		put_text(f, st, r->label);
+		if (r->target) {
+			fputs(" @ ", f);
+			put_text(f, st, r->target);
+		}
+		fprintf(f, ": ");
+		if (r->n_diverged)
+			fprintf(f, "%d of %d cells diverged", r->n_diverged,
+				r->n_cells);
+		if (r->n_diverged && r->n_failed)
+			fprintf(f, ", ");
+		if (r->n_failed)
+			fprintf(f, "%d of %d cells failed", r->n_failed,
+				r->n_cells);
+		fprintf(f, "; excluded from the statistics.%s\n", post);
+	}
+	if (t->n_mixed_dense)
+		fprintf(f, "%sWarning: the cells of %d seed%s were pruned from "
+			"different dense models (the dense model was trained "
+			"again, e.g. on another machine, between runs); rows "
+			"do not compare like with like. Run the experiment "
+			"into a fresh output.%s\n", pre, t->n_mixed_dense,
+			t->n_mixed_dense == 1 ? "" : "s", post);
+	if (t->n_superseded)
+		fprintf(f, "%s%d older result%s replaced by a later run of "
+			"the same cell.%s\n", pre, t->n_superseded,
+			t->n_superseded == 1 ? " was" : "s were", post);
+}
+
+int pb_table_write_md(const pb_table *t, const pb_table_opts *o, FILE *f)
+{
+	const style *st = &md_style;
+	int ci = o ? o->ci : 0;
+	int ncol = any_rounds(t) ? 13 : 12;
+	char buf[CELL_MAX];
+
+	fputs("|", f);
+	for (int c = 0; c < ncol; c++)
+		fprintf(f, " %s |", headers[c]);
+	fputs("\n|", f);
+	for (int c = 0; c < ncol; c++)
+		fputs(c <= 1 || c == 12 ? ":---|" : "---:|", f);
+	fputc('\n', f);
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		fputs("| ", f);
+		put_text(f, st, r->label);
+		fputs(" |", f);
+		for (int c = 1; c < ncol; c++) {
+			cell_text(buf, st, r, c, ci);
+			fputc(' ', f);
+			put_text(f, st, buf);
+			fputs(" |", f);
+		}
+		fputc('\n', f);
+	}
+	fputc('\n', f);
+	write_notes(f, st, t, ci, "", "  ");
+	return ferror(f) ? -1 : 0;
+}
+
+int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f)
+{
+	const style *st = &tex_style;
+	int ci = o ? o->ci : 0;
+	const int ncol = 12;
+	char buf[CELL_MAX];
+
+	fputs("% Generated by prunebench table from runs.jsonl; needs "
+	      "\\usepackage{booktabs}.\n\\begin{tabular}{ll", f);
+	for (int c = 2; c < ncol; c++)
+		fputc('r', f);
+	fputs("}\n\\toprule\n", f);
+	for (int c = 0; c < ncol; c++)
+		fprintf(f, "%s%s", c ? " & " : "", tex_headers[c]);
+	fputs(" \\\\\n\\midrule\n", f);
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		/* A rule after the controls and between targets. */
+		if (i > 0 && r->target &&
+		    (!t->rows[i - 1].target ||
+		     strcmp(t->rows[i - 1].target, r->target)))
+			fputs("\\midrule\n", f);
+		put_text(f, st, r->label);
+		for (int c = 1; c < ncol; c++) {
+			cell_text(buf, st, r, c, ci);
+			fputs(" & ", f);
+			/* Our own markup is already TeX; only names need
+			 * escaping. */
+			if (c == 1 && r->target)
+				put_text(f, st, buf);
+			else
+				fputs(buf, f);
+		}
+		fputs(" \\\\\n", f);
+	}
+	fputs("\\bottomrule\n", f);
+	{
+		char pre[64];
+		snprintf(pre, sizeof pre, "\\multicolumn{%d}{l}{\\footnotesize "
+			 , ncol);
+		write_notes(f, st, t, ci, pre, "} \\\\");
+	}
+	fputs("\\end{tabular}\n", f);
+	return ferror(f) ? -1 : 0;
+}
+
+static void csv_text(FILE *f, const char *s)
+{
+	if (!s)
+		return;
+	if (strpbrk(s, ",\"\n\r")) {
+		fputc('"', f);
+		for (; *s; s++) {
+			if (*s == '"')
+				fputc('"', f);
+			fputc(*s, f);
+		}
+		fputc('"', f);
+	} else {
+		fputs(s, f);
+	}
+}
+
+static void csv_num(FILE *f, double v)
+{
+	fputc(',', f);
+	if (isfinite(v))
+		fprintf(f, "%.10g", v);
+}
+
+static const char *kind_name(pb_cell_kind k)
+{
+	return pb_cell_kind_name(k);
+}
+
+int pb_table_write_csv(const pb_table *t, FILE *f)
+{
+	fputs("label,method,kind,target,target_amount,reached,n_cells,n_ok,"
+	      "n_diverged,n_failed,acc_before_pct,acc_before_sd,"
+	      "acc_before_ci95,acc_after_pct,acc_after_sd,acc_after_ci95,"
+	      "val_after_pct,delta_after_pt,p_vs_best,differs,is_best,"
+	      "params_kept_pct,macs_kept_pct,macs_effective_kept_pct,"
+	      "size_dense_mib,size_sparse_mib,size_compressed_mib,"
+	      "latency_b1_ms,latency_b128_ms,speedup_b1,speedup_b128,"
+	      "time_prune_s,time_finetune_s,time_total_s,rounds\n", f);
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		csv_text(f, r->label);
+		fputc(',', f);
+		csv_text(f, r->method);
+		fprintf(f, ",%s,", kind_name(r->kind));
+		csv_text(f, r->target);
+		csv_num(f, r->target_amount.mean);
+		csv_num(f, r->reached.mean);
+		fprintf(f, ",%d,%d,%d,%d", r->n_cells, r->n_ok, r->n_diverged,
+			r->n_failed);
+		csv_num(f, r->acc_before.mean);
+		csv_num(f, r->acc_before.sd);
+		csv_num(f, r->acc_before.ci95);
+		csv_num(f, r->acc_after.mean);
+		csv_num(f, r->acc_after.sd);
+		csv_num(f, r->acc_after.ci95);
+		csv_num(f, r->val_after.mean);
+		csv_num(f, r->delta_after);
+		csv_num(f, r->p_vs_best);
+		fprintf(f, ",%d,%d", r->differs, r->is_best);
+		csv_num(f, r->params_kept.mean);
+		csv_num(f, r->macs_kept.mean);
+		csv_num(f, r->macs_eff_kept.mean);
+		csv_num(f, r->size_dense.mean);
+		csv_num(f, r->size_sparse.mean);
+		csv_num(f, r->size_compressed.mean);
+		csv_num(f, r->latency_b1.mean);
+		csv_num(f, r->latency_b128.mean);
+		csv_num(f, r->speedup_b1.mean);
+		csv_num(f, r->speedup_b128.mean);
+		csv_num(f, r->time_prune.mean);
+		csv_num(f, r->time_finetune.mean);
+		csv_num(f, r->time_total.mean);
+		fputc(',', f);
+		for (int k = 0; k < r->n_rounds; k++)
+			fprintf(f, "%s%.10g", k ? ";" : "", r->rounds[k]);
+		fputc('\n', f);
+	}
+	return ferror(f) ? -1 : 0;
+}
+
+/* Writes one output file with fn, atomically, so a reader never sees
+ * half a table. */
+static int write_file(const char *dir, const char *name,
+		      int (*fn)(const pb_table *, const pb_table_opts *,
+				FILE *),
+		      const pb_table *t, const pb_table_opts *o, pb_error *err)
+{
+	char *path = pbi_path_join(dir, name);
+	pbi_atomic a;
+	int rc;
+
+	if (!path)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	rc = pbi_atomic_begin(&a, path, "table", err);
+	free(path);
+	if (rc)
+		return rc;
+	if (fn(t, o, a.f)) {
+		pbi_atomic_discard(&a);
+		return pb_error_set(err, PB_EIO, "%s/%s: write failed (disk "
+				    "full?)", dir, name);
+	}
+	return pbi_atomic_commit(&a, err);
+}
+
+static int csv_fn(const pb_table *t, const pb_table_opts *o, FILE *f)
+{
+	(void)o;
+	return pb_table_write_csv(t, f);
+}
+
+int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
+			     pb_error *err)
+{
+	char *dir = pbi_path_join(results_dir, "plots"), *p;
+	FILE *series, *f;
+	int n_series = 0;
+
+	if (!dir)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	if (mkdir(dir, 0777) && errno != EEXIST) {
+		pb_error_set(err, PB_EIO, "%s: cannot create: %s", dir,
+			     strerror(errno));
+		free(dir);
+		return PB_EIO;
+	}
+	p = pbi_path_join(dir, "series.txt");
+	series = p ? fopen(p, "w") : NULL;
+	free(p);
+	if (!series) {
+		pb_error_set(err, PB_EIO, "%s/series.txt: cannot write", dir);
+		free(dir);
+		return PB_EIO;
+	}
+	p = pbi_path_join(dir, "dense.txt");
+	f = p ? fopen(p, "w") : NULL;
+	free(p);
+	if (f) {
+		for (int i = 0; i < t->n_rows; i++)
+			if (t->rows[i].kind == PB_CELL_DENSE &&
+			    t->rows[i].acc_after.n)
+				fprintf(f, "%.6g %.6g\n",
+					t->rows[i].acc_after.mean,
+					isnan(t->rows[i].acc_after.sd) ? 0 :
+					t->rows[i].acc_after.sd);
+		fclose(f);
+	}
+	/* One series per label, its points ordered by MACs kept. */
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *r = &t->rows[i];
+		int seen = 0, *order, m = 0;
+		char name[32];
+
+		if (!r->target)
+			continue;
+		for (int j = 0; j < i; j++)
+			if (t->rows[j].target &&
+			    !strcmp(t->rows[j].label, r->label))
+				seen = 1;
+		if (seen)
+			continue;
+		order = malloc((size_t)t->n_rows * sizeof *order);
+		if (!order)
+			break;
+		for (int j = i; j < t->n_rows; j++)
+			if (t->rows[j].target &&
+			    !strcmp(t->rows[j].label, r->label) &&
+			    t->rows[j].acc_after.n)
+				order[m++] = j;
+		for (int a = 1; a < m; a++)
+			for (int b = a; b > 0 &&
+			     t->rows[order[b - 1]].macs_kept.mean >
+			     t->rows[order[b]].macs_kept.mean; b--) {
+				int tmp = order[b];
+				order[b] = order[b - 1];
+				order[b - 1] = tmp;
+			}
+		if (m == 0) {
+			free(order);
+			continue;
+		}
+		snprintf(name, sizeof name, "%02d.dat", n_series);
+		p = pbi_path_join(dir, name);
+		f = p ? fopen(p, "w") : NULL;
+		free(p);
+		if (f) {
+			fputs("# macs_kept_pct params_kept_pct sparsity_pct "
+			      "acc_after_pct acc_after_sd target\n", f);
+			for (int k = 0; k < m; k++) {
+				const pb_table_row *q = &t->rows[order[k]];
+				fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s\n",
+					q->macs_kept.mean,
+					q->params_kept.mean,
+					100.0 - q->params_kept.mean,
+					q->acc_after.mean,
+					isnan(q->acc_after.sd) ? 0 :
+					q->acc_after.sd, q->target);
+			}
+			fclose(f);
+			fprintf(series, "%s\t%s\n", name, r->label);
+			n_series++;
+		}
+		free(order);
+	}
+	fclose(series);
+	free(dir);
+	return 0;
+}
+
+int pb_table_write_ex(const char *results_dir, const pb_table_opts *o,
+		      FILE *md_out, FILE *warn, pb_error *err)
+{
+	pb_record *cells = NULL;
+	pb_table t;
+	char *path = pbi_path_join(results_dir, "runs.jsonl");
+	int n = 0, n_bad = 0, rc;
+
+	if (!path)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	rc = pb_records_read(path, 0, &cells, &n, &n_bad, warn, err);
+	if (rc) {
+		free(path);
+		return rc;
+	}
+	if (n == 0) {
+		rc = pb_error_set(err, PB_EFORMAT, "%s: no finished cell%s; "
+				  "run the experiment first", path,
+				  n_bad ? " that could be read" : "");
+		free(path);
+		pb_records_free(cells, n);
+		return rc;
+	}
+	free(path);
+	rc = pb_table_build(cells, n, &t, err);
+	pb_records_free(cells, n);
+	if (rc)
+		return rc;
+	t.n_bad_lines = n_bad;
+	rc = write_file(results_dir, "table.md", pb_table_write_md, &t, o,
+			err);
+	if (!rc)
+		rc = write_file(results_dir, "table.csv", csv_fn, &t, o, err);
+	if (!rc)
+		rc = write_file(results_dir, "table.tex", pb_table_write_tex,
+				&t, o, err);
+	if (!rc && md_out)
+		pb_table_write_md(&t, o, md_out);
+	pb_table_free(&t);
+	return rc;
+}
+
+int pb_table_write(const char *results_dir, FILE *md_out, pb_error *err)
+{
+	return pb_table_write_ex(results_dir, NULL, md_out, stderr, err);
+}
