@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "prunebench/data.h"
+#include "base/file.h"
 #include "base/util.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -116,8 +117,13 @@ static int is_file(const char *path)
 static int join(char *out, const char *dir, const char *name,
 		const char *suffix, pb_error *err)
 {
-	int len = snprintf(out, PATH_MAX_LEN, "%s/%s%s", dir, name, suffix);
+	char *p = pbi_path_join(dir, name);
+	int len;
 
+	if (!p)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	len = snprintf(out, PATH_MAX_LEN, "%s%s", p, suffix);
+	free(p);
 	if (len < 0 || (size_t)len >= PATH_MAX_LEN)
 		return pb_error_set(err, PB_EINVAL, "%s: folder name too long",
 				    dir);
