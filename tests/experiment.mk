@@ -1,10 +1,31 @@
 # Tests of experiments: the INI, the record, one cell's pipeline, the
 # sweep, resume after SIGKILL.
+# Pruners that crash inside prune, for the sweep's process isolation.
+noinst_LTLIBRARIES += tests/experiment/plugins/crash_segv.la \
+	tests/experiment/plugins/crash_abort.la \
+	tests/experiment/plugins/crash_exit.la
+tests_experiment_plugins_crash_segv_la_SOURCES = \
+	tests/experiment/plugins/crash.c
+tests_experiment_plugins_crash_segv_la_CFLAGS = $(AM_CFLAGS) \
+	-DCRASH_SEGV -DCRASH_NAME='"crash_segv"'
+tests_experiment_plugins_crash_segv_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
+tests_experiment_plugins_crash_abort_la_SOURCES = \
+	tests/experiment/plugins/crash.c
+tests_experiment_plugins_crash_abort_la_CFLAGS = $(AM_CFLAGS) \
+	-DCRASH_ABORT -DCRASH_NAME='"crash_abort"'
+tests_experiment_plugins_crash_abort_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
+tests_experiment_plugins_crash_exit_la_SOURCES = \
+	tests/experiment/plugins/crash.c
+tests_experiment_plugins_crash_exit_la_CFLAGS = $(AM_CFLAGS) \
+	-DCRASH_EXIT -DCRASH_NAME='"crash_exit"'
+tests_experiment_plugins_crash_exit_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
+
 check_PROGRAMS += \
 	tests/experiment/test_experiment_ini \
 	tests/experiment/test_record \
 	tests/experiment/test_cell \
 	tests/experiment/test_sweep \
+	tests/experiment/test_isolation \
 	tests/prune/test_schedule
 tests_experiment_test_experiment_ini_SOURCES = \
 	tests/experiment/test_experiment_ini.c tests/testutil.h
@@ -22,6 +43,10 @@ tests_experiment_test_sweep_SOURCES = tests/experiment/test_sweep.c \
 	tests/testutil.h
 tests_experiment_test_sweep_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_sweep_LDADD = $(TEST_SHARED_LDADD)
+tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
+	tests/testutil.h
+tests_experiment_test_isolation_CFLAGS = $(TEST_CFLAGS)
+tests_experiment_test_isolation_LDADD = $(TEST_SHARED_LDADD)
 # The pruning schedules run by the cell pipeline, with stand-in callbacks.
 tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h

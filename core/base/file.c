@@ -221,6 +221,46 @@ fail:
 	return PB_EIO;
 }
 
+int pbi_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return a && b && !stat(a, &sa) && !stat(b, &sb) &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int pbi_check_output(const char *path, const char *what, pb_error *err)
+{
+	const char *slash;
+	char *dir;
+	struct stat st;
+	int ok;
+
+	if (!path || !*path)
+		return pb_error_set(err, PB_EINVAL, "the %s's file name is "
+				    "empty", what);
+	if (!stat(path, &st) && S_ISDIR(st.st_mode))
+		return pb_error_set(err, PB_EINVAL, "%s: is a folder; name the "
+				    "%s's file, e.g. %s/NAME", path, what,
+				    path);
+	slash = strrchr(path, '/');
+	dir = slash == path ? strdup("/") : slash ?
+	      strndup(path, (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	ok = !stat(dir, &st) && S_ISDIR(st.st_mode);
+	if (!ok) {
+		pb_error_set(err, PB_EIO, "%s: folder '%s' does not exist; "
+			     "create it first", path, dir);
+	} else if (access(dir, W_OK | X_OK)) {
+		pb_error_set(err, PB_EIO, "%s: cannot write in folder '%s': %s",
+			     path, dir, strerror(errno));
+		ok = 0;
+	}
+	free(dir);
+	return ok ? 0 : PB_EIO;
+}
+
 char *pbi_path_join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);

@@ -56,6 +56,14 @@ int pbi_copy_atomic(const char *from, const char *to, pb_error *err);
 int pbi_append_line(const char *path, const char *line, size_t len,
 		    pb_error *err);
 
+/* 1 when a and b name the same existing file (same device and inode,
+ * however they are spelled). */
+int pbi_same_file(const char *a, const char *b);
+/* 0 when path can be created or replaced as a file: refuses an empty
+ * name, an existing folder, a folder that does not exist or cannot be
+ * written. For checking an output before the work that produces it. */
+int pbi_check_output(const char *path, const char *what, pb_error *err);
+
 /* malloc-ed "a/b"; b alone when b is absolute or a is "" or ".". */
 char *pbi_path_join(const char *a, const char *b);
 /* mkdir -p. */

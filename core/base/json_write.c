@@ -35,24 +35,63 @@ static void puts_(pbi_jw *j, const char *s)
 	put(j, s, strlen(s));
 }
 
+/* Bytes of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+	int n;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (int i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* A JSON string any strict reader accepts: control characters escaped,
+ * and a byte that does not start well-formed UTF-8 (a plugin's message
+ * may hold anything) written as U+FFFD, the replacement character. */
 static void put_string(pbi_jw *j, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+
 	put(j, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	while (*p) {
 		char esc[8];
+		int n;
+
 		switch (*p) {
-		case '"': puts_(j, "\\\""); break;
-		case '\\': puts_(j, "\\\\"); break;
-		case '\n': puts_(j, "\\n"); break;
-		case '\r': puts_(j, "\\r"); break;
-		case '\t': puts_(j, "\\t"); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f) {
-				snprintf(esc, sizeof esc, "\\u%04x", *p);
-				puts_(j, esc);
-			} else {
-				put(j, (const char *)p, 1);
-			}
+		case '"': puts_(j, "\\\""); p++; continue;
+		case '\\': puts_(j, "\\\\"); p++; continue;
+		case '\n': puts_(j, "\\n"); p++; continue;
+		case '\r': puts_(j, "\\r"); p++; continue;
+		case '\t': puts_(j, "\\t"); p++; continue;
+		}
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof esc, "\\u%04x", *p);
+			puts_(j, esc);
+			p++;
+		} else if ((n = utf8_len(p)) > 0) {
+			put(j, (const char *)p, (size_t)n);
+			p += n;
+		} else {
+			puts_(j, "\\ufffd");
+			p++;
 		}
 	}
 	put(j, "\"", 1);

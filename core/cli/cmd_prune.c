@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "cli/cli.h"
 #include "prunebench/experiment.h"
 #include "prunebench/metrics.h"
@@ -162,6 +163,41 @@ static int parse_args(prune_args *a, int argc, char **argv)
 	return 0;
 }
 
+/* OUT.ckpt and OUT.ini must be writable and must not be an input (the
+ * model file, the dense checkpoint), however they are spelled. */
+static int check_outputs(const prune_args *a, pb_error *err)
+{
+	size_t n = strlen(a->out);
+	char *ckpt = NULL, *ini = NULL;
+	int rc = 0;
+
+	if (n > 5 && !strcmp(a->out + n - 5, ".ckpt"))
+		n -= 5;
+	else if (n > 4 && !strcmp(a->out + n - 4, ".ini"))
+		n -= 4;
+	if (asprintf(&ckpt, "%.*s.ckpt", (int)n, a->out) < 0 ||
+	    asprintf(&ini, "%.*s.ini", (int)n, a->out) < 0) {
+		free(ckpt);
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	}
+	if ((rc = pbi_check_output(ckpt, "pruned checkpoint", err)) ||
+	    (rc = pbi_check_output(ini, "pruned model file", err)))
+		goto out;
+	for (int i = 0; i < 2 && !rc; i++) {
+		const char *o = i ? ini : ckpt;
+
+		if (pbi_same_file(o, a->model) || pbi_same_file(o, a->ckpt))
+			rc = pb_error_set(err, PB_EINVAL, "--out %s: %s is an "
+					  "input (%s, %s) and would be "
+					  "overwritten; choose another name",
+					  a->out, o, a->model, a->ckpt);
+	}
+out:
+	free(ckpt);
+	free(ini);
+	return rc;
+}
+
 /* Plugin, options and target, checked before any heavy work. */
 static int prepare(const prune_args *a, pb_plugin **plugin,
 		   pb_options **opts, pb_target *t)
@@ -225,6 +261,8 @@ static int run_prune(const prune_args *a)
 	int rc, have_data = 0;
 
 	memset(&sp, 0, sizeof sp);
+	if ((rc = check_outputs(a, &err)))
+		goto done;
 	if ((rc = prepare(a, &plugin, &opts, &target)))
 		goto done_status;
 	if ((rc = pb_model_load(&dense, a->model, &err)) ||

@@ -1,6 +1,7 @@
 /* prunebench run: run (or resume) every cell of an experiment, then print
  * its table. */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,13 +28,25 @@ static const char run_usage[] =
 	"  --plugin-dir DIR    also search DIR for plugins (repeatable)\n"
 	"  --output DIR        results folder instead of the experiment's\n"
 	"                      `output` (a separate copy of the sweep)\n"
+	"  --no-retry          keep failed and crashed cells as recorded (by\n"
+	"                      default they run again; diverged cells are\n"
+	"                      results and never run again)\n"
+	"  --in-process        run the cells in this process, not each in a\n"
+	"                      process of its own (for debugging a plugin:\n"
+	"                      its crash then ends the sweep)\n"
 	"  --no-table          do not write or print the table at the end\n"
 	"  --quiet             no progress output\n"
 	"\n"
+	"Each cell runs in a process of its own (`prunebench run FILE --cell\n"
+	"ID --report-fd N`, started by the sweep), so a plugin that crashes,\n"
+	"aborts or exits is recorded as crashed and the others go on.\n"
+	"\n"
 	"Exit status: 0 when every cell ran (diverged cells included), 1 when\n"
-	"a cell failed or the sweep could not run, 2 for a usage error.\n";
+	"a cell failed or crashed or the sweep could not run, 2 for a usage\n"
+	"error.\n";
 
-enum { OPT_INNER = 256, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT };
+enum { OPT_INNER = 256, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT,
+       OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD };
 
 static const struct option run_opts[] = {
 	{ "threads", required_argument, NULL, 't' },
@@ -44,11 +57,29 @@ static const struct option run_opts[] = {
 	{ "no-table", no_argument, NULL, OPT_NO_TABLE },
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "no-retry", no_argument, NULL, OPT_NO_RETRY },
+	{ "in-process", no_argument, NULL, OPT_IN_PROCESS },
+	{ "cell", required_argument, NULL, OPT_CELL },
+	{ "report-fd", required_argument, NULL, OPT_REPORT_FD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
 
 #define MAX_DIRS 32
+
+/* The sweep's side of `--cell ID --report-fd N`: one cell, its record on
+ * the pipe. */
+static int run_child(pb_experiment *e, const char *id, pb_run_opts *ro,
+		     long fd)
+{
+	pb_error err = { 0 };
+
+	if (fd < 0)
+		return cli_usage_error("run", "--cell needs --report-fd");
+	if (pb_experiment_run_cell(e, id, ro, (int)fd, &err))
+		return cli_fail("run", &err);
+	return 0;
+}
 
 int cmd_run(int argc, char **argv)
 {
@@ -57,10 +88,10 @@ int cmd_run(int argc, char **argv)
 	pb_experiment *e = NULL;
 	pb_plugin_path *sp = NULL;
 	pb_error err = { 0 };
-	char *dirs[MAX_DIRS];
-	const char *output = NULL;
-	int n_dirs = 0, opt, quiet = 0, table = 1, rc;
-	long v;
+	char *dirs[MAX_DIRS], *child_args[2 * MAX_DIRS], self[4096];
+	const char *output = NULL, *cell = NULL;
+	int n_dirs = 0, opt, quiet = 0, table = 1, in_process = 0, rc;
+	long v, report_fd = -1;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", run_opts, NULL)) != -1) {
@@ -86,6 +117,14 @@ int cmd_run(int argc, char **argv)
 		case OPT_NO_TABLE: table = 0; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_QUIET: quiet = 1; break;
+		case OPT_NO_RETRY: ro.no_retry = 1; break;
+		case OPT_IN_PROCESS: in_process = 1; break;
+		case OPT_CELL: cell = optarg; break;
+		case OPT_REPORT_FD:
+			if (cli_int("--report-fd", optarg, 3, 65535,
+				    &report_fd))
+				return 2;
+			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		default: return cli_usage_error("run", "bad option");
 		}
@@ -109,8 +148,30 @@ int cmd_run(int argc, char **argv)
 		free(e->output);
 		e->output = dup;
 	}
+	if (cell) {
+		rc = run_child(e, cell, &ro, report_fd);
+		pb_experiment_free(e);
+		pb_plugin_path_free(sp);
+		return rc;
+	}
 	ro.progress = quiet ? NULL : stderr;
 	ro.list = stdout;
+	if (!in_process) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+		if (n > 0) {
+			self[n] = '\0';
+			ro.cell_exec = self;
+		} else if (!quiet) {
+			fprintf(stderr, "run: cannot find this program "
+				"(/proc/self/exe); cells run in this process\n");
+		}
+		for (int i = 0; i < n_dirs; i++) {
+			child_args[ro.n_child_args++] = "--plugin-dir";
+			child_args[ro.n_child_args++] = dirs[i];
+		}
+		ro.child_args = child_args;
+	}
 	/* The sweep manages OpenMP and BLAS threads itself, per phase. */
 	rc = pb_experiment_run(e, &ro, &sum, &err);
 	if (rc) {
@@ -118,9 +179,10 @@ int cmd_run(int argc, char **argv)
 	} else if (!ro.dry_run) {
 		if (!quiet)
 			fprintf(stderr, "%s: %d cells: %d ok, %d diverged, %d "
-				"failed, %d already done (%.1fs)\n", e->name,
-				sum.total, sum.ok, sum.diverged, sum.failed,
-				sum.skipped, sum.seconds);
+				"failed, %d crashed, %d already done (%.1fs)\n",
+				e->name, sum.total, sum.ok, sum.diverged,
+				sum.failed, sum.crashed, sum.skipped,
+				sum.seconds);
 		if (table && pb_table_write(e->output, stdout, &err)) {
 			cli_fail("run", &err);
 			rc = 1;
@@ -130,5 +192,5 @@ int cmd_run(int argc, char **argv)
 	pb_plugin_path_free(sp);
 	if (rc)
 		return 1;
-	return sum.failed ? 1 : 0;
+	return sum.failed || sum.crashed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "cli/cli.h"
 #include "train/train_points.h"
 #include "base/util.h"
@@ -114,6 +115,28 @@ static int keep_steps(const char *list, const pb_recipe *r, long per_epoch,
 	return 0;
 }
 
+/* The checkpoint and its curve, checked before hours of training: they
+ * must be writable files and must not be the model file itself. */
+static int check_outputs(const char *model_path, const char *out,
+			 pb_error *err)
+{
+	char *csv = csv_path_for(out);
+	int rc = 0;
+
+	if (!csv)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	if ((rc = pbi_check_output(out, "checkpoint", err)) ||
+	    (rc = pbi_check_output(csv, "training curve", err)))
+		goto out;
+	if (pbi_same_file(out, model_path) || pbi_same_file(csv, model_path))
+		rc = pb_error_set(err, PB_EINVAL, "--out %s would overwrite "
+				  "the model file %s (or its curve %s would); "
+				  "choose another name", out, model_path, csv);
+out:
+	free(csv);
+	return rc;
+}
+
 static int run_training(const char *model_path, const cli_common *c,
 			const pb_recipe *r, const char *out, long max_steps,
 			int quiet, const char *keep)
@@ -133,6 +156,8 @@ static int run_training(const char *model_path, const cli_common *c,
 	int rc;
 
 	if ((rc = pb_data_spec_parse(&spec, c->data, &err)))
+		return cli_fail("train", &err);
+	if (out && (rc = check_outputs(model_path, out, &err)))
 		return cli_fail("train", &err);
 	if ((rc = pb_model_load(&m, model_path, &err)))
 		return cli_fail("train", &err);

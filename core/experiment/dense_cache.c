@@ -7,6 +7,7 @@
  * the same model at once just replace one identical file by the other.
  * The curve CSV is renamed into place before the checkpoint, so a
  * checkpoint in the cache always has its curve. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,34 @@
 #include "train/train_points.h"
 #include "base/util.h"
 
+/* The model's name as a file name: letters, digits, '-', '_' and '.'
+ * kept, anything else (a '/', a space) as '_', at most 48 characters,
+ * never "." or "..". The key that follows it is what identifies the
+ * file; the name is only for people reading the folder. */
+static void safe_name(const char *name, char *out, size_t n)
+{
+	size_t k = 0;
+
+	for (; *name && k + 1 < n && k < 48; name++) {
+		unsigned char ch = (unsigned char)*name;
+
+		out[k++] = isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ?
+			   (char)ch : '_';
+	}
+	out[k] = '\0';
+	if (!k || !strcmp(out, ".") || !strcmp(out, ".."))
+		snprintf(out, n, "model");
+}
+
 char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
 		     unsigned long seed)
 {
-	char key[17], name[256];
+	char key[17], name[64], file[128];
 
 	pb_experiment_dense_key(e, seed, key);
-	snprintf(name, sizeof name, "dense-%s-s%lu-%s", pb_model_name(m), seed,
-		 key);
-	return pbi_path_join(e->cache, name);
+	safe_name(pb_model_name(m), name, sizeof name);
+	snprintf(file, sizeof file, "dense-%s-s%lu-%s", name, seed, key);
+	return pbi_path_join(e->cache, file);
 }
 
 static char *with_suffix(const char *base, const char *suffix)
@@ -55,8 +75,8 @@ static int exists(const char *path)
  * prefix of the same run); nothing but the points is written. */
 static int train_dense(const pb_experiment *e, const pb_splits *sp,
 		       unsigned long seed, pb_model *m, const char *ckpt,
-		       const char *csv, long max_steps, pbi_point_saver *saver,
-		       FILE *log, pb_error *err)
+		       const char *csv, const char *tag, long max_steps,
+		       pbi_point_saver *saver, FILE *log, pb_error *err)
 {
 	char label[96];
 	pb_train_opts opts = { 0 };
@@ -88,7 +108,7 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 	if (!rc)
 		rc = pbi_point_saver_end(saver);
 	if (!rc && ckpt)
-		rc = pb_checkpoint_save(m, ckpt, err);
+		rc = pb_checkpoint_save_tag(m, ckpt, tag, err);
 	if (rc && ckpt)
 		unlink(csv);
 	gsl_rng_free(rng);
@@ -99,25 +119,31 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
  * `probe` (a model of the same shapes; truncated, corrupt), into miss[]:
  * treated like the dense checkpoint itself, an unusable file is made
  * again rather than failing the cells that need it. */
-static int missing_points(const char *base, const long *steps, int n,
-			  pb_model *probe, FILE *log, long *miss, int *n_miss)
+static int missing_points(const char *base, const char *tag,
+			  const long *steps, int n, pb_model *probe, FILE *log,
+			  long *miss, int *n_miss)
 {
 	*n_miss = 0;
 	for (int i = 0; i < n; i++) {
 		char *p = pbi_point_path(base, steps[i]);
+		char *t = pbi_point_tag(tag, steps[i]);
 		pb_error lerr = { 0 };
 
-		if (!p)
+		if (!p || !t) {
+			free(p);
+			free(t);
 			return -1;
+		}
 		if (!exists(p)) {
 			miss[(*n_miss)++] = steps[i];
-		} else if (pb_checkpoint_load(probe, p, &lerr)) {
+		} else if (pb_checkpoint_load_tag(probe, p, t, &lerr)) {
 			if (log)
 				fprintf(log, "dense cache: %s is unusable "
 					"(%s); making it again\n", p, lerr.msg);
 			miss[(*n_miss)++] = steps[i];
 		}
 		free(p);
+		free(t);
 	}
 	return 0;
 }
@@ -131,12 +157,18 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 	char *base = NULL, *ckpt = NULL, *csv = NULL;
 	long *miss = NULL;
 	pbi_point_saver saver = { 0 };
+	char key[17], tag[80];
 	int rc, n_miss = 0;
 
 	*out = NULL;
 	*csv_out = NULL;
 	*base_out = NULL;
 	*trained = 0;
+	/* Every file of the cache carries the key it was written for: a
+	 * file copied over another's name is refused, not used. */
+	pb_experiment_dense_key(e, seed, key);
+	snprintf(tag, sizeof tag, "prunebench dense model %s seed %lu", key,
+		 seed);
 	if ((rc = pb_model_load(&m, e->model_path, err)))
 		return rc;
 	base = pbi_dense_base(e, m, seed);
@@ -148,6 +180,7 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 		goto out;
 	}
 	saver.base = base;
+	saver.tag = tag;
 	saver.err = err;
 	if ((rc = pbi_mkdirs(e->cache, err))) {
 		pb_error_prefix(err, "dense cache: ");
@@ -155,11 +188,11 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 	}
 	if (exists(ckpt)) {
 		pb_error lerr = { 0 };
-		if (!pb_checkpoint_load(m, ckpt, &lerr)) {
+		if (!pb_checkpoint_load_tag(m, ckpt, tag, &lerr)) {
 			if ((rc = pb_model_clone(&pm, m, err)))
 				goto out;
-			rc = missing_points(base, points, n_points, pm, log,
-					    miss, &n_miss);
+			rc = missing_points(base, tag, points, n_points, pm,
+					    log, miss, &n_miss);
 			pb_model_free(pm);
 			pm = NULL;
 			if (rc) {
@@ -181,7 +214,7 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 			saver.n = n_miss;
 			if (!(rc = pb_model_load(&pm, e->model_path, err)))
 				rc = train_dense(e, sp, seed, pm, NULL, NULL,
-						 miss[n_miss - 1] > 0 ?
+						 NULL, miss[n_miss - 1] > 0 ?
 						 miss[n_miss - 1] : 1, &saver,
 						 log, err);
 			pb_model_free(pm);
@@ -197,7 +230,8 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 	}
 	saver.steps = points;
 	saver.n = n_points;
-	rc = train_dense(e, sp, seed, m, ckpt, csv, 0, &saver, log, err);
+	rc = train_dense(e, sp, seed, m, ckpt, csv, tag, 0, &saver, log,
+			 err);
 	if (rc)
 		pb_error_prefix(err, "dense model of seed %lu: ", seed);
 	else

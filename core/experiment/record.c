@@ -25,6 +25,7 @@ static const char *const status_names[] = {
 	[PB_CELL_OK] = "ok",
 	[PB_CELL_DIVERGED] = "diverged",
 	[PB_CELL_FAILED] = "failed",
+	[PB_CELL_CRASHED] = "crashed",
 };
 
 const char *pb_cell_kind_name(pb_cell_kind k)
@@ -278,7 +279,7 @@ int pb_record_parse(const char *line, size_t len, pb_record *r, char *why,
 		    (int)N_OF(status_names));
 	if (k < 0) {
 		snprintf(why, why_len, "\"status\" missing or not one of ok, "
-			 "diverged, failed");
+			 "diverged, failed, crashed");
 		goto fail;
 	}
 	r->status = (pb_cell_status)k;

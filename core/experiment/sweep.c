@@ -35,6 +35,24 @@ static void on_status(void *user, const char *phase, int epoch, int epochs)
 {
 	cell_status *cs = user;
 
+	if (cs->S->child) {
+		char line[256];
+		int n;
+
+		if (!phase)
+			return;
+		n = epochs > 0 ? snprintf(line, sizeof line, "S %s %s %d/%d\n",
+					  cs->c->id, phase, epoch, epochs) :
+			snprintf(line, sizeof line, "S %s %s\n", cs->c->id,
+				 phase);
+		/* Only the display depends on it: a failed write is not
+		 * the cell's failure. */
+		if (n > 0 && write(cs->S->report_fd, line,
+				   (size_t)n < sizeof line ? (size_t)n :
+				   sizeof line - 1) < 0)
+			return;
+		return;
+	}
 	if (!phase)
 		pbi_sweep_status(cs->S, cs->slot, "%s", "");
 	else if (epochs > 0)
@@ -53,8 +71,8 @@ static int seed_index(const pb_experiment *e, unsigned long seed)
 }
 
 /* What identifies the cell in its record: the experiment's side of it. */
-static int identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
-		    int wrote_curve)
+int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
+		       int wrote_curve)
 {
 	const pb_experiment *e = S->e;
 	const pb_exp_method *me = c->method_index >= 0 ?
@@ -114,9 +132,8 @@ static char *cell_file(const pbi_sweep *S, const pb_cell *c, const char *ext)
 	return p;
 }
 
-/* Runs cell c on outer thread `slot` into res. */
-static void run_one(pbi_sweep *S, const pb_cell *c, int slot,
-		    pb_cell_result *res)
+void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
+		       pb_cell_result *res)
 {
 	const pb_experiment *e = S->e;
 	const pb_exp_method *me = c->method_index >= 0 ?
@@ -145,7 +162,9 @@ static void run_one(pbi_sweep *S, const pb_cell *c, int slot,
 		pb_record_set(&res->rec.error, err.msg);
 		goto out;
 	}
-	log = fopen(logp, "w");
+	/* A child process appends: its parent made the log and points the
+	 * child's own stdout and stderr at it. */
+	log = fopen(logp, S->child ? "a" : "w");
 	env.dense = S->dense[si];
 	env.dense_points = S->dense_base[si];
 	env.dense_curve = S->dense_csv[si];
@@ -179,18 +198,13 @@ out:
 	free(logp);
 }
 
-/* Records the cell and prints its line. */
-static void finish_one(pbi_sweep *S, const pb_cell *c, pb_cell_result *res)
+void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r)
 {
-	pb_record *r = &res->rec;
 	pb_error werr = { 0 };
 	char eta[32], line[256];
 
-	if (identify(S, c, r, res->wrote_curve))
-		pb_error_set(&werr, PB_ENOMEM, "out of memory");
-	else
 #pragma omp critical(pb_sweep_write)
-		pb_record_append(S->jsonl, r, &werr);
+	pb_record_append(S->jsonl, r, &werr);
 #pragma omp critical(pb_sweep_progress)
 	{
 		S->done++;
@@ -205,10 +219,13 @@ static void finish_one(pbi_sweep *S, const pb_cell *c, pb_cell_result *res)
 		} else {
 			if (r->status == PB_CELL_DIVERGED)
 				S->sum->diverged++;
+			else if (r->status == PB_CELL_CRASHED)
+				S->sum->crashed++;
 			else
 				S->sum->failed++;
 			snprintf(line, sizeof line, "%s%s: %.200s",
 				 r->status == PB_CELL_DIVERGED ? "DIVERGED" :
+				 r->status == PB_CELL_CRASHED ? "CRASHED" :
 				 "FAILED", werr.msg[0] ? " (not recorded)" : "",
 				 r->error ? r->error : "");
 		}
@@ -226,10 +243,16 @@ static int selected(const pb_run_opts *o, const pb_cell *c)
 	return !o->only || !strcmp(o->only, c->method);
 }
 
-static int is_done(const pb_record *recs, int n, const char *id)
+/* A cell is done when a record of it says so: ok or diverged (a result),
+ * or anything at all with --no-retry. A failed or crashed cell runs
+ * again; its new line supersedes the old one in the table. */
+static int is_done(const pb_record *recs, int n, const char *id,
+		   int no_retry)
 {
 	for (int i = 0; i < n; i++)
-		if (!strcmp(recs[i].id, id))
+		if (!strcmp(recs[i].id, id) &&
+		    (no_retry || recs[i].status == PB_CELL_OK ||
+		     recs[i].status == PB_CELL_DIVERGED))
 			return 1;
 	return 0;
 }
@@ -252,7 +275,7 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 		if (!selected(S->o, &cells[i]))
 			continue;
 		S->sum->total++;
-		if (is_done(recs, n_recs, cells[i].id))
+		if (is_done(recs, n_recs, cells[i].id, S->o->no_retry))
 			S->sum->skipped++;
 		else
 			todo[(*n_todo)++] = i;
@@ -263,7 +286,8 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 		for (int i = 0; i < n; i++)
 			if (selected(S->o, &cells[i]))
 				fprintf(f, "%-5s %-8s %s\n",
-					is_done(recs, n_recs, cells[i].id) ?
+					is_done(recs, n_recs, cells[i].id,
+						S->o->no_retry) ?
 					"done" : "todo",
 					pb_cell_kind_name(cells[i].kind),
 					cells[i].id);
@@ -297,15 +321,18 @@ static int lock_output(const pb_experiment *e, int *fd, pb_error *err)
 	return 0;
 }
 
-/* Every cell of todo, in parallel. */
-static void run_cells(pbi_sweep *S, const pb_cell *cells, const int *todo,
-		      int n_todo, int threads)
+/* Every cell of todo, in parallel: in child processes when the options
+ * name a program, else on OpenMP threads of this process. */
+static int run_cells(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		     int n_todo, int threads, pb_error *err)
 {
 	S->total = n_todo;
 	S->t0 = pbi_now();
 	S->outer = n_todo < threads ? n_todo : threads;
 	S->inner = S->o->inner_threads > 0 ? S->o->inner_threads :
 		   (threads / S->outer > 0 ? threads / S->outer : 1);
+	if (S->o->cell_exec)
+		return pbi_sweep_spawn(S, cells, todo, n_todo, err);
 	pbi_blas_set_threads(S->outer > 1 ? 1 : S->inner);
 #pragma omp parallel for schedule(dynamic) num_threads(S->outer)
 	for (int i = 0; i < n_todo; i++) {
@@ -313,10 +340,13 @@ static void run_cells(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		pb_cell_result res;
 
 		omp_set_num_threads(S->inner);
-		run_one(S, c, omp_get_thread_num(), &res);
-		finish_one(S, c, &res);
+		pbi_sweep_run_one(S, c, omp_get_thread_num(), &res);
+		if (pbi_sweep_identify(S, c, &res.rec, res.wrote_curve))
+			pb_record_set(&res.rec.error, "out of memory");
+		pbi_sweep_finish(S, c, &res.rec);
 		pb_cell_result_free(&res);
 	}
+	return 0;
 }
 
 int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
@@ -386,7 +416,7 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	omp_set_max_active_levels(2);
 	if ((rc = pbi_sweep_dense(&S, cells, todo, n_todo, threads, err)))
 		goto out;
-	run_cells(&S, cells, todo, n_todo, threads);
+	rc = run_cells(&S, cells, todo, n_todo, threads, err);
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);   /* releases the lock */
@@ -398,6 +428,98 @@ out:
 	free(todo);
 	free(S.jsonl);
 	free(S.cells_dir);
+	free(cells);
+	return rc;
+}
+
+/* ---- one cell in a child process ------------------------------------------- */
+
+static int find_cell(const pb_cell *cells, int n, const char *id)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(cells[i].id, id))
+			return i;
+	return -1;
+}
+
+/* The whole line, however the pipe splits it. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int pb_experiment_run_cell(const pb_experiment *e, const char *id,
+			   const pb_run_opts *o, int report_fd, pb_error *err)
+{
+	static const pb_run_opts no_opts;
+	pb_run_summary sum = { 0 };
+	pb_cell *cells = NULL;
+	pb_cell_result res;
+	pbi_sweep S = { 0 };
+	char *line = NULL;
+	size_t len = 0;
+	int n = 0, i, rc, threads;
+
+	S.e = e;
+	S.o = o ? o : &no_opts;
+	S.sum = &sum;
+	S.child = 1;
+	S.report_fd = report_fd;
+	S.t0 = pbi_now();
+	threads = S.o->threads > 0 ? S.o->threads : 1;
+	if ((rc = pb_experiment_cells(e, &cells, &n, err)))
+		return rc;
+	if ((i = find_cell(cells, n, id)) < 0) {
+		rc = pb_error_set(err, PB_ENOTFOUND, "%s: no cell '%s' (see "
+				  "prunebench run %s --dry-run)", e->path, id,
+				  e->path);
+		goto out;
+	}
+	S.cells_dir = pbi_path_join(e->output, "cells");
+	S.jsonl = pbi_path_join(e->output, "runs.jsonl");
+	if (!S.cells_dir || !S.jsonl) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	S.outer = 1;
+	S.inner = threads;
+	if ((rc = pb_splits_load(&S.sp, &e->data, e->val_size, e->split_seed,
+				 err)))
+		goto out;
+	S.have_splits = 1;
+	if ((rc = pbi_sweep_points(&S, cells, &i, 1, err)) ||
+	    (rc = pbi_sweep_dense(&S, cells, &i, 1, threads, err)))
+		goto out;
+	/* As in-process: the cell's threads, and BLAS's beside them. */
+	omp_set_num_threads(S.inner);
+	pbi_blas_set_threads(S.inner);
+	pbi_sweep_run_one(&S, &cells[i], 0, &res);
+	if (pbi_sweep_identify(&S, &cells[i], &res.rec, res.wrote_curve) ||
+	    pb_record_format(&res.rec, &line, &len, err))
+		rc = err->msg[0] ? PB_EINVAL : pb_error_set(err, PB_ENOMEM,
+							    "out of memory");
+	else if (write_all(report_fd, "R ", 2) ||
+		 write_all(report_fd, line, len))
+		rc = pb_error_set(err, PB_EIO, "cannot report cell %s to the "
+				  "sweep: %s", id, strerror(errno));
+	free(line);
+	pb_cell_result_free(&res);
+out:
+	pbi_sweep_dense_free(&S);
+	if (S.have_splits)
+		pb_splits_free(&S.sp);
+	free(S.cells_dir);
+	free(S.jsonl);
 	free(cells);
 	return rc;
 }

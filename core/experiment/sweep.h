@@ -35,7 +35,30 @@ typedef struct pbi_sweep {
 	double t0;
 	char (*status)[200];      /* per outer thread */
 	int outer, inner;
+	/* In a child process running one cell: where its status lines and
+	 * record go (pb_experiment_run_cell). */
+	int child;
+	int report_fd;
 } pbi_sweep;
+
+/* ---- cells (sweep.c) ------------------------------------------------------ */
+
+/* Runs cell c on outer thread `slot` (in this process) into res. */
+void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
+		       pb_cell_result *res);
+/* Fills the experiment's side of c's record. */
+int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
+		       int wrote_curve);
+/* Appends c's record to runs.jsonl and prints its line. */
+void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r);
+
+/* ---- cells in processes of their own (sweep_spawn.c) ---------------------- */
+
+/* Runs the cells of todo, each in a child process (S->o->cell_exec), at
+ * most S->outer at a time; a child that dies without a record gives a
+ * crashed record with its signal or exit status and its log's tail. */
+int pbi_sweep_spawn(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		    int n_todo, pb_error *err);
 
 /* ---- the dense phase (sweep_dense.c) -------------------------------------- */
 

@@ -21,7 +21,8 @@ static const char pbi_ckpt_magic[8] = { 'P', 'B', 'C', 'K', 'P', 'T', '0', '1' }
 /* A mask is stored as a tensor named after its weight plus this. */
 #define MASK_SUFFIX ".mask"
 
-/* Magic, version, tensor count, model name length; the CRC closes it. */
+/* Magic, version, tensor count, model name length; the CRC closes it.
+ * Version 2 adds a u32 tag length and the tag after the model name. */
 #define HEADER_MIN (sizeof pbi_ckpt_magic + 3 * 4)
 #define FILE_MIN (HEADER_MIN + 4)
 

@@ -150,6 +150,8 @@ typedef struct ckpt {
 	uint32_t count;
 	const char *model_name;
 	uint32_t model_name_len;
+	const char *tag;           /* version 2; "" in version 1 */
+	uint32_t tag_len;
 	size_t tensors, end;       /* offsets: first tensor, the CRC */
 } ckpt;
 
@@ -185,10 +187,10 @@ static int check_header(ckpt *c, reader *r, pb_error *err)
 			    "(bad magic: expected \"PBCKPT01\")");
 	if (c->len >= sizeof pbi_ckpt_magic + 4) {
 		version = get_u32(c->buf + 8);
-		if (version != PB_CHECKPOINT_VERSION)
+		if (version < 1 || version > PB_CHECKPOINT_VERSION)
 			return fail(err, PB_EFORMAT, c, "unsupported checkpoint "
 				    "version %" PRIu32 " (this build reads "
-				    "version %d only)", version,
+				    "versions 1 to %d)", version,
 				    PB_CHECKPOINT_VERSION);
 	}
 	if (c->len < FILE_MIN)
@@ -202,6 +204,15 @@ static int check_header(ckpt *c, reader *r, pb_error *err)
 			    "a %" PRIu32 "-byte model name but the file holds "
 			    "only %zu bytes", c->model_name_len, c->len);
 	c->model_name = (const char *)b;
+	c->tag = "";
+	if (get_u32(c->buf + 8) >= 2) {
+		if (rd_u32(r, &c->tag_len) || rd_bytes(r, c->tag_len, &b))
+			return fail(err, PB_EFORMAT, c, "truncated: the header "
+				    "promises a %" PRIu32 "-byte tag but the "
+				    "file holds only %zu bytes", c->tag_len,
+				    c->len);
+		c->tag = (const char *)b;
+	}
 	c->tensors = r->pos;
 	return 0;
 }
@@ -454,7 +465,25 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 	return 0;
 }
 
+/* A file written for something else (another seed's dense model copied
+ * over this one's cache name) is refused, not used. */
+static int check_tag(const ckpt *c, const char *tag, pb_error *err)
+{
+	if (!tag || (strlen(tag) == c->tag_len &&
+		     !memcmp(tag, c->tag, c->tag_len)))
+		return 0;
+	return fail(err, PB_EMISMATCH, c, "written for '%.*s', not for '%s'",
+		    (int)(c->tag_len > 200 ? 200 : c->tag_len),
+		    c->tag_len ? c->tag : "(no tag)", tag);
+}
+
 int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err)
+{
+	return pb_checkpoint_load_tag(m, path, NULL, err);
+}
+
+int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
+			   pb_error *err)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -473,6 +502,7 @@ int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err)
 	r = (reader){ buf, len >= 4 ? len - 4 : 0, 0, 0 };
 	if (!(rc = check_header(&c, &r, err)) &&
 	    !(rc = check_structure(&c, &r, err)) &&
+	    !(rc = check_tag(&c, tag, err)) &&
 	    !(rc = check_fits_model(&c, m, err)))
 		rc = copy_into_model(&c, m, err);
 	free(buf);

@@ -91,11 +91,12 @@ static int mask_tensors(pb_model *m, pb_param **out, int *n_masks,
 }
 
 /* The whole file in memory, CRC included. */
-static int encode_model(pb_model *m, int with_masks, unsigned char **out,
-			size_t *out_len, pb_error *err)
+static int encode_model(pb_model *m, int with_masks, const char *tag,
+			unsigned char **out, size_t *out_len, pb_error *err)
 {
 	const char *name = pb_model_name(m) ? pb_model_name(m) : "";
-	size_t name_len = strlen(name), len = FILE_MIN + name_len;
+	size_t name_len = strlen(name), tag_len = tag ? strlen(tag) : 0;
+	size_t len = FILE_MIN + name_len + 4 + tag_len;
 	int n = pb_model_n_params(m), n_masks = 0, rc;
 	pb_param *masks = NULL;
 	unsigned char *buf, *b;
@@ -127,6 +128,10 @@ static int encode_model(pb_model *m, int with_masks, unsigned char **out,
 	put_u32(buf + 16, (uint32_t)name_len);
 	memcpy(buf + HEADER_MIN, name, name_len);
 	b = buf + HEADER_MIN + name_len;
+	put_u32(b, (uint32_t)tag_len);
+	if (tag_len)
+		memcpy(b + 4, tag, tag_len);
+	b += 4 + tag_len;
 	for (int i = 0; i < n; i++)
 		b = encode_tensor(b, pb_model_param(m, i));
 	for (int i = 0; i < n_masks; i++)
@@ -142,10 +147,16 @@ int pbi_checkpoint_encode(const pb_model *m, int with_masks,
 			  unsigned char **buf, size_t *len, pb_error *err)
 {
 	/* Encoding only reads the model; see pb_checkpoint_save. */
-	return encode_model((pb_model *)m, with_masks, buf, len, err);
+	return encode_model((pb_model *)m, with_masks, NULL, buf, len, err);
 }
 
 int pb_checkpoint_save(const pb_model *m, const char *path, pb_error *err)
+{
+	return pb_checkpoint_save_tag(m, path, NULL, err);
+}
+
+int pb_checkpoint_save_tag(const pb_model *m, const char *path,
+			   const char *tag, pb_error *err)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -156,7 +167,7 @@ int pb_checkpoint_save(const pb_model *m, const char *path, pb_error *err)
 				    "model and path are required");
 	/* pb_model_param is non-const only so that callers can write through
 	 * it; encoding only reads. */
-	if ((rc = encode_model((pb_model *)m, 1, &buf, &len, err)))
+	if ((rc = encode_model((pb_model *)m, 1, tag, &buf, &len, err)))
 		return rc;
 	rc = pbi_write_atomic(path, buf, len, "checkpoint", err);
 	free(buf);
@@ -190,7 +201,7 @@ int pb_model_save(const pb_model *m, const char *base, pb_error *err)
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = encode_model((pb_model *)m, 1, &buf, &len, err)) ||
+	if ((rc = encode_model((pb_model *)m, 1, NULL, &buf, &len, err)) ||
 	    (rc = pbi_atomic_begin(&a, ckpt, "checkpoint", err)))
 		goto out;
 	if (fwrite(buf, 1, len, a.f) != len) {

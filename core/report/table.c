@@ -153,6 +153,8 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 				max_rounds = c->n_rounds;
 		} else if (c->status == PB_CELL_DIVERGED) {
 			r->n_diverged++;
+		} else if (c->status == PB_CELL_CRASHED) {
+			r->n_crashed++;
 		} else {
 			r->n_failed++;
 		}

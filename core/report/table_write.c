@@ -63,7 +63,8 @@ static const char *no_value(const pb_table_row *r)
 {
 	if (r->n_ok > 0)
 		return NULL;
-	return r->n_diverged > 0 ? "diverged" : "failed";
+	return r->n_diverged > 0 ? "diverged" : r->n_crashed > 0 ? "crashed" :
+	       "failed";
 }
 
 static void fmt_stat(char *buf, const style *st, const pb_stat *s, int ci,
@@ -279,7 +280,9 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 			pre, post);
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
-		if (!r->n_diverged && !r->n_failed)
+		const char *sep = "";
+
+		if (!r->n_diverged && !r->n_failed && !r->n_crashed)
 			continue;
 		fputs(pre, f);
 		put_text(f, st, r->label);
@@ -288,13 +291,19 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 			put_text(f, st, r->target);
 		}
 		fprintf(f, ": ");
-		if (r->n_diverged)
+		if (r->n_diverged) {
 			fprintf(f, "%d of %d cells diverged", r->n_diverged,
 				r->n_cells);
-		if (r->n_diverged && r->n_failed)
-			fprintf(f, ", ");
-		if (r->n_failed)
-			fprintf(f, "%d of %d cells failed", r->n_failed,
+			sep = ", ";
+		}
+		if (r->n_failed) {
+			fprintf(f, "%s%d of %d cells failed", sep, r->n_failed,
+				r->n_cells);
+			sep = ", ";
+		}
+		if (r->n_crashed)
+			fprintf(f, "%s%d of %d cells crashed (their process "
+				"died; see cells/ID.log)", sep, r->n_crashed,
 				r->n_cells);
 		fprintf(f, "; excluded from the statistics.%s\n", post);
 	}
@@ -421,7 +430,7 @@ static const char *kind_name(pb_cell_kind k)
 int pb_table_write_csv(const pb_table *t, FILE *f)
 {
 	fputs("label,method,kind,target,target_amount,reached,n_cells,n_ok,"
-	      "n_diverged,n_failed,acc_before_pct,acc_before_sd,"
+	      "n_diverged,n_failed,n_crashed,acc_before_pct,acc_before_sd,"
 	      "acc_before_ci95,acc_after_pct,acc_after_sd,acc_after_ci95,"
 	      "val_after_pct,delta_after_pt,p_vs_best,differs,is_best,"
 	      "params_kept_pct,macs_kept_pct,macs_effective_kept_pct,"
@@ -437,8 +446,8 @@ int pb_table_write_csv(const pb_table *t, FILE *f)
 		csv_text(f, r->target);
 		csv_num(f, r->target_amount.mean);
 		csv_num(f, r->reached.mean);
-		fprintf(f, ",%d,%d,%d,%d", r->n_cells, r->n_ok, r->n_diverged,
-			r->n_failed);
+		fprintf(f, ",%d,%d,%d,%d,%d", r->n_cells, r->n_ok,
+			r->n_diverged, r->n_failed, r->n_crashed);
 		csv_num(f, r->acc_before.mean);
 		csv_num(f, r->acc_before.sd);
 		csv_num(f, r->acc_before.ci95);

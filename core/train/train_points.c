@@ -81,14 +81,18 @@ char *pbi_point_base(const char *ckpt_path)
 static int save(pbi_point_saver *s, pb_model *m, long step)
 {
 	char *path = pbi_point_path(s->base, step);
+	char *tag = s->tag ? pbi_point_tag(s->tag, step) : NULL;
 	int rc;
 
-	if (!path)
+	if (!path || (s->tag && !tag)) {
+		free(path);
 		return pb_error_set(s->err, PB_ENOMEM, "out of memory");
+	}
 	/* Atomic: parallel runs never see half a file, and two identical
 	 * points just replace each other. */
-	rc = pb_checkpoint_save(m, path, s->err);
+	rc = pb_checkpoint_save_tag(m, path, tag, s->err);
 	free(path);
+	free(tag);
 	return rc;
 }
 
@@ -140,4 +144,13 @@ void pbi_points_sort(long *steps, int *n)
 		if (!k || steps[i] != steps[k - 1])
 			steps[k++] = steps[i];
 	*n = k;
+}
+
+char *pbi_point_tag(const char *tag, long step)
+{
+	char *t;
+
+	if (asprintf(&t, "%s step %ld", tag, step) < 0)
+		return NULL;
+	return t;
 }

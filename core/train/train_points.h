@@ -32,6 +32,8 @@ typedef struct pbi_point_saver {
 	int n;
 	int next;            /* first not yet saved */
 	long done;           /* updates seen so far */
+	const char *tag;     /* stored in each file with " step N"; NULL:
+				none (pb_checkpoint_save_tag) */
 	pb_error *err;
 } pbi_point_saver;
 
@@ -41,6 +43,9 @@ int pbi_point_saver_begin(pbi_point_saver *s, pb_model *m);
 int pbi_point_saver_step(void *user, pb_model *m, long step);
 /* After training: fails for points it never reached (past the end). */
 int pbi_point_saver_end(const pbi_point_saver *s);
+
+/* The tag of point `step` of a run whose files carry `tag`, malloc-ed. */
+char *pbi_point_tag(const char *tag, long step);
 
 /* Sorts and de-duplicates steps[0..*n). */
 void pbi_points_sort(long *steps, int *n);

@@ -3,7 +3,8 @@
  * closed by a CRC32 (zlib) of everything before it.
  *
  * Layout: "PBCKPT01" magic, u32 version, u32 tensor count, u32 length +
- * model name; per tensor: u32 name length, name, u32 kind, u32 ndim,
+ * model name, u32 length + tag (version 2; version 1 files, which have no
+ * tag, still load); per tensor: u32 name length, name, u32 kind, u32 ndim,
  * u32 dims[ndim], float32 data; then u32 crc32. The model's tensors come
  * first, in pb_model_param order; after them, one tensor per weight that
  * has a pruning mask, named "<param>.mask" (kind PB_PARAM_MASK, the
@@ -21,7 +22,7 @@
 extern "C" {
 #endif
 
-#define PB_CHECKPOINT_VERSION 1
+#define PB_CHECKPOINT_VERSION 2
 
 int pb_checkpoint_save(const pb_model *m, const char *path, pb_error *err);
 
@@ -37,6 +38,14 @@ int pb_model_save(const pb_model *m, const char *base, pb_error *err);
  * shape does not match the model are each a clear error naming the file
  * and the tensor. The model is left unchanged on error. */
 int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err);
+
+/* The same with a tag: a short text stored in the file saying what it
+ * was written for (the dense cache stores its key there). Loading with a
+ * tag refuses, PB_EMISMATCH, a file whose tag differs. */
+int pb_checkpoint_save_tag(const pb_model *m, const char *path,
+			   const char *tag, pb_error *err);
+int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
+			   pb_error *err);
 
 #ifdef __cplusplus
 }

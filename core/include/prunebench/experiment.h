@@ -222,14 +222,26 @@ typedef struct pb_run_opts {
 	const char *only;     /* run only this method ("dense", "dense+ft"
 				 or a NAME); NULL: all */
 	int dry_run;          /* list the cells and their state, run none */
+	int no_retry;         /* keep failed and crashed cells as they are
+				 (by default they run again; diverged cells
+				 are results and never run again) */
 	FILE *progress;       /* progress and cell lines; NULL: silent */
 	FILE *list;           /* where --dry-run lists cells; NULL: stdout */
+	/* Each cell in a process of its own: the prunebench program to
+	 * start for it (`EXEC run FILE --cell ID ...`, plus child_args,
+	 * e.g. the --plugin-dir options), so that a plugin that crashes,
+	 * aborts or exits takes only its cell with it. The experiment
+	 * must then come from its file. NULL: cells run in this process
+	 * (the library's default, and `run --in-process` for debugging). */
+	const char *cell_exec;
+	char *const *child_args;
+	int n_child_args;
 } pb_run_opts;
 
 typedef struct pb_run_summary {
 	int total;            /* cells selected */
 	int skipped;          /* already in runs.jsonl */
-	int ok, diverged, failed;
+	int ok, diverged, failed, crashed;
 	double seconds;
 } pb_run_summary;
 
@@ -239,6 +251,17 @@ typedef struct pb_run_summary {
  * folder, cache). */
 int pb_experiment_run(const pb_experiment *e, const pb_run_opts *opts,
 		      pb_run_summary *sum, pb_error *err);
+
+/* The child's side of a sweep that runs cells in their own processes:
+ * runs the one cell `id` of e (its dense model from the cache the parent
+ * filled) exactly as pb_experiment_run would in-process, with
+ * opts->threads threads, and writes its record to report_fd as the line
+ * "R <json>", after "S <what it does>" lines as it goes. Returns an error
+ * only when the cell could not be set up (unknown id, no data); the
+ * cell's own failure is in its record. */
+int pb_experiment_run_cell(const pb_experiment *e, const char *id,
+			   const pb_run_opts *opts, int report_fd,
+			   pb_error *err);
 
 #ifdef __cplusplus
 }

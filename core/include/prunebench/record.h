@@ -35,13 +35,15 @@ typedef enum pb_cell_kind {
 
 typedef enum pb_cell_status {
 	PB_CELL_OK,
-	PB_CELL_DIVERGED,
-	PB_CELL_FAILED
+	PB_CELL_DIVERGED,   /* training produced NaN or inf: a result */
+	PB_CELL_FAILED,     /* an error stopped the cell */
+	PB_CELL_CRASHED     /* its process died (signal, or exit without
+			       a result): a plugin's crash, not the sweep's */
 } pb_cell_status;
 
 /* "dense", "dense_ft", "prune", "scratch", "matched". */
 const char *pb_cell_kind_name(pb_cell_kind k);
-/* "ok", "diverged", "failed". */
+/* "ok", "diverged", "failed", "crashed". */
 const char *pb_cell_status_name(pb_cell_status s);
 
 /* One line of runs.jsonl. Strings are malloc-ed and owned by the record
@@ -52,7 +54,7 @@ typedef struct pb_record {
 	char *target, *target_kind, *scope, *schedule;
 	pb_cell_kind kind;
 	pb_cell_status status;
-	char *error;         /* why it failed or diverged */
+	char *error;         /* why it failed, crashed or diverged */
 	long seed;
 	int threads;         /* threads inside the cell; 0 unknown */
 	char *blas;          /* the BLAS kernel it ran on */

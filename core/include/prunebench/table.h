@@ -39,7 +39,7 @@ typedef struct pb_table_row {
 	char *method;       /* the cells' method */
 	char *target;       /* as asked; NULL for the controls */
 	pb_cell_kind kind;
-	int n_cells, n_ok, n_diverged, n_failed;
+	int n_cells, n_ok, n_diverged, n_failed, n_crashed;
 	/* Over the ok cells. Accuracies and deltas in percent points, kept
 	 * fractions in percent. */
 	pb_stat target_amount, reached, acc_before, acc_after, val_after;
