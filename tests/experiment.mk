@@ -1,24 +1,31 @@
 # Tests of experiments: the INI, the record, one cell's pipeline, the
 # sweep, resume after SIGKILL.
-# Pruners that crash inside prune, for the sweep's process isolation.
+# Pruners that crash inside prune or prune nothing, for the sweep's
+# process isolation and its off-target warning.
 noinst_LTLIBRARIES += tests/experiment/plugins/crash_segv.la \
 	tests/experiment/plugins/crash_abort.la \
-	tests/experiment/plugins/crash_exit.la
+	tests/experiment/plugins/crash_exit.la \
+	tests/experiment/plugins/prune_nothing.la
 tests_experiment_plugins_crash_segv_la_SOURCES = \
-	tests/experiment/plugins/crash.c
+	tests/experiment/plugins/misbehave.c
 tests_experiment_plugins_crash_segv_la_CFLAGS = $(AM_CFLAGS) \
 	-DCRASH_SEGV -DCRASH_NAME='"crash_segv"'
 tests_experiment_plugins_crash_segv_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 tests_experiment_plugins_crash_abort_la_SOURCES = \
-	tests/experiment/plugins/crash.c
+	tests/experiment/plugins/misbehave.c
 tests_experiment_plugins_crash_abort_la_CFLAGS = $(AM_CFLAGS) \
 	-DCRASH_ABORT -DCRASH_NAME='"crash_abort"'
 tests_experiment_plugins_crash_abort_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 tests_experiment_plugins_crash_exit_la_SOURCES = \
-	tests/experiment/plugins/crash.c
+	tests/experiment/plugins/misbehave.c
 tests_experiment_plugins_crash_exit_la_CFLAGS = $(AM_CFLAGS) \
 	-DCRASH_EXIT -DCRASH_NAME='"crash_exit"'
 tests_experiment_plugins_crash_exit_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
+tests_experiment_plugins_prune_nothing_la_SOURCES = \
+	tests/experiment/plugins/misbehave.c
+tests_experiment_plugins_prune_nothing_la_CFLAGS = $(AM_CFLAGS) \
+	-DCRASH_NAME='"prune_nothing"'
+tests_experiment_plugins_prune_nothing_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 
 check_PROGRAMS += \
 	tests/experiment/test_experiment_ini \
@@ -26,7 +33,8 @@ check_PROGRAMS += \
 	tests/experiment/test_cell \
 	tests/experiment/test_sweep \
 	tests/experiment/test_isolation \
-	tests/prune/test_schedule
+	tests/prune/test_schedule \
+	tests/nn/test_model_limits
 tests_experiment_test_experiment_ini_SOURCES = \
 	tests/experiment/test_experiment_ini.c tests/testutil.h
 tests_experiment_test_experiment_ini_CFLAGS = $(TEST_CFLAGS)
@@ -52,6 +60,11 @@ tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h
 tests_prune_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_prune_test_schedule_LDADD = $(TEST_LDADD)
+# Shapes past the limits (issue 12's bad inputs).
+tests_nn_test_model_limits_SOURCES = tests/nn/test_model_limits.c \
+	tests/testutil.h
+tests_nn_test_model_limits_CFLAGS = $(TEST_CFLAGS)
+tests_nn_test_model_limits_LDADD = $(TEST_LDADD)
 TESTS += tests/experiment/test_resume.sh
 EXTRA_DIST += tests/experiment/test_resume.sh experiments/quickstart.ini \
 	experiments/fmnist-vggs.ini

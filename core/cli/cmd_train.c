@@ -155,7 +155,8 @@ static int run_training(const char *model_path, const cli_common *c,
 	char *csv = NULL;
 	int rc;
 
-	if ((rc = pb_data_spec_parse(&spec, c->data, &err)))
+	if ((rc = pb_data_spec_parse(&spec, c->data, &err)) ||
+	    (rc = pb_recipe_check(r, NULL, &err)))
 		return cli_fail("train", &err);
 	if (out && (rc = check_outputs(model_path, out, &err)))
 		return cli_fail("train", &err);

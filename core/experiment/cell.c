@@ -14,6 +14,7 @@
 #include "plugin/ctx_impl.h"
 #include "prune/schedule.h"
 #include "prunebench/checkpoint.h"
+#include "prunebench/target.h"
 #include "train/train_impl.h"
 
 /* One training of the pruning phase, as it ran: replayed on the dense
@@ -452,6 +453,22 @@ static int run_control(cell *x, pb_model **m, const char *csv)
 	return rc;
 }
 
+/* A plugin that pruned nothing (or far too much) still gives numbers;
+ * they are not what the row claims, so the record says so. The slack
+ * allows for whole channels: a target is met to within a channel or so
+ * per layer. */
+static void off_target(pb_record *r, const pb_target *t)
+{
+	char msg[160];
+
+	if (!isfinite(r->reached) ||
+	    fabs(r->reached - t->amount) <= 0.02 + 0.1 * t->amount)
+		return;
+	snprintf(msg, sizeof msg, "reached %s=%.3f, far from the target "
+		 "%.3f", pb_target_kind_name(t->kind), r->reached, t->amount);
+	pb_record_set(&r->warning, msg);
+}
+
 /* A pruned cell: the schedule, then fine-tune or scratch training. */
 static int run_pruned(cell *x, pb_model **m, const char *csv)
 {
@@ -504,6 +521,7 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 					&r->reached, &merr))
 			r->reached = NAN;
 	}
+	off_target(r, env->target);
 	return rc;
 }
 

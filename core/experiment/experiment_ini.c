@@ -273,6 +273,24 @@ static int parse_recipe(pbi_ini_doc *c, pb_recipe *r,
 	return 0;
 }
 
+/* A recipe that cannot train as written (no epochs, a floor above the
+ * rate) is refused, at the key that makes it so. */
+static int check_recipe(pbi_ini_doc *c, const pb_recipe *r,
+			const pbi_ini_section *s, const char *name)
+{
+	pb_error rerr = { 0 };
+	const char *key;
+	int line;
+
+	if (!pb_recipe_check(r, &key, &rerr))
+		return 0;
+	line = s ? s->line : 1;
+	for (int i = 0; s && i < s->n_keys; i++)
+		if (!strcmp(s->keys[i].name, key))
+			line = s->keys[i].line;
+	return pbi_ini_err(c, PB_EPARSE, line, "[%s] %s", name, rerr.msg);
+}
+
 /* ---- entry points ---------------------------------------------------------- */
 
 void pb_experiment_free(pb_experiment *e)
@@ -324,7 +342,9 @@ static int parse_all(pbi_ini_doc *c, pb_experiment *e,
 	if (parse_experiment(c, e, exp))
 		return -1;
 	if ((train && parse_recipe(c, &e->dense, train)) ||
-	    (ft && parse_recipe(c, &e->finetune, ft)))
+	    (ft && parse_recipe(c, &e->finetune, ft)) ||
+	    check_recipe(c, &e->dense, train, "train") ||
+	    check_recipe(c, &e->finetune, ft, "finetune"))
 		return -1;
 	e->dense.val_size = e->finetune.val_size = e->val_size;
 

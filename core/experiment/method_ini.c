@@ -9,6 +9,7 @@
 #include "base/ini_doc.h"
 #include "base/util.h"
 #include "experiment/experiment_impl.h"
+#include "prune/prune_impl.h"
 #include "prunebench/target.h"
 
 static int parse_targets(pbi_ini_doc *c, pb_exp_method *m,
@@ -37,12 +38,16 @@ static int parse_targets(pbi_ini_doc *c, pb_exp_method *m,
 		if (pb_target_parse(&m->targets[n], tok, &terr))
 			return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] "
 					   "targets: %s", s->name, terr.msg);
+		/* One spelling per target ("sparsity=0.50" and "5e-1" are
+		 * "sparsity=0.5"), so one target is one cell and one row. */
+		pb_target_format(&m->targets[n], m->target_text[n],
+				 sizeof m->target_text[n]);
 		for (int i = 0; i < n; i++)
-			if (!strcmp(m->target_text[i], tok))
+			if (!strcmp(m->target_text[i], m->target_text[n]))
 				return pbi_ini_err(c, PB_EPARSE, k->line,
 						   "[%s] target '%s' is given "
-						   "twice", s->name, tok);
-		strcpy(m->target_text[n], tok);
+						   "twice (as %s)", s->name,
+						   m->target_text[n], tok);
 		m->n_targets++;
 	}
 	if (!m->n_targets)
@@ -95,7 +100,7 @@ static int is_core_key(const char *name)
 /* layer.NAME = X: one per-layer override of the amount. */
 static int parse_override(pbi_ini_doc *c, const pbi_ini_section *s,
 			  const pbi_ini_key *k, const pb_model *model,
-			  pb_target_override *ov, int *n_ov)
+			  pb_target_override *ov, int *lines, int *n_ov)
 {
 	const char *ln = k->name + 6;
 	double a;
@@ -117,8 +122,59 @@ static int parse_override(pbi_ini_doc *c, const pbi_ini_section *s,
 				   "layer, in [0, 1)", s->name, k->name,
 				   k->value);
 	strcpy(ov[*n_ov].layer, ln);
+	lines[*n_ov] = k->line;
 	ov[(*n_ov)++].amount = a;
 	return 0;
+}
+
+/* An override names a layer the plugin can prune: a conv or linear
+ * weight for a weight pruner; for a channel pruner, a conv or linear
+ * whose output channels form a prunable group (not the classifier).
+ * Checked here, with its line, rather than in every cell after the dense
+ * training. */
+static int check_overrides(pbi_ini_doc *c, const pb_exp_method *m,
+			   const pbi_ini_section *s, const pb_model *model,
+			   const int *lines)
+{
+	const pb_pruner *pr = pb_plugin_pruner(m->plugin);
+	const pb_target *t = &m->targets[0];
+	pb_channel_group *g = NULL;
+	pb_error gerr = { 0 };
+	int n_groups = 0, rc = 0;
+
+	if (pr->granularity == PB_GRANULARITY_CHANNEL &&
+	    pbi_groups_derive(model, &g, &n_groups, &gerr))
+		return pbi_ini_err(c, gerr.code, s->line, "[%s] %s", s->name,
+				   gerr.msg);
+	for (int i = 0; i < t->n_overrides && !rc; i++) {
+		const char *ln = t->overrides[i].layer;
+		int layer = pb_model_find_layer(model, ln), ok = 0;
+		pb_layer_type type = pb_model_layer(model, layer)->type;
+
+		if (type != PB_LAYER_CONV && type != PB_LAYER_LINEAR) {
+			rc = pbi_ini_err(c, PB_EPARSE, lines[i], "[%s] layer.%s: "
+					 "'%s' is a %s layer, which has no "
+					 "weights to prune; name a conv or "
+					 "linear layer", s->name, ln, ln,
+					 pb_layer_type_name(type));
+			break;
+		}
+		if (pr->granularity == PB_GRANULARITY_WEIGHT)
+			continue;
+		for (int k = 0; k < n_groups && !ok; k++)
+			for (int j = 0; j < g[k].n_producers && !ok; j++)
+				ok = g[k].producers[j] == layer &&
+				     g[k].prunable;
+		if (!ok)
+			rc = pbi_ini_err(c, PB_EPARSE, lines[i], "[%s] layer.%s: "
+					 "plugin '%s' removes channels, and "
+					 "the output channels of '%s' cannot "
+					 "be removed (the classifier's "
+					 "outputs)", s->name, ln, pr->name,
+					 ln);
+	}
+	free(g);
+	return rc;
 }
 
 /* The plugin named by the section, and its own options (every key that
@@ -163,7 +219,8 @@ static int plugin_options(pbi_ini_doc *c, pb_exp_method *m,
 /* What the method's keys say together, against its plugin. */
 static int check_method(pbi_ini_doc *c, const pb_experiment *e,
 			pb_exp_method *m, const pbi_ini_section *s,
-			const pbi_ini_key *targets)
+			const pbi_ini_key *targets, const pb_model *model,
+			const int *lines)
 {
 	const pb_pruner *pr = pb_plugin_pruner(m->plugin);
 
@@ -201,8 +258,18 @@ static int check_method(pbi_ini_doc *c, const pb_experiment *e,
 			return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] "
 					   "schedule = gradual needs "
 					   "[finetune] epochs >= 1", s->name);
+		for (int t = 0; t < m->n_targets; t++)
+			if (m->plan.gradual_initial >= m->targets[t].amount)
+				return pbi_ini_err(c, PB_EPARSE, s->line, "[%s] "
+						   "gradual_initial = %g is "
+						   "not below the target %s: "
+						   "the ramp rises from "
+						   "gradual_initial to the "
+						   "target", s->name,
+						   m->plan.gradual_initial,
+						   m->target_text[t]);
 	}
-	return 0;
+	return check_overrides(c, m, s, model, lines);
 }
 
 int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
@@ -211,7 +278,7 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 {
 	const pbi_ini_key *targets = NULL, *plugin_key = NULL;
 	pb_target_override ov[PB_TARGET_MAX_OVERRIDES];
-	int n_ov = 0;
+	int ov_lines[PB_TARGET_MAX_OVERRIDES], n_ov = 0;
 
 	m->line = s->line;
 	m->scope = PB_SCOPE_LAYER;
@@ -298,7 +365,8 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 						   "recipe)", s->name,
 						   k->value);
 		} else if (!strncmp(k->name, "layer.", 6)) {
-			if (parse_override(c, s, k, model, ov, &n_ov))
+			if (parse_override(c, s, k, model, ov, ov_lines,
+					   &n_ov))
 				return -1;
 		}
 	}
@@ -314,5 +382,5 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 
 	if (plugin_options(c, m, s, plugin_key, sp))
 		return -1;
-	return check_method(c, e, m, s, targets);
+	return check_method(c, e, m, s, targets, model, ov_lines);
 }

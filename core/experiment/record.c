@@ -75,7 +75,7 @@ static const key_off matched_nums[] = {
 static const key_off all_strs[] = {
 	STR(id), STR(experiment), STR(method), STR(plugin), STR(granularity),
 	STR(target), STR(target_kind), STR(scope), STR(schedule), STR(error),
-	STR(dense_fingerprint), STR(blas), STR(matched_error), STR(curve),
+	STR(warning), STR(dense_fingerprint), STR(blas), STR(matched_error), STR(curve),
 	STR(finished),
 };
 static const key_off all_nums[] = {
@@ -183,6 +183,8 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	pbi_jw_str(&j, "blas", r->blas);
 	pbi_jw_str(&j, "status", pb_cell_status_name(r->status));
 	pbi_jw_str(&j, "error", r->status == PB_CELL_OK ? NULL : r->error);
+	if (r->warning)
+		pbi_jw_str(&j, "warning", r->warning);
 	put_nums(&j, r, result_nums, N_OF(result_nums));
 	if (r->kind == PB_CELL_PRUNE)
 		pbi_jw_num(&j, "prune_epochs", r->prune_epochs);

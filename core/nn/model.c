@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,9 +193,21 @@ static int build_graph(pb_model *m, const pb_layer_info *layers, int n,
 	if (m->in_c < 1 || m->in_h < 1 || m->in_w < 1 || m->in_c > MAX_DIM ||
 	    m->in_h > MAX_DIM || m->in_w > MAX_DIM || m->classes < 1)
 		return pb_error_set(err, PB_EFORMAT,
-				    "%s: bad input shape %dx%dx%d or classes "
-				    "%d", m->source, m->in_c, m->in_h,
-				    m->in_w, m->classes);
+				    "%s: [model] bad input shape %dx%dx%d or "
+				    "classes %d (each dimension 1 to %d)",
+				    m->source, m->in_c, m->in_h, m->in_w,
+				    m->classes, MAX_DIM);
+	/* In 64 bits: 65536 x 65536 overflows an int. */
+	if ((uint64_t)m->in_c * (uint64_t)m->in_h * (uint64_t)m->in_w >
+	    MAX_SAMPLE_ELEMS)
+		return pb_error_set(err, PB_EFORMAT,
+				    "%s: [model] input %dx%dx%d is %llu values "
+				    "per sample, more than %zu",
+				    m->source, m->in_c, m->in_h, m->in_w,
+				    (unsigned long long)m->in_c *
+				    (unsigned long long)m->in_h *
+				    (unsigned long long)m->in_w,
+				    MAX_SAMPLE_ELEMS);
 	if ((rc = copy_layers(m, layers, n, err)))
 		return rc;
 	if ((rc = pbi_model_infer(m, err)))

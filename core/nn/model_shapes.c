@@ -2,6 +2,7 @@
  * layer's input and output shape from its inputs, with errors that name
  * the layer and its file. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,18 +177,30 @@ static int infer_add(const pb_model *m, pbi_node *n, pb_error *err)
 }
 
 /* Elementwise layers (bn, relu, dropout) keep the shape; flatten keeps the
- * element count. */
-static void infer_same(pbi_node *n, struct shape s)
+ * element count, counted in 64 bits before it becomes a width. */
+static int infer_same(const pb_model *m, pbi_node *n, struct shape s,
+		      pb_error *err)
 {
+	const uint64_t count = (uint64_t)s.c * (uint64_t)s.h *
+			       (uint64_t)s.w;
+
 	n->info.out_c = s.c;
 	n->info.out_h = s.h;
 	n->info.out_w = s.w;
 	n->flat = s.flat;
 	if (n->info.type == PB_LAYER_FLATTEN) {
-		n->info.out_c = s.c * s.h * s.w;
+		if (count > MAX_SAMPLE_ELEMS)
+			return pbi_layer_err(err, PB_EFORMAT, m->source,
+					     &n->info, "flattens %dx%dx%d = "
+					     "%llu values, more than %zu",
+					     s.c, s.h, s.w,
+					     (unsigned long long)count,
+					     MAX_SAMPLE_ELEMS);
+		n->info.out_c = (int)count;
 		n->info.out_h = n->info.out_w = 1;
 		n->flat = 1;
 	}
+	return 0;
 }
 
 static int check_inputs(const pb_model *m, int i, pb_error *err)
@@ -239,7 +252,7 @@ static int infer_node(pb_model *m, int i, pb_error *err)
 	case PB_LAYER_RELU:
 	case PB_LAYER_DROPOUT:
 	case PB_LAYER_FLATTEN:
-		infer_same(n, s);
+		rc = infer_same(m, n, s, err);
 		break;
 	default:
 		rc = pbi_layer_err(err, PB_EFORMAT, m->source, &n->info,
@@ -252,8 +265,10 @@ static int infer_node(pb_model *m, int i, pb_error *err)
 		(size_t)n->info.out_w;
 	if (out_n > MAX_SAMPLE_ELEMS)
 		return pbi_layer_err(err, PB_EFORMAT, m->source, &n->info,
-				 "output %dx%dx%d is too large",
-				 n->info.out_c, n->info.out_h, n->info.out_w);
+				 "output %dx%dx%d is %zu values per sample, "
+				 "more than %zu", n->info.out_c,
+				 n->info.out_h, n->info.out_w, out_n,
+				 MAX_SAMPLE_ELEMS);
 	n->out_n = out_n;
 	return 0;
 }

@@ -149,6 +149,7 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 		const pb_record *c = &cells[g->idx[i]];
 		if (c->status == PB_CELL_OK) {
 			r->n_ok++;
+			r->n_off_target += c->warning != NULL;
 			if (c->n_rounds > max_rounds)
 				max_rounds = c->n_rounds;
 		} else if (c->status == PB_CELL_DIVERGED) {

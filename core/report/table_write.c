@@ -282,7 +282,8 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 		const pb_table_row *r = &t->rows[i];
 		const char *sep = "";
 
-		if (!r->n_diverged && !r->n_failed && !r->n_crashed)
+		if (!r->n_diverged && !r->n_failed && !r->n_crashed &&
+		    !r->n_off_target)
 			continue;
 		fputs(pre, f);
 		put_text(f, st, r->label);
@@ -301,11 +302,20 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 				r->n_cells);
 			sep = ", ";
 		}
-		if (r->n_crashed)
+		if (r->n_crashed) {
 			fprintf(f, "%s%d of %d cells crashed (their process "
 				"died; see cells/ID.log)", sep, r->n_crashed,
 				r->n_cells);
-		fprintf(f, "; excluded from the statistics.%s\n", post);
+			sep = ", ";
+		}
+		if (r->n_diverged || r->n_failed || r->n_crashed)
+			fprintf(f, "; excluded from the statistics");
+		if (r->n_off_target)
+			fprintf(f, "%s%d of %d cells reached an amount far from "
+				"the target (kept in the statistics; see the "
+				"\"warning\" in runs.jsonl)", sep,
+				r->n_off_target, r->n_cells);
+		fprintf(f, ".%s\n", post);
 	}
 	if (t->n_mixed_dense)
 		fprintf(f, "%sWarning: the cells of %d seed%s were pruned from "

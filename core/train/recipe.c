@@ -183,6 +183,28 @@ double pb_recipe_lr(const pb_recipe *r, double t)
 	return lr;
 }
 
+int pb_recipe_check(const pb_recipe *r, const char **key, pb_error *err)
+{
+	const char *k = NULL;
+
+	if (r->epochs < 1)
+		pb_error_set(err, PB_EINVAL, "epochs = %d: a recipe trains at "
+			     "least one epoch (the accuracy right after "
+			     "pruning is the table's \"before FT\" column)",
+			     r->epochs), k = "epochs";
+	else if (r->schedule == PB_SCHED_COSINE && r->min_lr > r->lr)
+		pb_error_set(err, PB_EINVAL, "min_lr = %g is above lr = %g: the "
+			     "cosine would rise; set min_lr <= lr", r->min_lr,
+			     r->lr), k = "min_lr";
+	else if (r->warmup_epochs > r->epochs)
+		pb_error_set(err, PB_EINVAL, "warmup = %g epochs is longer than "
+			     "the %d epochs of training", r->warmup_epochs,
+			     r->epochs), k = "warmup";
+	if (key)
+		*key = k;
+	return k ? PB_EINVAL : 0;
+}
+
 void pbi_recipe_for(const pb_recipe *base, double epochs, long steps,
 		    long per_epoch, pb_recipe *r, long *max_steps)
 {

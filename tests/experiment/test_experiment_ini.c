@@ -246,6 +246,42 @@ static void test_errors(void **state)
 		  "beyond the fine-tune");
 }
 
+/* What used to pass --dry-run and fail every cell after the dense
+ * training, or run silently as something else than asked (issue 12). */
+static void test_late_errors_caught_at_load(void **state)
+{
+	pb_experiment *e;
+
+	(void)state;
+	/* Per-layer overrides must name a layer the plugin can prune. */
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\nlayer.relu1 = 0.5\n",
+		  7, "'relu1' is a relu layer");
+	parse_err(HEAD "[prune.magnitude]\ntargets = sparsity=0.5\n"
+		  "layer.bn1 = 0.5\n", 7, "is a bn layer");
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\nlayer.fc = 0.5\n", 7,
+		  "cannot be removed");
+	e = parse_ok(HEAD "[prune.magnitude]\ntargets = sparsity=0.5\n"
+		     "layer.fc = 0.2\n[prune.l1]\ntargets = macs=0.3\n"
+		     "layer.conv2 = 0.5\n");
+	pb_experiment_free(e);
+	/* A ramp that would fall instead of rise. */
+	parse_err(HEAD "[prune.magnitude]\ntargets = sparsity=0.5\n"
+		  "schedule = gradual\ngradual_initial = 0.9\n", 5,
+		  "gradual_initial = 0.9 is not below the target "
+		  "sparsity=0.5");
+	/* One target, one spelling: 0.50 and 5e-1 are 0.5. */
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.5 macs=0.50\n", 6,
+		  "'macs=0.5' is given twice (as macs=0.50)");
+	e = parse_ok(HEAD "[prune.magnitude]\ntargets = sparsity=5e-1\n");
+	assert_string_equal(e->methods[0].target_text[0], "sparsity=0.5");
+	pb_experiment_free(e);
+	/* Recipes that cannot train as written. */
+	parse_err(HEAD "[train]\nlr = 0.1\nepochs = 0\n", 7, "epochs = 0");
+	parse_err(HEAD "[finetune]\nepochs = 0\n", 6, "[finetune] epochs");
+	parse_err(HEAD "[train]\nlr = 0.01\nmin_lr = 0.1\n", 7,
+		  "min_lr = 0.1 is above lr = 0.01");
+}
+
 static void test_missing_file(void **state)
 {
 	pb_experiment *e = NULL;
@@ -291,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_hash_follows_definition),
 		cmocka_unit_test(test_paths_relative_to_ini),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_late_errors_caught_at_load),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_shipped),
 	};

@@ -226,11 +226,55 @@ static void test_same_numbers_in_process(void **state)
 	pb_experiment_free(e2);
 }
 
+/* A plugin that returns success without pruning: its cell is ok (the
+ * numbers are real) but says it is far from its target, and the table
+ * says so under its row. */
+static void test_off_target_is_flagged(void **state)
+{
+	pb_experiment *e = load("exp4.ini",
+		"[experiment]\nname = off\nmodel = tiny.ini\n"
+		"data = synthetic:300\nseeds = 1\nval_size = 60\n"
+		"cache = cache\nlatency = no\ndense_ft = no\n"
+		"output = out-off\n"
+		"[train]\nepochs = 1\nbatch = 40\n"
+		"[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n"
+		"[prune.nothing]\nplugin = prune_nothing\n"
+		"targets = sparsity=0.5\n");
+	pb_run_summary sum;
+	pb_record *r;
+	pb_error err = { 0 };
+	char path[700], *md = NULL;
+	size_t len = 0;
+	FILE *f;
+	int n;
+
+	(void)state;
+	run(e, 0, 0, &sum);
+	assert_int_equal(sum.ok, 2);
+	r = records("out-off", &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(r[1].status, PB_CELL_OK);
+	assert_true(r[1].reached == 0.0);
+	assert_non_null(r[1].warning);
+	assert_non_null(strstr(r[1].warning, "far from the target 0.500"));
+	assert_null(r[0].warning);
+	pb_records_free(r, n);
+	snprintf(path, sizeof path, "%s/out-off", dir);
+	f = open_memstream(&md, &len);
+	assert_int_equal(pb_table_write_ex(path, NULL, f, NULL, &err), 0);
+	fclose(f);
+	assert_non_null(strstr(md, "1 of 1 cells reached an amount far from "
+				   "the target"));
+	free(md);
+	pb_experiment_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crashes_are_recorded),
 		cmocka_unit_test(test_same_numbers_in_process),
+		cmocka_unit_test(test_off_target_is_flagged),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

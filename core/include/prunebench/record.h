@@ -55,6 +55,8 @@ typedef struct pb_record {
 	pb_cell_kind kind;
 	pb_cell_status status;
 	char *error;         /* why it failed, crashed or diverged */
+	char *warning;       /* an ok cell that is suspect: its reached
+				amount is far from its target */
 	long seed;
 	int threads;         /* threads inside the cell; 0 unknown */
 	char *blas;          /* the BLAS kernel it ran on */

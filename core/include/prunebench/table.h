@@ -40,6 +40,8 @@ typedef struct pb_table_row {
 	char *target;       /* as asked; NULL for the controls */
 	pb_cell_kind kind;
 	int n_cells, n_ok, n_diverged, n_failed, n_crashed;
+	int n_off_target;       /* ok cells whose reached amount is far
+				   from the target (their "warning") */
 	/* Over the ok cells. Accuracies and deltas in percent points, kept
 	 * fractions in percent. */
 	pb_stat target_amount, reached, acc_before, acc_after, val_after;

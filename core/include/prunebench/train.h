@@ -50,6 +50,10 @@ void pb_recipe_default(pb_recipe *r);
  * experiment files. Returns PB_ENOTFOUND for an unknown key. */
 int pb_recipe_set(pb_recipe *r, const char *key, const char *value,
 		  pb_error *err);
+/* Refuses a recipe that cannot train as written: no epochs, a cosine
+ * floor above the rate, a warm-up longer than the training. *key (may be
+ * NULL) gets the recipe key at fault. */
+int pb_recipe_check(const pb_recipe *r, const char **key, pb_error *err);
 /* Learning rate at a fractional epoch t in [0, epochs). */
 double pb_recipe_lr(const pb_recipe *r, double t);
 

@@ -1,7 +1,9 @@
-/* A pruner that dies inside prune, the way experimental plugins do:
- * built three times, as crash_segv (a write through NULL), crash_abort
- * (abort()) and crash_exit (exit(0), which looks like success). The sweep
- * must record its cells as crashed and run the others. */
+/* Pruners that misbehave the way experimental plugins do, built four
+ * times: crash_segv (a segmentation fault), crash_abort (abort()) and
+ * crash_exit (exit(0), which looks like success) die inside prune, and
+ * the sweep must record their cells as crashed and run the others;
+ * prune_nothing returns success without pruning, and its record must say
+ * that the reached amount is far from the target. */
 #include <signal.h>
 #include <stdlib.h>
 
@@ -17,7 +19,7 @@ static int crash_prune(void *state, pb_prune_ctx *ctx)
 	*(volatile int *)(void *)0 = 1;
 #elif defined(CRASH_ABORT)
 	abort();
-#else
+#elif defined(CRASH_EXIT)
 	exit(0);
 #endif
 	return 0;
@@ -28,7 +30,7 @@ static const pb_pruner crash = {
 	.name = CRASH_NAME,
 	.version = "1",
 	.granularity = PB_GRANULARITY_WEIGHT,
-	.description = "dies inside prune (a test of the sweep)",
+	.description = "misbehaves inside prune (a test of the sweep)",
 	.citation = "none",
 	.prune = crash_prune,
 };
