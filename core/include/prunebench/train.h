@@ -44,7 +44,7 @@ typedef struct pb_recipe {
 	int eval_batch;
 } pb_recipe;
 
-/* A sensible default recipe (documented in README). */
+/* A sensible default recipe (docs/models-data-training.md, "Recipes"). */
 void pb_recipe_default(pb_recipe *r);
 /* Sets one recipe key from text ("lr", "0.05"); used by the CLI and
  * experiment files. Returns PB_ENOTFOUND for an unknown key. */

@@ -3,8 +3,9 @@
  * Why not im2col + sgemm here: the models we prune have few channels
  * (16-64), so im2col writes a column matrix nine times the input, and
  * OpenBLAS packs it again, for GEMMs whose M (= OC) is 16-64 and K only
- * 9*C. Measured on VGG-S (docs-perf.md) that lowering spent most of its
- * time moving memory. A direct kernel reads each input vector once per
+ * 9*C. Measured on VGG-S (docs/performance.md, "Convolution: the
+ * design choice and why"), that lowering spent most of its time moving
+ * memory. A direct kernel reads each input vector once per
  * tap and reuses it across up to 8 output channels held in registers.
  *
  * The trick that keeps the kernel simple: with stride 1 and "same"
