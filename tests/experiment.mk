@@ -65,6 +65,6 @@ tests_nn_test_model_limits_SOURCES = tests/nn/test_model_limits.c \
 	tests/testutil.h
 tests_nn_test_model_limits_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_model_limits_LDADD = $(TEST_LDADD)
-TESTS += tests/experiment/test_resume.sh
-EXTRA_DIST += tests/experiment/test_resume.sh experiments/quickstart.ini \
+TESTS += tests/experiment/test_resume.sh tests/cli/test_outputs.sh
+EXTRA_DIST += tests/experiment/test_resume.sh tests/cli/test_outputs.sh experiments/quickstart.ini \
 	experiments/fmnist-vggs.ini

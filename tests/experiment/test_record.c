@@ -137,6 +137,49 @@ static void test_failed_cell_keeps_its_error(void **state)
 	pb_record_clear(&b);
 }
 
+/* 1 when s is well-formed UTF-8 (what a strict JSON reader demands). */
+static int valid_utf8(const unsigned char *s)
+{
+	while (*s) {
+		int n = *s < 0x80 ? 1 : (*s & 0xe0) == 0xc0 && *s >= 0xc2 ? 2 :
+			(*s & 0xf0) == 0xe0 ? 3 : (*s & 0xf8) == 0xf0 &&
+			*s <= 0xf4 ? 4 : 0;
+
+		if (!n)
+			return 0;
+		for (int i = 1; i < n; i++)
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+		s += n;
+	}
+	return 1;
+}
+
+/* A plugin's message may hold any bytes: the line stays UTF-8, the bad
+ * bytes become U+FFFD, the good ones survive. */
+static void test_invalid_utf8_replaced(void **state)
+{
+	pb_record a, b;
+	char why[256], *line;
+
+	(void)state;
+	fill(&a);
+	a.status = PB_CELL_FAILED;
+	pb_record_set(&a.error, "bad \xff\xfe bytes, \xc3\xa9 kept, "
+		      "\xe2\x82 cut, \xed\xa0\x80 surrogate, \xc0\xaf "
+		      "overlong");
+	line = format(&a);
+	assert_true(valid_utf8((const unsigned char *)line));
+	assert_int_equal(parse(line, &b, why), 0);
+	assert_string_equal(b.error, "bad \xef\xbf\xbd\xef\xbf\xbd bytes, "
+			    "\xc3\xa9 kept, \xef\xbf\xbd\xef\xbf\xbd cut, "
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd surrogate, "
+			    "\xef\xbf\xbd\xef\xbf\xbd overlong");
+	free(line);
+	pb_record_clear(&a);
+	pb_record_clear(&b);
+}
+
 static void expect_refused(const char *line, const char *reason)
 {
 	pb_record r;
@@ -285,6 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_failed_cell_keeps_its_error),
+		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_schemas),
 		cmocka_unit_test(test_invalid_lines),
 		cmocka_unit_test(test_format_refuses),

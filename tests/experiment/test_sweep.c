@@ -81,8 +81,8 @@ static void run(pb_experiment *e, int threads, pb_run_summary *sum)
 		fail_msg("%s", err.msg);
 }
 
-/* Reads out/runs.jsonl; every line must parse. */
-static pb_record *read_cells(const char *out, int *n)
+/* Reads out/runs.jsonl; `bad` lines must not parse. */
+static pb_record *read_cells_bad(const char *out, int *n, int bad_lines)
 {
 	char path[700];
 	pb_record *cells = NULL;
@@ -90,10 +90,16 @@ static pb_record *read_cells(const char *out, int *n)
 	int bad = -1;
 
 	snprintf(path, sizeof path, "%s/%s/runs.jsonl", dir, out);
-	if (pb_records_read(path, 0, &cells, n, &bad, stderr, &err))
+	if (pb_records_read(path, 0, &cells, n, &bad, NULL, &err))
 		fail_msg("%s", err.msg);
-	assert_int_equal(bad, 0);
+	assert_int_equal(bad, bad_lines);
 	return cells;
+}
+
+/* Reads out/runs.jsonl; every line must parse. */
+static pb_record *read_cells(const char *out, int *n)
+{
+	return read_cells_bad(out, n, 0);
 }
 
 static const pb_record *find(const pb_record *c, int n, const char *id)
@@ -360,12 +366,182 @@ static void test_lth_points(void **state)
 	pb_model_free(p3b);
 }
 
+/* A line that does not validate is not a record: the sweep runs its
+ * cell again (the table skips the line by the same rule); a failed cell
+ * runs again, unless --no-retry. */
+#define EXP_SMALL(out) \
+	"[experiment]\nname = small\nmodel = tiny.ini\n" \
+	"data = synthetic:300\nseeds = 1\nval_size = 60\ncache = cache\n" \
+	"latency = no\noutput = " out "\n" \
+	"[train]\nepochs = 1\nbatch = 40\n" \
+	"[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n" \
+	"[prune.l1]\ntargets = channels=0.25\n"
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, n;
+	char tmp[4096];
+
+	assert_non_null(f);
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
+		buf = realloc(buf, len + n + 1);
+		memcpy(buf + len, tmp, n);
+		len += n;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+static void test_invalid_and_failed_lines(void **state)
+{
+	pb_experiment *e = load(EXP_SMALL("out-bad"));
+	pb_run_summary sum;
+	pb_run_opts o = { 0 };
+	pb_error err = { 0 };
+	pb_record *r;
+	char path[700], *text, *p;
+	FILE *f;
+	int n;
+
+	(void)state;
+	run(e, 1, &sum);
+	assert_int_equal(sum.ok, 3);
+	snprintf(path, sizeof path, "%s/out-bad/runs.jsonl", dir);
+	/* The l1 cell's accuracy turned into text: a wrong type. */
+	text = slurp(path);
+	p = strstr(strstr(text, "\"kind\":\"prune\""), "\"acc_after\":");
+	assert_non_null(p);
+	memcpy(p + 12, "\"x\"", 3);
+	f = fopen(path, "wb");
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	r = read_cells_bad("out-bad", &n, 1);
+	assert_int_equal(n, 2);
+	pb_records_free(r, n);
+	run(e, 1, &sum);
+	assert_int_equal(sum.skipped, 2);
+	assert_int_equal(sum.ok, 1);
+
+	/* A failed line: run again, unless --no-retry. */
+	f = fopen(path, "ab");
+	fprintf(f, "{\"schema\":2,\"id\":\"dense+ft-s9-x\",\"kind\":"
+		"\"dense_ft\",\"seed\":9,\"status\":\"failed\"}\n");
+	fclose(f);
+	text = slurp(path);
+	/* Mark the real dense+ft cell failed as well. */
+	p = strstr(text, "\"kind\":\"dense_ft\"");
+	assert_non_null(p);
+	p = strstr(p, "\"status\":\"ok\"");
+	assert_non_null(p);
+	f = fopen(path, "wb");
+	fprintf(f, "%.*sfailed%s", (int)(p + 10 - text), text, p + 12);
+	fclose(f);
+	free(text);
+	o.threads = 1;
+	o.no_retry = 1;
+	assert_int_equal(pb_experiment_run(e, &o, &sum, &err), 0);
+	assert_int_equal(sum.skipped, 3);
+	o.no_retry = 0;
+	assert_int_equal(pb_experiment_run(e, &o, &sum, &err), 0);
+	assert_int_equal(sum.skipped, 2);
+	assert_int_equal(sum.ok, 1);
+	pb_experiment_free(e);
+}
+
+/* The cache's file names come from the key and a sanitised model name
+ * (never from raw text with "../" in it), and a cache file carries the
+ * key it was written for: a dense model copied over another seed's name
+ * is refused and trained again, to that seed's own bits. */
+static void test_cache_names_and_keys(void **state)
+{
+	pb_experiment *e;
+	pb_run_summary sum;
+	pb_record *r;
+	char path[900], key1[17], key2[17], base1[900], base2[900];
+	char *fp2;
+	struct stat st;
+	int n;
+
+	(void)state;
+	tu_write_text(dir, "trav.ini", "[model]\nname = x/../../../trav/pwn\n"
+		      "input = 1x28x28\nclasses = 10\n[flatten]\n"
+		      "type = flatten\n[fc]\ntype = linear\nout = 10\n");
+	e = load("[experiment]\nname = trav\nmodel = trav.ini\n"
+		 "data = synthetic:300\nseeds = 1\nval_size = 60\n"
+		 "cache = cache-trav\nlatency = no\ndense_ft = no\n"
+		 "output = out-trav\n[train]\nepochs = 1\nbatch = 40\n");
+	run(e, 1, &sum);
+	assert_int_equal(sum.ok, 1);
+	pb_experiment_dense_key(e, 1, key1);
+	snprintf(path, sizeof path, "%s/cache-trav/dense-x_.._.._.._trav_pwn-"
+		 "s1-%s.ckpt", dir, key1);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(path, sizeof path, "%s/trav", dir);
+	assert_int_not_equal(stat(path, &st), 0);
+	pb_experiment_free(e);
+
+	/* Seed 2's cache file replaced by seed 1's model. */
+	e = load(EXP_SMALL("out-key"));
+	run(e, 1, &sum);
+	r = read_cells("out-key", &n);
+	fp2 = NULL;
+	pb_records_free(r, n);
+	pb_experiment_free(e);
+	e = load("[experiment]\nname = small\nmodel = tiny.ini\n"
+		 "data = synthetic:300\nseeds = 2\nval_size = 60\n"
+		 "cache = cache\nlatency = no\noutput = out-key2\n"
+		 "[train]\nepochs = 1\nbatch = 40\n"
+		 "[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n"
+		 "[prune.l1]\ntargets = channels=0.25\n");
+	run(e, 1, &sum);
+	r = read_cells("out-key2", &n);
+	fp2 = strdup(r[0].dense_fingerprint);
+	pb_records_free(r, n);
+	pb_experiment_dense_key(e, 2, key2);
+	pb_experiment_free(e);
+	e = load(EXP_SMALL("out-key"));
+	pb_experiment_dense_key(e, 1, key1);
+	pb_experiment_free(e);
+	snprintf(base1, sizeof base1, "%s/cache/dense-tiny-s1-%s.ckpt", dir,
+		 key1);
+	snprintf(base2, sizeof base2, "%s/cache/dense-tiny-s2-%s.ckpt", dir,
+		 key2);
+	{
+		char *one = slurp(base1);
+		FILE *f;
+
+		assert_int_equal(stat(base1, &st), 0);
+		f = fopen(base2, "wb");
+		fwrite(one, 1, (size_t)st.st_size, f);
+		fclose(f);
+		free(one);
+	}
+	e = load("[experiment]\nname = small\nmodel = tiny.ini\n"
+		 "data = synthetic:300\nseeds = 2\nval_size = 60\n"
+		 "cache = cache\nlatency = no\noutput = out-key3\n"
+		 "[train]\nepochs = 1\nbatch = 40\n"
+		 "[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n"
+		 "[prune.l1]\ntargets = channels=0.25\n");
+	run(e, 1, &sum);
+	r = read_cells("out-key3", &n);
+	assert_string_equal(r[0].dense_fingerprint, fp2);
+	pb_records_free(r, n);
+	free(fp2);
+	pb_experiment_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_diverged),
 		cmocka_unit_test(test_lth_points),
+		cmocka_unit_test(test_invalid_and_failed_lines),
+		cmocka_unit_test(test_cache_names_and_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

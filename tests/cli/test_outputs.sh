@@ -1,0 +1,117 @@
+#!/bin/bash
+# Outputs never overwrite inputs and are checked before the work that
+# produces them (issue 12): `train --out` naming the model file (by any
+# spelling), a folder, an empty name or a missing folder is refused at
+# once and loses nothing; `prune --out P` whose P.ini or P.ckpt is an
+# input likewise; a pruned pair is written as a pair.
+set -u
+bin=${PB_BUILDDIR:-.}/prunebench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+expect_fail() { # description, stderr pattern, command...
+	local what=$1 pat=$2 rc
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [[ $rc -ne 0 ]] && grep -q -- "$pat" "$tmp/err"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what (exit $rc, wanted /$pat/)"
+		sed 's/^/#   /' "$tmp/err"
+		fails=$((fails + 1))
+	fi
+}
+same() { # description, file, copy
+	if cmp -s "$2" "$3"; then
+		echo "ok - $1"
+	else
+		echo "not ok - $1"
+		fails=$((fails + 1))
+	fi
+}
+
+cat >"$tmp/tiny.ini" <<'INI'
+[model]
+name = tiny
+input = 1x28x28
+classes = 10
+[conv1]
+type = conv
+out = 4
+kernel = 3
+pad = 1
+[bn1]
+type = bn
+[relu1]
+type = relu
+[pool1]
+type = maxpool
+kernel = 7
+[flatten]
+type = flatten
+[fc]
+type = linear
+out = 10
+INI
+cp "$tmp/tiny.ini" "$tmp/tiny.ini.orig"
+mkdir "$tmp/sub"
+train=("$bin" train "$tmp/tiny.ini" --data synthetic:200 --epochs 1
+	--set batch=50 --set val_size=50 --threads 1 --quiet)
+
+expect_fail "train --out the model file" "would overwrite" \
+	"${train[@]}" --out "$tmp/tiny.ini"
+expect_fail "train --out the model file, spelled otherwise" \
+	"would overwrite" "${train[@]}" --out "$tmp/sub/../tiny.ini"
+same "the model file is untouched" "$tmp/tiny.ini" "$tmp/tiny.ini.orig"
+start=$(date +%s)
+expect_fail "train --out a folder" "is a folder" "${train[@]}" --out "$tmp/sub"
+expect_fail "train --out ''" "empty" "${train[@]}" --out ""
+expect_fail "train --out in a missing folder" "does not exist" \
+	"${train[@]}" --out "$tmp/nope/x.ckpt"
+expect_fail "train --epochs 0" "epochs = 0" "$bin" train "$tmp/tiny.ini" \
+	--data synthetic:200 --epochs 0 --out "$tmp/x.ckpt"
+# Refused before any training: well under the time of one epoch.
+if (($(date +%s) - start <= 5)); then
+	echo "ok - refused before training"
+else
+	echo "not ok - the refusals took $(($(date +%s) - start)) s"
+	fails=$((fails + 1))
+fi
+
+if "${train[@]}" --out "$tmp/dense.ckpt" >/dev/null 2>"$tmp/err"; then
+	echo "ok - train"
+else
+	echo "not ok - train"
+	sed 's/^/#   /' "$tmp/err"
+	fails=$((fails + 1))
+fi
+cp "$tmp/dense.ckpt" "$tmp/dense.ckpt.orig"
+prune=("$bin" prune "$tmp/tiny.ini" "$tmp/dense.ckpt" --plugin magnitude
+	--target sparsity=0.5 --no-latency --quiet)
+expect_fail "prune --out whose .ini is the model file" "is an input" \
+	"${prune[@]}" --out "$tmp/tiny"
+expect_fail "prune --out whose .ckpt is the dense checkpoint" "is an input" \
+	"${prune[@]}" --out "$tmp/sub/../dense.ckpt"
+same "the model file is untouched" "$tmp/tiny.ini" "$tmp/tiny.ini.orig"
+same "the dense checkpoint is untouched" "$tmp/dense.ckpt" \
+	"$tmp/dense.ckpt.orig"
+if "${prune[@]}" --out "$tmp/pruned" >/dev/null 2>"$tmp/err" &&
+	[[ -f $tmp/pruned.ckpt && -f $tmp/pruned.ini ]] &&
+	"$bin" eval "$tmp/pruned.ini" "$tmp/pruned.ckpt" \
+		--data synthetic:200 >/dev/null 2>>"$tmp/err"; then
+	echo "ok - prune writes a pair that loads"
+else
+	echo "not ok - prune writes a pair that loads"
+	sed 's/^/#   /' "$tmp/err"
+	fails=$((fails + 1))
+fi
+# No temporary file is left behind.
+if ls "$tmp" | grep -q '\.tmp\.'; then
+	echo "not ok - temporary files left: $(ls "$tmp" | grep '\.tmp\.')"
+	fails=$((fails + 1))
+else
+	echo "ok - no temporary files left"
+fi
+exit $((fails > 0))
