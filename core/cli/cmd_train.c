@@ -169,10 +169,10 @@ static int run_training(const char *model_path, const cli_common *c,
 	}
 	rng = gsl_rng_alloc(gsl_rng_mt19937);
 	gsl_rng_set(rng, c->seed);
-	rc = pb_model_init_params(m, rng, &err);
+	rc = pb_model_init(m, rng, r->init, &err);
 	if (!rc)
-		rc = keep_steps(keep, r, r->batch > 0 ? (long)sp.train.n /
-				r->batch : 0, steps, &saver.n, &err);
+		rc = keep_steps(keep, r, pb_recipe_steps_per_epoch(r,
+				sp.train.n), steps, &saver.n, &err);
 	if (!rc && saver.n) {
 		base = pbi_point_base(out);
 		saver.base = base;

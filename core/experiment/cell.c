@@ -59,8 +59,8 @@ static char *file_path(const cell *x, const char *ext)
 
 static long steps_per_epoch(const cell *x, const pb_recipe *r)
 {
-	return x->env->splits && r->batch > 0 ?
-	       (long)(x->env->splits->train.n / r->batch) : 0;
+	return x->env->splits ?
+	       pb_recipe_steps_per_epoch(r, x->env->splits->train.n) : 0;
 }
 
 enum { TEST, VAL };
@@ -230,10 +230,15 @@ static int op_train_until(void *user, pb_model *m, long step, pb_error *err)
 
 /* ---- the phases ----------------------------------------------------------- */
 
+static int from_scratch(pb_cell_kind k)
+{
+	return k == PB_CELL_SCRATCH || k == PB_CELL_SCRATCH_B;
+}
+
 static int check_env(const pb_cell_env *env, pb_error *err)
 {
 	const int prunes = env->kind == PB_CELL_PRUNE ||
-			   env->kind == PB_CELL_SCRATCH;
+			   from_scratch(env->kind);
 
 	if (!env->dense || !env->stream)
 		return pb_error_set(err, PB_EINVAL, "pb_cell_run needs a dense "
@@ -242,11 +247,11 @@ static int check_env(const pb_cell_env *env, pb_error *err)
 		return pb_error_set(err, PB_EINVAL, "a pruned cell needs a "
 				    "pruner and a target");
 	if (!env->splits && (env->kind == PB_CELL_DENSE_FT ||
-			     env->kind == PB_CELL_SCRATCH ||
+			     from_scratch(env->kind) ||
 			     (env->finetune && env->finetune->epochs > 0)))
 		return pb_error_set(err, PB_EINVAL, "training needs data: give "
 				    "a dataset");
-	if (env->kind == PB_CELL_SCRATCH && !env->dense_recipe)
+	if (from_scratch(env->kind) && !env->dense_recipe)
 		return pb_error_set(err, PB_EINVAL, "training from scratch "
 				    "needs the dense recipe");
 	return 0;
@@ -319,17 +324,47 @@ out:
 	return rc;
 }
 
-/* "Rethinking the value of network pruning" (Scratch-E): the pruned
- * shape and mask from a fresh initialisation, trained with the dense
- * recipe. */
+/* "Rethinking the Value of Network Pruning" (Liu et al., 2019): the
+ * pruned shape and mask from a fresh initialisation, trained with the
+ * dense recipe for its epochs (Scratch-E), or for as many more as the
+ * pruned model saves MACs, so that both spend the same computation
+ * (Scratch-B; the paper doubles the epochs at most, scratch_b_cap). The
+ * pruned MACs are the effective ones (zero weights skipped) for weight
+ * pruning, as the authors count them. The schedule stretches with the
+ * epochs: cosine over all of them, step milestones scaled. */
 static int train_from_scratch(cell *x, pb_model *m, const char *csv)
 {
-	int rc = pb_model_init_params(m, x->rng, x->err);
+	const pb_cell_env *env = x->env;
+	pb_recipe r = *env->dense_recipe;
+	int rc = pb_model_init(m, x->rng, r.init, x->err);
 
 	if (rc)
 		return rc;
 	pbi_mask_apply(m);
-	return train(x, m, x->env->dense_recipe, 0, csv, "scratch");
+	if (env->kind == PB_CELL_SCRATCH_B) {
+		pbi_measure d, p;
+		double cap = env->scratch_b_cap > 0 ? env->scratch_b_cap : 2.0;
+		double f;
+
+		if ((rc = pbi_measure_model(env->dense, &d, x->err)) ||
+		    (rc = pbi_measure_model(m, &p, x->err)))
+			return rc;
+		f = p.macs_effective ? (double)d.macs /
+		    (double)p.macs_effective : cap;
+		f = f < 1.0 ? 1.0 : f > cap ? cap : f;
+		r.epochs = (int)(env->dense_recipe->epochs * f);
+		for (int i = 0; i < r.n_milestones; i++)
+			r.milestones[i] = (int)(r.milestones[i] * f);
+		if (env->log)
+			fprintf(env->log, "scratch-B: %d epochs (%d x %.3g: "
+				"dense MACs / pruned MACs %.3g, at most %g)\n",
+				r.epochs, env->dense_recipe->epochs, f,
+				p.macs_effective ? (double)d.macs /
+				(double)p.macs_effective : 0.0, cap);
+	}
+	x->res->rec.scratch_epochs = r.epochs;
+	return train(x, m, &r, 0, csv, env->kind == PB_CELL_SCRATCH_B ?
+		     "scratch-b" : "scratch");
 }
 
 /* matched_dense: a copy of the dense model, unpruned, trained exactly as
@@ -476,7 +511,7 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 	pb_record *r = &x->res->rec;
 	const int gradual = env->plan &&
 			    env->plan->schedule == PB_PRUNE_GRADUAL &&
-			    env->kind != PB_CELL_SCRATCH;
+			    !from_scratch(env->kind);
 	double t = pbi_now();
 	int rc;
 
@@ -505,7 +540,7 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 		if (!rc)
 			rc = evaluate(x, *m, TEST, &r->acc_before);
 		t = pbi_now();
-		if (!rc && env->kind == PB_CELL_SCRATCH) {
+		if (!rc && from_scratch(env->kind)) {
 			rc = train_from_scratch(x, *m, csv);
 			x->res->wrote_curve = csv != NULL;
 		} else if (!rc && fine_tunes(env)) {

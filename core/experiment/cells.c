@@ -47,6 +47,12 @@ void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n)
 			 r->aug.hflip, r->keep_best, r->eval_batch);
 	for (int i = 0; i < r->n_milestones && k > 0 && (size_t)k < n; i++)
 		k += snprintf(buf + k, n - (size_t)k, "%d,", r->milestones[i]);
+	/* Keys added later appear only when not at their default, so every
+	 * definition made before them keeps its hash (cell ids, cache). */
+	if (r->init != PB_INIT_KAIMING_OUT && k > 0 && (size_t)k < n)
+		k += snprintf(buf + k, n - (size_t)k, " init=%d", (int)r->init);
+	if (r->keep_last && k > 0 && (size_t)k < n)
+		snprintf(buf + k, n - (size_t)k, " keep_last=1");
 }
 
 /* ---- cells ---------------------------------------------------------------- */
@@ -104,6 +110,9 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 	/* Only when set, so cells defined before the key keep their ids. */
 	if (m->matched && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "matched=1|");
+	if (m->scratch == PB_SCRATCH_B && k < n)
+		k += (size_t)snprintf(buf + k, n - k, "scratch_b_cap=%.17g|",
+				      m->scratch_b_cap);
 	for (int i = 0; i < m->targets[t].n_overrides && k < n; i++)
 		k += (size_t)snprintf(buf + k, n - k, "%s=%.17g,",
 				      m->targets[t].overrides[i].layer,
@@ -177,9 +186,10 @@ int pb_experiment_cells(const pb_experiment *e, pb_cell **cells, int *n,
 	for (int i = 0; i < e->n_methods; i++)
 		for (int t = 0; t < e->methods[i].n_targets; t++)
 			for (int s = 0; s < e->n_seeds; s++)
-				fill(&c[k++], e, e->methods[i].scratch ?
-				     PB_CELL_SCRATCH : PB_CELL_PRUNE, i, t,
-				     e->seeds[s]);
+				fill(&c[k++], e, e->methods[i].scratch ==
+				     PB_SCRATCH_B ? PB_CELL_SCRATCH_B :
+				     e->methods[i].scratch ? PB_CELL_SCRATCH :
+				     PB_CELL_PRUNE, i, t, e->seeds[s]);
 	*cells = c;
 	*n = k;
 	return 0;

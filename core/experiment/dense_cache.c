@@ -99,7 +99,7 @@ static int train_dense(const pb_experiment *e, const pb_splits *sp,
 	hooks.user = saver;
 	hooks.after_step = pbi_point_saver_step;
 	opts.hooks = &hooks;
-	rc = pb_model_init_params(m, rng, err);
+	rc = pb_model_init(m, rng, e->dense.init, err);
 	if (!rc)
 		rc = pbi_point_saver_begin(saver, m);
 	if (!rc)

@@ -86,7 +86,7 @@ static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
 static const char *const core_keys[] = {
 	"plugin", "targets", "scope", "schedule", "round_epochs",
 	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
-	"finetune", "matched_dense", NULL
+	"finetune", "matched_dense", "scratch_b_cap", NULL
 };
 
 static int is_core_key(const char *name)
@@ -285,6 +285,7 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 	m->plan.round_epochs = -1.0;
 	m->plan.gradual_epochs = -1.0;
 	m->plan.gradual_steps = 10;
+	m->scratch_b_cap = 2.0;
 	if (!pbi_ini_name_ok(s->name + 6, "_-.") ||
 	    strlen(s->name + 6) >= sizeof m->name)
 		return pbi_ini_err(c, PB_EPARSE, s->line, "[%s]: a method name "
@@ -351,19 +352,30 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 			if (pbi_ini_bool(c, s, k, &m->matched))
 				return -1;
 		} else if (!strcmp(k->name, "finetune")) {
-			if (!strcmp(k->value, "scratch"))
-				m->scratch = 1;
+			if (!strcmp(k->value, "scratch") ||
+			    !strcmp(k->value, "scratch-e"))
+				m->scratch = PB_SCRATCH_E;
+			else if (!strcmp(k->value, "scratch-b"))
+				m->scratch = PB_SCRATCH_B;
 			else if (!strcmp(k->value, "yes"))
 				m->scratch = 0;
 			else
 				return pbi_ini_err(c, PB_EPARSE, k->line,
 						   "[%s] finetune = '%s': "
 						   "expected yes (fine-tune "
-						   "the pruned model) or "
-						   "scratch (re-initialise it "
-						   "and train with the [train] "
-						   "recipe)", s->name,
+						   "the pruned model), "
+						   "scratch-e (re-initialise it "
+						   "and train it with the "
+						   "[train] recipe; also "
+						   "'scratch') or scratch-b "
+						   "(the same for the dense "
+						   "recipe's epochs x dense / "
+						   "pruned MACs)", s->name,
 						   k->value);
+		} else if (!strcmp(k->name, "scratch_b_cap")) {
+			if (pbi_ini_double(c, s, k, 1.0, 1000.0,
+					   &m->scratch_b_cap))
+				return -1;
 		} else if (!strncmp(k->name, "layer.", 6)) {
 			if (parse_override(c, s, k, model, ov, ov_lines,
 					   &n_ov))

@@ -18,6 +18,7 @@ static const char *const kind_names[] = {
 	[PB_CELL_DENSE_FT] = "dense_ft",
 	[PB_CELL_PRUNE] = "prune",
 	[PB_CELL_SCRATCH] = "scratch",
+	[PB_CELL_SCRATCH_B] = "scratch_b",
 	[PB_CELL_MATCHED] = "matched",
 };
 
@@ -85,8 +86,8 @@ static const key_off all_nums[] = {
 	NUM(size_sparse_mib), NUM(size_compressed_mib), NUM(latency_b1_ms),
 	NUM(latency_b128_ms), NUM(speedup_b1), NUM(speedup_b128),
 	NUM(time_prune_s), NUM(time_finetune_s), NUM(time_total_s),
-	NUM(prune_epochs), NUM(matched_top1), NUM(matched_val),
-	NUM(matched_epochs), NUM(matched_time_s),
+	NUM(prune_epochs), NUM(scratch_epochs), NUM(matched_top1),
+	NUM(matched_val), NUM(matched_epochs), NUM(matched_time_s),
 };
 #undef STR
 #undef NUM
@@ -147,8 +148,8 @@ static const char *unreadable(const pb_record *r)
 		return "its kind cannot be a line";
 	if ((unsigned)r->status >= N_OF(status_names))
 		return "its status is unknown";
-	if ((r->kind == PB_CELL_PRUNE || r->kind == PB_CELL_SCRATCH) &&
-	    (!r->method || !r->target))
+	if ((r->kind == PB_CELL_PRUNE || r->kind == PB_CELL_SCRATCH ||
+	     r->kind == PB_CELL_SCRATCH_B) && (!r->method || !r->target))
 		return "a pruned cell needs its method and target";
 	return NULL;
 }
@@ -188,6 +189,8 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	put_nums(&j, r, result_nums, N_OF(result_nums));
 	if (r->kind == PB_CELL_PRUNE)
 		pbi_jw_num(&j, "prune_epochs", r->prune_epochs);
+	if (r->kind == PB_CELL_SCRATCH || r->kind == PB_CELL_SCRATCH_B)
+		pbi_jw_num(&j, "scratch_epochs", r->scratch_epochs);
 	if (r->has_matched) {
 		put_nums(&j, r, matched_nums, N_OF(matched_nums));
 		pbi_jw_str(&j, "matched_error", r->matched_error);
@@ -273,7 +276,7 @@ int pb_record_parse(const char *line, size_t len, pb_record *r, char *why,
 		    PB_CELL_MATCHED);
 	if (k < 0) {
 		snprintf(why, why_len, "\"kind\" missing or not one of dense, "
-			 "dense_ft, prune, scratch");
+			 "dense_ft, prune, scratch, scratch_b");
 		goto fail;
 	}
 	r->kind = (pb_cell_kind)k;
@@ -339,8 +342,8 @@ int pb_record_parse(const char *line, size_t len, pb_record *r, char *why,
 		snprintf(why, why_len, "\"method\" missing");
 		goto fail;
 	}
-	if ((r->kind == PB_CELL_PRUNE || r->kind == PB_CELL_SCRATCH) &&
-	    !r->target) {
+	if ((r->kind == PB_CELL_PRUNE || r->kind == PB_CELL_SCRATCH ||
+	     r->kind == PB_CELL_SCRATCH_B) && !r->target) {
 		snprintf(why, why_len, "\"target\" missing");
 		goto fail;
 	}

@@ -179,6 +179,7 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 		env.target = &me->targets[c->target_index];
 		env.plan = &me->plan;
 		env.matched = me->matched;
+		env.scratch_b_cap = me->scratch_b_cap;
 	}
 	env.latency = e->latency;
 	env.stream = stream;

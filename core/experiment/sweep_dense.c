@@ -36,8 +36,8 @@ int pbi_sweep_points(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		     int n_todo, pb_error *err)
 {
 	const pb_experiment *e = S->e;
-	const long per_epoch = e->dense.batch > 0 ?
-		(long)(S->sp.train.n / e->dense.batch) : 0;
+	const long per_epoch = pb_recipe_steps_per_epoch(&e->dense,
+							 S->sp.train.n);
 	const long total = (long)e->dense.epochs * per_epoch;
 
 	S->n_points = 0;

@@ -18,7 +18,8 @@ static void fill_const(float *a, size_t n, float v)
 }
 
 /* fan_in of a conv or linear weight: what PyTorch's default init uses
- * (kaiming_uniform with a = sqrt(5) gives bound 1/sqrt(fan_in)). */
+ * (kaiming_uniform with a = sqrt(5) gives bound 1/sqrt(fan_in)), for
+ * weights and biases alike. */
 static double fan_in(const pb_model *m, const pb_param *p)
 {
 	const pbi_node *n = &m->nodes[p->layer];
@@ -28,14 +29,16 @@ static double fan_in(const pb_model *m, const pb_param *p)
 	return (double)n->in_n;
 }
 
-static void init_param(const pb_model *m, pb_param *p, gsl_rng *rng)
+static void init_param(const pb_model *m, pb_param *p, gsl_rng *rng,
+		       pb_init_kind kind)
 {
 	const pbi_node *n = &m->nodes[p->layer];
 	const pb_layer_info *li = &n->info;
 
 	switch (p->kind) {
 	case PB_PARAM_WEIGHT:
-		if (li->type == PB_LAYER_CONV) {
+		if (li->type == PB_LAYER_CONV &&
+		    kind == PB_INIT_KAIMING_OUT) {
 			/* torchvision: kaiming_normal_(mode="fan_out",
 			 * nonlinearity="relu"), std = sqrt(2 / (OC*K*K)). */
 			double sd = sqrt(2.0 / ((double)li->out_c *
@@ -63,14 +66,22 @@ static void init_param(const pb_model *m, pb_param *p, gsl_rng *rng)
 	}
 }
 
-int pb_model_init_params(pb_model *m, gsl_rng *rng, pb_error *err)
+int pb_model_init(pb_model *m, gsl_rng *rng, pb_init_kind kind,
+		  pb_error *err)
 {
 	if (!rng)
-		return pb_error_set(err, PB_EINVAL,
-				    "pb_model_init_params: rng is NULL; pass a "
-				    "seeded gsl_rng");
+		return pb_error_set(err, PB_EINVAL, "pb_model_init: rng is NULL; "
+				    "pass a seeded gsl_rng");
+	if (kind != PB_INIT_KAIMING_OUT && kind != PB_INIT_TORCH_DEFAULT)
+		return pb_error_set(err, PB_EINVAL, "pb_model_init: unknown "
+				    "initialisation %d", (int)kind);
 	/* Serial and in parameter order, so a seed fixes every weight. */
 	for (int i = 0; i < m->n_params; i++)
-		init_param(m, &m->params[i], rng);
+		init_param(m, &m->params[i], rng, kind);
 	return 0;
+}
+
+int pb_model_init_params(pb_model *m, gsl_rng *rng, pb_error *err)
+{
+	return pb_model_init(m, rng, PB_INIT_KAIMING_OUT, err);
 }

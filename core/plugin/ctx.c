@@ -682,7 +682,7 @@ int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 		return rc;
 	if (!(epochs > 0) && steps <= 0)
 		return 0;
-	per_epoch = base->batch > 0 ? su->splits->train.n / base->batch : 0;
+	per_epoch = pb_recipe_steps_per_epoch(base, su->splits->train.n);
 	pbi_recipe_for(base, epochs, steps, per_epoch, &r,
 			     &opts.max_steps);
 	hooks.user = ctx;
@@ -865,7 +865,7 @@ int pb_ctx_recipe_steps(pb_prune_ctx *ctx, pb_recipe_which which,
 				    "dense" : "fine-tune");
 	if ((rc = need_data(ctx, "training")))
 		return rc;
-	*per_epoch = r->batch > 0 ? ctx->setup->splits->train.n / r->batch : 0;
+	*per_epoch = pb_recipe_steps_per_epoch(r, ctx->setup->splits->train.n);
 	if (epochs)
 		*epochs = r->epochs;
 	return 0;

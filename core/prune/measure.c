@@ -15,17 +15,24 @@ int pbi_measure_model(pb_model *m, pbi_measure *out, pb_error *err)
 	*out = (pbi_measure){ 0 };
 	for (int i = 0; i < pb_model_n_params(m); i++) {
 		const pb_param *p = pb_model_param(m, i);
+		uint64_t zeros = 0;
 
 		for (size_t j = 0; j < p->n; j++) {
 			const int zero = p->data[j] == 0.0f;
 
 			if (p->trainable)
 				out->nonzero += !zero;
-			if (p->kind == PB_PARAM_WEIGHT)
-				out->zeros += zero;
+			zeros += zero;
 		}
-		if (p->kind == PB_PARAM_WEIGHT)
-			out->weights += p->n;
+		if (p->kind != PB_PARAM_WEIGHT)
+			continue;
+		out->weights += p->n;
+		out->zeros += zeros;
+		/* Each weight is used the same number of times (out_h x
+		 * out_w), so the layer's MACs divide exactly. */
+		if (p->n)
+			out->macs_effective += pb_model_layer_macs(m, p->layer) /
+					       p->n * (p->n - zeros);
 	}
 	out->params = pb_model_count_params(m);
 	out->macs = pb_model_count_macs(m);

@@ -61,6 +61,7 @@ typedef struct pbi_measure {
 	uint64_t params;     /* trainable parameters (shapes) */
 	uint64_t nonzero;    /* non-zero trainable parameters */
 	uint64_t macs;       /* dense MACs */
+	uint64_t macs_effective; /* MACs with zero weights skipped */
 	uint64_t weights;    /* prunable (conv/linear) weights */
 	uint64_t zeros;      /* ... of them exactly zero */
 	int channels;        /* prunable channels */

@@ -127,9 +127,11 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	case PB_CELL_DENSE_FT: label = "dense + fine-tune"; break;
 	default: label = c0->method; break;
 	}
-	if (c0->kind == PB_CELL_SCRATCH || c0->kind == PB_CELL_MATCHED) {
-		const char *what = c0->kind == PB_CELL_SCRATCH ? " (scratch)" :
-				   " (dense, same training)";
+	if (c0->kind == PB_CELL_SCRATCH || c0->kind == PB_CELL_SCRATCH_B ||
+	    c0->kind == PB_CELL_MATCHED) {
+		const char *what = c0->kind == PB_CELL_SCRATCH ? " (scratch-E)" :
+				   c0->kind == PB_CELL_SCRATCH_B ?
+				   " (scratch-B)" : " (dense, same training)";
 		size_t n = strlen(label) + strlen(what) + 1;
 		r->label = malloc(n);
 		if (r->label)

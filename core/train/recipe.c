@@ -134,6 +134,24 @@ int pb_recipe_set(pb_recipe *r, const char *key, const char *value,
 		return set_int(&r->val_size, key, value, 0, 10000000, err);
 	if (!strcmp(key, "keep_best"))
 		return set_bool(&r->keep_best, key, value, err);
+	if (!strcmp(key, "init")) {
+		if (!strcasecmp(value, "kaiming_out"))
+			r->init = PB_INIT_KAIMING_OUT;
+		else if (!strcasecmp(value, "torch_default"))
+			r->init = PB_INIT_TORCH_DEFAULT;
+		else
+			return bad_value(err, key, value,
+					 "kaiming_out or torch_default");
+		return 0;
+	}
+	if (!strcmp(key, "drop_last")) {
+		int drop;
+		int rc = set_bool(&drop, key, value, err);
+
+		if (!rc)
+			r->keep_last = !drop;
+		return rc;
+	}
 	if (!strcmp(key, "schedule")) {
 		if (!strcasecmp(value, "constant"))
 			r->schedule = PB_SCHED_CONSTANT;
@@ -151,7 +169,15 @@ int pb_recipe_set(pb_recipe *r, const char *key, const char *value,
 			    "eval_batch, lr, min_lr, momentum, nesterov, "
 			    "weight_decay, decay_bn_bias, schedule, gamma, "
 			    "milestones, warmup, crop_pad, hflip, val_size, "
-			    "keep_best)", key);
+			    "keep_best, init, drop_last)", key);
+}
+
+long pb_recipe_steps_per_epoch(const pb_recipe *r, long n)
+{
+	if (r->batch < 1)
+		return 0;
+	/* A last batch of one sample gives batch norm no variance. */
+	return n / r->batch + (r->keep_last && n % r->batch > 1);
 }
 
 double pb_recipe_lr(const pb_recipe *r, double t)

@@ -109,7 +109,7 @@ struct pb_trainer {
 	pb_sgd *sgd;
 	pbi_progress prog;
 	pbi_atomic csv;      /* csv.f NULL: no curve */
-	long steps;          /* per epoch (the last partial batch is dropped) */
+	long steps;          /* per epoch (see keep_last) */
 	int epoch;           /* current epoch, 0-based */
 	long s;              /* steps done in the current epoch */
 	long step;           /* steps done in all */
@@ -143,7 +143,7 @@ int pb_trainer_new(pb_trainer **out, pb_model *m, const pb_dataset *train,
 	t->rng = rng;
 	if (opts)
 		t->opts = *opts;
-	t->steps = train->n / B;
+	t->steps = pb_recipe_steps_per_epoch(r, train->n);
 	t->best_acc = -1.0;
 	t->b.perm = malloc(sizeof *t->b.perm * (size_t)train->n);
 	t->b.x = pb_falloc(sample * B);
@@ -200,14 +200,16 @@ static const char *label(const pb_trainer *t)
 static int one_step(pb_trainer *t, pb_error *err)
 {
 	const pb_train_hooks *hooks = t->opts.hooks;
-	const int K = pb_model_classes(t->m), B = t->r->batch;
+	const int K = pb_model_classes(t->m);
+	const long left = t->train->n - t->s * t->r->batch;
+	const int B = left < t->r->batch ? (int)left : t->r->batch;
 	double lr = pb_recipe_lr(t->r, t->epoch + (double)t->s / t->steps);
 	const float *logits;
 	double loss;
 	int correct = 0, rc;
 
-	pb_dataset_batch(t->train, t->b.perm + t->s * B, B, t->b.x, t->b.y,
-			 &t->r->aug, t->rng);
+	pb_dataset_batch(t->train, t->b.perm + t->s * t->r->batch, B, t->b.x,
+			 t->b.y, &t->r->aug, t->rng);
 	rc = pb_model_forward(t->m, t->b.x, B, 1, t->rng, &logits, err);
 	if (rc)
 		return rc;

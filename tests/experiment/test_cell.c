@@ -252,6 +252,55 @@ static void test_scratch_keeps_mask(void **state)
 	pb_plugin_close(p);
 }
 
+/* Scratch-B: the dense epochs stretched by dense MACs / pruned MACs
+ * (effective MACs for weight pruning), at most scratch_b_cap. */
+static void test_scratch_b_budget(void **state)
+{
+	pb_plugin *mag = tu_open_plugin("magnitude");
+	pb_plugin *l1 = tu_open_plugin("l1");
+	pb_target ts = target("sparsity=0.6, scope=global");
+	pb_target tc = target("channels=0.25");
+	pb_cell_env env = env_for(mag, &ts);
+	pb_cell_result r;
+	pb_recipe four = dense_r;
+	pb_error err = { 0 };
+
+	(void)state;
+	four.epochs = 4;
+	env.kind = PB_CELL_SCRATCH_B;
+	env.dense_recipe = &four;
+	/* 40% of the weights left: 2.5 times fewer MACs, capped at 2. */
+	if (pb_cell_run(&env, &r, &err))
+		fail_msg("%s", err.msg);
+	assert_true(r.rec.scratch_epochs == 8);
+	pb_cell_result_free(&r);
+	env.scratch_b_cap = 1.3;
+	if (pb_cell_run(&env, &r, &err))
+		fail_msg("%s", err.msg);
+	assert_true(r.rec.scratch_epochs == 5);
+	pb_cell_result_free(&r);
+	/* l1 removing a quarter of each layer's channels: conv1 4 -> 3,
+	 * conv2 8 -> 6, whose MACs fall from 28*28*4*9 + 7*7*8*4*9 and the
+	 * fc's 8*10 to 28*28*3*9 + 7*7*6*3*9 and 6*10: 1.45 times fewer. */
+	env = env_for(l1, &tc);
+	env.kind = PB_CELL_SCRATCH_B;
+	env.dense_recipe = &four;
+	if (pb_cell_run(&env, &r, &err))
+		fail_msg("%s", err.msg);
+	assert_true(r.rec.scratch_epochs ==
+		    (int)(4 * (28.0 * 28 * 4 * 9 + 7 * 7 * 8 * 4 * 9 + 80) /
+			  (28.0 * 28 * 3 * 9 + 7 * 7 * 6 * 3 * 9 + 60)));
+	pb_cell_result_free(&r);
+	/* Scratch-E trains the dense recipe's own epochs. */
+	env.kind = PB_CELL_SCRATCH;
+	if (pb_cell_run(&env, &r, &err))
+		fail_msg("%s", err.msg);
+	assert_true(r.rec.scratch_epochs == 4);
+	pb_cell_result_free(&r);
+	pb_plugin_close(mag);
+	pb_plugin_close(l1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_without_data),
 		cmocka_unit_test(test_failure_is_recorded),
 		cmocka_unit_test(test_scratch_keeps_mask),
+		cmocka_unit_test(test_scratch_b_budget),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

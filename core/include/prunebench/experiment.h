@@ -35,9 +35,16 @@
  *   gradual_epochs = 3           ; of the ramp and its length (default
  *   gradual_steps = 10           ; 3/4 of the fine-tune); pruning points;
  *   gradual_initial = 0          ; s_i
- *   finetune = yes | scratch     ; scratch: re-initialise the pruned
- *                                ; architecture and train it with the
- *                                ; dense recipe (cells of kind "scratch")
+ *   finetune = yes | scratch-e | scratch-b
+ *                                ; scratch-e (or scratch): re-initialise
+ *                                ; the pruned architecture and train it
+ *                                ; with the dense recipe (Scratch-E,
+ *                                ; cells of kind "scratch"); scratch-b:
+ *                                ; the same for the dense epochs x dense
+ *                                ; MACs / pruned MACs (effective MACs
+ *                                ; for weight pruning), at most
+ *                                ; scratch_b_cap times (default 2, as
+ *                                ; Liu et al. 2019) ("scratch_b")
  *   matched_dense = no           ; yes: also train a copy of the dense
  *                                ; model with exactly the training this
  *                                ; method's cell got (its pruning
@@ -71,6 +78,8 @@ extern "C" {
 #define PB_EXP_MAX_SEEDS 64
 #define PB_EXP_MAX_TARGETS 32
 
+enum { PB_SCRATCH_E = 1, PB_SCRATCH_B = 2 };
+
 typedef struct pb_exp_method {
 	char name[PB_EXP_NAME_MAX];      /* after "prune." */
 	char plugin_name[PB_EXP_NAME_MAX];
@@ -81,7 +90,9 @@ typedef struct pb_exp_method {
 	pb_target targets[PB_EXP_MAX_TARGETS];     /* scope, overrides set */
 	pb_scope scope;
 	pb_prune_plan plan;              /* schedule and its parameters */
-	int scratch;
+	int scratch;                     /* 0, PB_SCRATCH_E or PB_SCRATCH_B */
+	double scratch_b_cap;            /* most Scratch-B stretches the
+					    dense epochs (default 2) */
 	int matched;                     /* matched_dense = yes */
 	int line;                        /* of the section header */
 } pb_exp_method;
@@ -172,6 +183,8 @@ typedef struct pb_cell_env {
 	const pb_options *options;   /* NULL: the declared defaults */
 	const pb_target *target;
 	const pb_prune_plan *plan;   /* NULL: one-shot */
+	double scratch_b_cap;        /* SCRATCH_B cells: the most the dense
+					epochs are stretched (<= 0: 2) */
 	int matched;                 /* also train the matched-budget control */
 	int latency;                 /* measure latency and speedup */
 	/* Its random streams: the cell's own is seeded from `stream`, each

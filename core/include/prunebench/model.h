@@ -130,8 +130,21 @@ size_t pb_model_trainable_size(const pb_model *m);
 float *pb_model_trainable_data(pb_model *m);
 float *pb_model_trainable_grad(pb_model *m);
 
-/* Kaiming-normal (fan_out, as torchvision) for conv, PyTorch's default
- * uniform for linear, gamma = 1, beta = 0, running stats (0, 1). */
+/* How conv weights start (everything else is the same in both):
+ * PB_INIT_KAIMING_OUT is torchvision's kaiming_normal_(mode="fan_out",
+ * nonlinearity="relu"), std sqrt(2 / (OC K K)); PB_INIT_TORCH_DEFAULT is
+ * what a freshly made torch.nn.Conv2d holds, kaiming_uniform_ with
+ * a = sqrt(5), i.e. uniform in +-1/sqrt(C K K). Linear weights and all
+ * biases are PyTorch's default uniform +-1/sqrt(fan_in), BN gamma 1 and
+ * beta 0, running statistics (0, 1). */
+typedef enum pb_init_kind {
+	PB_INIT_KAIMING_OUT = 0,
+	PB_INIT_TORCH_DEFAULT = 1
+} pb_init_kind;
+
+int pb_model_init(pb_model *m, gsl_rng *rng, pb_init_kind kind,
+		  pb_error *err);
+/* pb_model_init with PB_INIT_KAIMING_OUT. */
 int pb_model_init_params(pb_model *m, gsl_rng *rng, pb_error *err);
 
 /* Forward pass on x (B, C, H, W). train != 0 uses batch statistics,

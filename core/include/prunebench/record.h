@@ -26,7 +26,12 @@ typedef enum pb_cell_kind {
 	PB_CELL_DENSE,     /* dense baseline */
 	PB_CELL_DENSE_FT,  /* dense + fine-tune control */
 	PB_CELL_PRUNE,     /* pruned, then fine-tuned */
-	PB_CELL_SCRATCH,   /* pruned shape re-initialised, trained from scratch */
+	PB_CELL_SCRATCH,   /* pruned shape re-initialised, trained from
+			      scratch for the dense recipe's epochs
+			      (Scratch-E of "Rethinking the Value of
+			      Network Pruning") */
+	PB_CELL_SCRATCH_B, /* the same for the dense recipe's epochs x
+			      dense MACs / pruned MACs (Scratch-B) */
 	/* The dense model trained exactly as a pruned cell was, unpruned
 	 * (matched_dense = yes). Never a line of its own: a table row
 	 * derived from its pruned cell's "matched_*" keys. */
@@ -41,7 +46,7 @@ typedef enum pb_cell_status {
 			       a result): a plugin's crash, not the sweep's */
 } pb_cell_status;
 
-/* "dense", "dense_ft", "prune", "scratch", "matched". */
+/* "dense", "dense_ft", "prune", "scratch", "scratch_b", "matched". */
 const char *pb_cell_kind_name(pb_cell_kind k);
 /* "ok", "diverged", "failed", "crashed". */
 const char *pb_cell_status_name(pb_cell_status s);
@@ -71,6 +76,7 @@ typedef struct pb_record {
 	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
 	double time_prune_s, time_finetune_s, time_total_s;
 	double prune_epochs; /* training epochs of the pruning phase */
+	double scratch_epochs; /* scratch cells: epochs trained from scratch */
 	/* matched_dense: the unpruned copy trained the same way. */
 	int has_matched;
 	double matched_top1, matched_val, matched_epochs, matched_time_s;

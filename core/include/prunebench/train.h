@@ -42,6 +42,11 @@ typedef struct pb_recipe {
 	int val_size;             /* samples held out of the training set */
 	int keep_best;            /* 1: restore the epoch with best val accuracy */
 	int eval_batch;
+	pb_init_kind init;        /* how a training from scratch starts */
+	int keep_last;            /* 1: an epoch's last, partial batch is
+				     trained on too (PyTorch's DataLoader
+				     default); 0: dropped (so every batch
+				     gives BN the same statistics) */
 } pb_recipe;
 
 /* A sensible default recipe (docs/models-data-training.md, "Recipes"). */
@@ -54,6 +59,9 @@ int pb_recipe_set(pb_recipe *r, const char *key, const char *value,
  * floor above the rate, a warm-up longer than the training. *key (may be
  * NULL) gets the recipe key at fault. */
 int pb_recipe_check(const pb_recipe *r, const char **key, pb_error *err);
+/* Optimizer steps in one epoch of n training samples: n / batch, one
+ * more for a kept partial batch of at least two samples. */
+long pb_recipe_steps_per_epoch(const pb_recipe *r, long n);
 /* Learning rate at a fractional epoch t in [0, epochs). */
 double pb_recipe_lr(const pb_recipe *r, double t);
 
