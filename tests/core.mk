@@ -1,7 +1,8 @@
 # Tests of the engine, one folder per folder of core/ and one program per
 # module (tests/nn/test_conv_grad tests core/nn/layers/conv2d.c). They
 # include testutil.h from tests/ and their folder's own helpers
-# (tests/nn/gradcheck.h, tests/data/datafiles.h).
+# (tests/nn/gradcheck.h, tests/data/datafiles.h,
+# tests/report/runs_fixture.h).
 CORE_TEST_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tests
 
 # base: JSON reading.
@@ -133,11 +134,19 @@ tests_prune_test_metrics_SOURCES = tests/prune/test_metrics.c tests/testutil.h
 tests_prune_test_metrics_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_prune_test_metrics_LDADD = $(TEST_LDADD)
 
-# report: tables.
-check_PROGRAMS += tests/report/test_table
-tests_report_test_table_SOURCES = tests/report/test_table.c tests/testutil.h
+# report: tables and their files.
+check_PROGRAMS += \
+	tests/report/test_table \
+	tests/report/test_table_write
+RUNS_FIXTURE_SOURCES = tests/report/runs_fixture.h tests/testutil.h
+tests_report_test_table_SOURCES = tests/report/test_table.c \
+	$(RUNS_FIXTURE_SOURCES)
 tests_report_test_table_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_report_test_table_LDADD = $(TEST_LDADD)
+tests_report_test_table_write_SOURCES = tests/report/test_table_write.c \
+	$(RUNS_FIXTURE_SOURCES)
+tests_report_test_table_write_CFLAGS = $(CORE_TEST_CFLAGS)
+tests_report_test_table_write_LDADD = $(TEST_LDADD)
 
 # cli: the prunebench program end to end.
 TESTS += tests/cli/test_cli.sh
