@@ -5,8 +5,13 @@
 # tests/report/runs_fixture.h).
 CORE_TEST_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tests
 
-# base: JSON reading.
-check_PROGRAMS += tests/base/test_json_read
+# base: atomic files, JSON reading.
+check_PROGRAMS += \
+	tests/base/test_file \
+	tests/base/test_json_read
+tests_base_test_file_SOURCES = tests/base/test_file.c tests/testutil.h
+tests_base_test_file_CFLAGS = $(CORE_TEST_CFLAGS)
+tests_base_test_file_LDADD = $(TEST_LDADD)
 tests_base_test_json_read_SOURCES = tests/base/test_json_read.c \
 	tests/testutil.h
 tests_base_test_json_read_CFLAGS = $(CORE_TEST_CFLAGS)
@@ -25,6 +30,7 @@ check_PROGRAMS += \
 	tests/nn/test_model_ini \
 	tests/nn/test_model_info \
 	tests/nn/test_checkpoint \
+	tests/nn/test_checkpoint_write \
 	tests/nn/test_conv_paths \
 	tests/nn/test_mask
 GRADCHECK_SOURCES = tests/nn/gradcheck.h tests/testutil.h
@@ -63,6 +69,10 @@ tests_nn_test_model_info_LDADD = $(TEST_LDADD)
 tests_nn_test_checkpoint_SOURCES = tests/nn/test_checkpoint.c tests/testutil.h
 tests_nn_test_checkpoint_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_nn_test_checkpoint_LDADD = $(TEST_LDADD)
+tests_nn_test_checkpoint_write_SOURCES = tests/nn/test_checkpoint_write.c \
+	tests/testutil.h
+tests_nn_test_checkpoint_write_CFLAGS = $(CORE_TEST_CFLAGS)
+tests_nn_test_checkpoint_write_LDADD = $(TEST_LDADD)
 tests_nn_test_conv_paths_SOURCES = tests/nn/test_conv_paths.c tests/testutil.h
 tests_nn_test_conv_paths_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_nn_test_conv_paths_LDADD = $(TEST_LDADD)
@@ -97,24 +107,29 @@ tests_data_test_dataset_SOURCES = tests/data/test_dataset.c \
 tests_data_test_dataset_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_data_test_dataset_LDADD = $(TEST_LDADD)
 
-# train: recipes, SGD and the loop, determinism.
+# train: recipes, SGD and the loop, the stoppable trainer, determinism.
 check_PROGRAMS += \
 	tests/train/test_train \
+	tests/train/test_trainer \
 	tests/train/test_determinism
 tests_train_test_train_SOURCES = tests/train/test_train.c tests/testutil.h
 tests_train_test_train_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_train_test_train_LDADD = $(TEST_LDADD)
+tests_train_test_trainer_SOURCES = tests/train/test_trainer.c tests/testutil.h
+tests_train_test_trainer_CFLAGS = $(CORE_TEST_CFLAGS)
+tests_train_test_trainer_LDADD = $(TEST_LDADD)
 tests_train_test_determinism_SOURCES = tests/train/test_determinism.c \
 	tests/testutil.h
 tests_train_test_determinism_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_train_test_determinism_LDADD = $(TEST_LDADD)
 
-# prune: channel groups, surgery, selection, targets, metrics.
+# prune: channel groups, surgery, selection, targets, measurement, metrics.
 check_PROGRAMS += \
 	tests/prune/test_channel_groups \
 	tests/prune/test_surgery \
 	tests/prune/test_select_channels \
 	tests/prune/test_targets \
+	tests/prune/test_measure \
 	tests/prune/test_metrics
 tests_prune_test_channel_groups_SOURCES = tests/prune/test_channel_groups.c \
 	tests/testutil.h
@@ -130,6 +145,9 @@ tests_prune_test_select_channels_LDADD = $(TEST_LDADD)
 tests_prune_test_targets_SOURCES = tests/prune/test_targets.c tests/testutil.h
 tests_prune_test_targets_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_prune_test_targets_LDADD = $(TEST_LDADD)
+tests_prune_test_measure_SOURCES = tests/prune/test_measure.c tests/testutil.h
+tests_prune_test_measure_CFLAGS = $(CORE_TEST_CFLAGS)
+tests_prune_test_measure_LDADD = $(TEST_LDADD)
 tests_prune_test_metrics_SOURCES = tests/prune/test_metrics.c tests/testutil.h
 tests_prune_test_metrics_CFLAGS = $(CORE_TEST_CFLAGS)
 tests_prune_test_metrics_LDADD = $(TEST_LDADD)
