@@ -33,8 +33,7 @@ check_PROGRAMS += \
 	tests/experiment/test_cell \
 	tests/experiment/test_sweep \
 	tests/experiment/test_isolation \
-	tests/prune/test_schedule \
-	tests/nn/test_model_limits
+	tests/prune/test_schedule
 tests_experiment_test_experiment_ini_SOURCES = \
 	tests/experiment/test_experiment_ini.c tests/testutil.h
 tests_experiment_test_experiment_ini_CFLAGS = $(TEST_CFLAGS)
@@ -60,11 +59,6 @@ tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h
 tests_prune_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_prune_test_schedule_LDADD = $(TEST_LDADD)
-# Shapes past the limits (issue 12's bad inputs).
-tests_nn_test_model_limits_SOURCES = tests/nn/test_model_limits.c \
-	tests/testutil.h
-tests_nn_test_model_limits_CFLAGS = $(TEST_CFLAGS)
-tests_nn_test_model_limits_LDADD = $(TEST_LDADD)
 TESTS += tests/experiment/test_resume.sh tests/cli/test_outputs.sh
 EXTRA_DIST += tests/experiment/test_resume.sh tests/cli/test_outputs.sh experiments/quickstart.ini \
 	experiments/fmnist-vggs.ini

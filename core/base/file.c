@@ -280,10 +280,13 @@ char *pbi_path_join(const char *a, const char *b)
 
 int pbi_mkdirs(const char *path, pb_error *err)
 {
-	char *p = strdup(path);
+	char *p;
 	struct stat st;
 
-	if (!p)
+	if (!path || !*path)
+		return pb_error_set(err, PB_EINVAL, "cannot create a folder "
+				    "with an empty name");
+	if (!(p = strdup(path)))
 		return pb_error_set(err, PB_ENOMEM, "out of memory");
 	for (char *s = p + 1;; s++) {
 		if (*s == '/' || !*s) {

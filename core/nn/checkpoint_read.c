@@ -472,9 +472,11 @@ static int check_tag(const ckpt *c, const char *tag, pb_error *err)
 	if (!tag || (strlen(tag) == c->tag_len &&
 		     !memcmp(tag, c->tag, c->tag_len)))
 		return 0;
+	if (!c->tag_len)
+		return fail(err, PB_EMISMATCH, c, "written for '(no tag)', not "
+			    "for '%s'", tag);
 	return fail(err, PB_EMISMATCH, c, "written for '%.*s', not for '%s'",
-		    (int)(c->tag_len > 200 ? 200 : c->tag_len),
-		    c->tag_len ? c->tag : "(no tag)", tag);
+		    (int)(c->tag_len > 200 ? 200 : c->tag_len), c->tag, tag);
 }
 
 int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err)

@@ -2,7 +2,7 @@
 # End-to-end checks of the prunebench command line on synthetic data.
 set -u
 bin=${PB_BUILDDIR:-.}/prunebench
-src=${PB_SRCDIR:-$(dirname "$0")/..}
+src=${PB_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0

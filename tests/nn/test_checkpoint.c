@@ -294,13 +294,53 @@ static void test_layout(void **state)
 	assert_int_equal(pb_model_n_params(m), NET_TENSORS);
 	assert_int_equal(le32(b + 16), 2);
 	assert_memory_equal(b + 20, "ck", 2);
-	off = 22;
+	/* Version 2: the tag's length (no tag) after the model name. */
+	assert_int_equal(le32(b + 22), 0);
+	off = 26;
 	for (int i = 0; i < pb_model_n_params(m); i++)
 		check_record(fx, &off, pb_model_param(m, i));
 	assert_int_equal(off + 4, fx->n);
 	assert_int_equal(le32(b + off),
 			 (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)off));
 	pb_model_free(m);
+}
+
+/* A version-1 file (no tag field) still loads; a tag is stored and a
+ * file written for another tag is refused. */
+static void test_version1_and_tags(void **state)
+{
+	fixture *fx = *state;
+	pb_model *a = make_model(net, 1), *b = make_model(net, 2);
+	unsigned char *v1 = malloc(fx->n);
+	pb_error err = { 0 };
+	size_t n = fx->n - 4;
+
+	memcpy(v1, fx->bytes, 22);
+	memcpy(v1 + 22, fx->bytes + 26, fx->n - 26);
+	put_le32(v1 + 8, 1);
+	put_le32(v1 + n - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v1,
+					     (uInt)(n - 4)));
+	spit(fx->bad, v1, n);
+	if (pb_checkpoint_load(b, fx->bad, &err))
+		fail_msg("%s", err.msg);
+	assert_same_state(a, b);
+
+	if (pb_checkpoint_save_tag(a, fx->bad, "dense key=1 seed=1", &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(pb_checkpoint_load_tag(b, fx->bad, "dense key=1 "
+						"seed=1", &err), 0);
+	assert_int_equal(pb_checkpoint_load(b, fx->bad, &err), 0);
+	assert_int_equal(pb_checkpoint_load_tag(b, fx->bad, "dense key=1 "
+						"seed=2", &err), PB_EMISMATCH);
+	assert_non_null(strstr(err.msg, "written for 'dense key=1 seed=1', "
+				       "not for 'dense key=1 seed=2'"));
+	/* An untagged file is refused where a tag is expected. */
+	assert_int_equal(pb_checkpoint_load_tag(b, fx->path, "x", &err),
+			 PB_EMISMATCH);
+	assert_non_null(strstr(err.msg, "(no tag)"));
+	free(v1);
+	pb_model_free(a);
+	pb_model_free(b);
 }
 
 /* ---- broken files ------------------------------------------------------- */
@@ -342,7 +382,7 @@ static void test_bad_version(void **state)
 {
 	fixture *fx = *state;
 	const char *needles[] = { "unsupported checkpoint version 258",
-				  "version 1 only", NULL };
+				  "versions 1 to 2", NULL };
 	unsigned char *b = malloc(fx->n);
 
 	memcpy(b, fx->bytes, fx->n);
@@ -520,6 +560,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip),
 		T(test_layout),
+		T(test_version1_and_tags),
 		T(test_missing_file),
 		T(test_empty_file),
 		T(test_bad_magic),
