@@ -172,4 +172,4 @@ tests_report_test_table_write_LDADD = $(TEST_LDADD)
 
 # cli: the prunebench program end to end.
 TESTS += tests/cli/test_cli.sh
-EXTRA_DIST += tests/cli/test_cli.sh
+EXTRA_DIST += tests/cli/test_cli.sh tests/testlib.sh tests/experiment/tiny.h

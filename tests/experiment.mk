@@ -35,7 +35,8 @@ check_PROGRAMS += \
 	tests/experiment/test_isolation \
 	tests/prune/test_schedule
 tests_experiment_test_experiment_ini_SOURCES = \
-	tests/experiment/test_experiment_ini.c tests/testutil.h
+	tests/experiment/test_experiment_ini.c tests/testutil.h \
+	tests/experiment/tiny.h
 tests_experiment_test_experiment_ini_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_experiment_ini_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_record_SOURCES = tests/experiment/test_record.c \
@@ -43,15 +44,15 @@ tests_experiment_test_record_SOURCES = tests/experiment/test_record.c \
 tests_experiment_test_record_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_record_LDADD = $(TEST_LDADD)
 tests_experiment_test_cell_SOURCES = tests/experiment/test_cell.c \
-	tests/testutil.h
+	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_cell_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_cell_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_sweep_SOURCES = tests/experiment/test_sweep.c \
-	tests/testutil.h
+	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_sweep_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_sweep_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
-	tests/testutil.h
+	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_isolation_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_isolation_LDADD = $(TEST_SHARED_LDADD)
 # The pruning schedules run by the cell pipeline, with stand-in callbacks.

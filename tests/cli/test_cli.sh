@@ -5,57 +5,32 @@ bin=${PB_BUILDDIR:-.}/prunebench
 src=${PB_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-check() { # description, command...
-	local what=$1
-	shift
-	if "$@" >"$tmp/out" 2>"$tmp/err"; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what"
-		sed 's/^/#   /' "$tmp/out" "$tmp/err"
-		fails=$((fails + 1))
-	fi
-}
-expect_fail() { # description, expected exit, stderr pattern, command...
-	local what=$1 code=$2 pat=$3 rc
-	shift 3
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [[ $rc -eq $code ]] && grep -q -- "$pat" "$tmp/err"; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what (exit $rc, wanted $code and /$pat/)"
-		sed 's/^/#   /' "$tmp/err"
-		fails=$((fails + 1))
-	fi
-}
+. "$(dirname "$0")/../testlib.sh"
 
 check "--version" "$bin" --version
-grep -q '^prunebench [0-9]' "$tmp/out" || { echo "not ok - version text"; fails=$((fails + 1)); }
+grep -q '^prunebench [0-9]' "$tmp/out" || not_ok "version text"
 check "--help" "$bin" --help
 for c in train eval info; do
 	check "$c --help" "$bin" "$c" --help
-	grep -q "Usage: prunebench $c" "$tmp/out" || { echo "not ok - $c usage text"; fails=$((fails + 1)); }
+	grep -q "Usage: prunebench $c" "$tmp/out" || not_ok "$c usage text"
 done
 
 check "info vgg-s" "$bin" info "$src/experiments/models/vgg-s.ini"
 # 77,786 parameters and 7,344,000 MACs: hand-checked in test_model_info.
-grep -q 'total: 77786 parameters' "$tmp/out" || { echo "not ok - vgg-s params in info"; cat "$tmp/out"; fails=$((fails + 1)); }
-grep -q ' 7344000 MACs' "$tmp/out" || { echo "not ok - vgg-s MACs in info"; fails=$((fails + 1)); }
+grep -q 'total: 77786 parameters' "$tmp/out" || { not_ok "vgg-s params in info"; cat "$tmp/out"; }
+grep -q ' 7344000 MACs' "$tmp/out" || not_ok "vgg-s MACs in info"
 
 check "train on synthetic data" "$bin" train "$src/experiments/models/vgg-s.ini" \
 	--data synthetic:512:3 --epochs 1 --batch 32 --threads 2 --seed 3 \
 	--set val_size=64 --out "$tmp/m.ckpt" --quiet
-grep -q 'test accuracy' "$tmp/out" || { echo "not ok - train prints accuracy"; fails=$((fails + 1)); }
-[[ -s $tmp/m.csv ]] || { echo "not ok - training curve written"; fails=$((fails + 1)); }
+grep -q 'test accuracy' "$tmp/out" || not_ok "train prints accuracy"
+[[ -s $tmp/m.csv ]] || not_ok "training curve written"
 # Training points for LTH's rewind: 448 images / 32 = 14 steps.
 check "train --keep" "$bin" train "$src/experiments/models/vgg-s.ini" \
 	--data synthetic:512:3 --epochs 1 --batch 32 --threads 2 --seed 3 \
 	--set val_size=64 --out "$tmp/k.ckpt" --keep 0,5 --quiet
-[[ -s $tmp/k.step0.ckpt && -s $tmp/k.step5.ckpt ]] || { echo "not ok - train --keep writes k.step0.ckpt and k.step5.ckpt"; fails=$((fails + 1)); }
-cmp -s "$tmp/k.step0.ckpt" "$tmp/k.step5.ckpt" && { echo "not ok - points 0 and 5 differ"; fails=$((fails + 1)); }
+[[ -s $tmp/k.step0.ckpt && -s $tmp/k.step5.ckpt ]] || not_ok "train --keep writes k.step0.ckpt and k.step5.ckpt"
+cmp -s "$tmp/k.step0.ckpt" "$tmp/k.step5.ckpt" && not_ok "points 0 and 5 differ"
 check "prune lth from the kept point" "$bin" prune "$src/experiments/models/vgg-s.ini" "$tmp/k.ckpt" \
 	--plugin lth --target sparsity=0.2 --opt rewind=5 --opt retrain_epochs=0 \
 	--data synthetic:512:3 --set val_size=64 --out "$tmp/ticket" --no-latency --quiet
@@ -71,7 +46,7 @@ expect_fail "train --keep bad point" 1 "not a training point" "$bin" train "$src
 	--data synthetic:512:3 --set val_size=64 --out "$tmp/k3.ckpt" --keep soon --quiet
 check "eval the checkpoint" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tmp/m.ckpt" \
 	--data synthetic:512:3 --threads 2
-grep -q 'test accuracy' "$tmp/out" || { echo "not ok - eval prints accuracy"; fails=$((fails + 1)); }
+grep -q 'test accuracy' "$tmp/out" || not_ok "eval prints accuracy"
 
 expect_fail "unknown command" 2 "unknown command" "$bin" frobnicate
 expect_fail "missing model file" 1 "nope.ini" "$bin" info "$tmp/nope.ini"
@@ -103,11 +78,10 @@ batch = 32
 targets = sparsity=0.5
 EXP
 check "run --output" "$bin" run "$tmp/exp.ini" --output "$tmp/other" --threads 2 --quiet
-[[ $(wc -l < "$tmp/other/runs.jsonl") -eq 3 ]] || { echo "not ok - run --output: 3 cells in runs.jsonl"; fails=$((fails + 1)); }
-[[ ! -e $tmp/default-out ]] || { echo "not ok - run --output left the INI's output alone"; fails=$((fails + 1)); }
-grep -q '^| magnitude' "$tmp/out" || { echo "not ok - run prints the table"; fails=$((fails + 1)); }
+[[ $(wc -l < "$tmp/other/runs.jsonl") -eq 3 ]] || not_ok "run --output: 3 cells in runs.jsonl"
+[[ ! -e $tmp/default-out ]] || not_ok "run --output left the INI's output alone"
+grep -q '^| magnitude' "$tmp/out" || not_ok "run prints the table"
 : > "$tmp/afile"
 expect_fail "run --output under a file" 1 "afile" "$bin" run "$tmp/exp.ini" --output "$tmp/afile/x" --quiet
 
-echo "1..$((fails))" >/dev/null
-exit $((fails > 0))
+finish
