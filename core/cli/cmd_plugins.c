@@ -49,8 +49,7 @@ static void print_option(const pb_pruner_option *o)
 {
 	char range[96] = "";
 
-	if ((o->type == PB_OPT_INT || o->type == PB_OPT_DOUBLE) &&
-	    o->min <= o->max)
+	if (pb_option_bounded(o))
 		snprintf(range, sizeof range, " [%g, %g]", o->min, o->max);
 	else if (o->type == PB_OPT_CHOICE && o->choices)
 		snprintf(range, sizeof range, " (%s)", o->choices);

@@ -1,6 +1,6 @@
-/* The plugin context's internals, shared by core/prune_ctx.c (the pb_ctx_*
- * helpers a plugin calls) and core/prune_run.c (pb_prune_run, which makes
- * a context, drives the hooks and reports). Not installed. */
+/* The plugin context's internals, shared by the ctx*.c files (the
+ * pb_ctx_* helpers a plugin calls) and run.c (pb_prune_run, which makes a
+ * context, drives the hooks and reports). Not installed. */
 #ifndef PB_PRUNE_CTX_IMPL_H
 #define PB_PRUNE_CTX_IMPL_H
 
@@ -63,6 +63,22 @@ int pbi_report_measure(pb_model *m, const pbi_measure *before,
 		       pb_prune_report *rep, pb_error *err);
 /* Derives the groups when needed. */
 int pbi_ctx_groups(pb_prune_ctx *ctx);
+
+/* Checks the ctx files share; each fails with a message naming the
+ * plugin. Inside pb_ctx_train (the model cannot be replaced under a
+ * running pb_train; `what` names the helper called): */
+int pbi_ctx_refuse_in_training(pb_prune_ctx *ctx, const char *what);
+/* Inside pb_ctx_train, for helpers a hook must not call at all: */
+int pbi_ctx_refuse_in_hook(pb_prune_ctx *ctx, const char *what);
+/* A channel configuration with a kept[g] outside [1, n_channels] (the
+ * groups derived): */
+int pbi_ctx_check_kept(pb_prune_ctx *ctx, const int *kept);
+/* An amount outside [0, 1) (`what`: "sparsity", "channel"): */
+int pbi_ctx_check_amount(pb_prune_ctx *ctx, double amount, const char *what);
+/* A sparsity target given to a channel helper: */
+int pbi_ctx_check_channel_target(pb_prune_ctx *ctx, const pb_target *t);
+/* No training data in this run (`what` needed it): */
+int pbi_ctx_need_data(pb_prune_ctx *ctx, const char *what);
 
 /* pb_prune_run on *model itself rather than a copy: the pruner's masks
  * land on that model (a training run's, for the gradual schedule), and

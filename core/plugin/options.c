@@ -38,8 +38,14 @@ const char *pb_opt_type_name(pb_opt_type t)
 	return "?";
 }
 
-static int has_range(const pb_pruner_option *d)
+/* A declaration that leaves min and max out (both 0) means no range:
+ * otherwise a zero-initialised numeric option would accept only 0 and
+ * refuse its own default. */
+int pb_option_bounded(const pb_pruner_option *d)
 {
+	if ((d->type != PB_OPT_INT && d->type != PB_OPT_DOUBLE) ||
+	    (d->min == 0.0 && d->max == 0.0))
+		return 0;
 	return d->min <= d->max;
 }
 
@@ -85,7 +91,7 @@ static int validate(opt_value *v, const pb_pruner_option *d,
 		if (pbi_parse_long(value, &i))
 			return bad_value(err, where, plugin, d, value,
 					 "is not an integer");
-		if (has_range(d) && (i < d->min || i > d->max)) {
+		if (pb_option_bounded(d) && (i < d->min || i > d->max)) {
 			snprintf(what, sizeof what, "is out of range: expected "
 				 "an integer in [%.15g, %.15g]", d->min, d->max);
 			return bad_value(err, where, plugin, d, value, what);
@@ -96,7 +102,7 @@ static int validate(opt_value *v, const pb_pruner_option *d,
 		if (pbi_parse_double(value, &x))
 			return bad_value(err, where, plugin, d, value,
 					 "is not a number");
-		if (has_range(d) && (x < d->min || x > d->max)) {
+		if (pb_option_bounded(d) && (x < d->min || x > d->max)) {
 			snprintf(what, sizeof what, "is out of range: expected "
 				 "a number in [%.15g, %.15g]", d->min, d->max);
 			return bad_value(err, where, plugin, d, value, what);

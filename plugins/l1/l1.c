@@ -20,74 +20,39 @@
 #include "prunebench/pruner.h"
 
 static const pb_pruner_option l1_options[] = {
-	{ .name = "norm", .type = PB_OPT_INT, .def = "1",
-	  .help = "1: L1 norm of each filter (the paper); 2: L2 norm",
-	  .min = 1, .max = 2 },
-	{ .name = "min_keep", .type = PB_OPT_INT, .def = "1",
-	  .help = "channels every group keeps at least", .min = 1,
-	  .max = 1e6 },
+	{ .name = "norm", .type = PB_OPT_INT, .def = "1", .min = 1, .max = 2,
+	  .help = "1: L1 norm of each filter (the paper); 2: L2 norm" },
+	PB_OPTION_MIN_KEEP,
 };
 
-/* Norm of output channel c of weight tensor p (row c of a (OC, rest)
- * layout, for conv and linear alike). */
-static double filter_norm(const pb_param *p, int c, int norm)
+/* The norm of one filter: its C x K x K weights for a conv, its row for
+ * a linear. */
+static double filter_norm(void *user, const pb_filter *f)
 {
-	size_t row = p->n / (size_t)p->shape[0];
-	const float *w = p->data + row * (size_t)c;
+	const int norm = *(const int *)user;
 	double s = 0.0;
 
-	for (size_t j = 0; j < row; j++)
-		s += norm == 1 ? fabs(w[j]) : (double)w[j] * w[j];
+	for (size_t j = 0; j < f->len; j++)
+		s += norm == 1 ? fabs(f->weight[j]) :
+		     (double)f->weight[j] * f->weight[j];
 	return norm == 1 ? s : sqrt(s);
 }
 
 static int l1_prune(void *state, pb_prune_ctx *ctx)
 {
 	int norm = (int)pb_ctx_opt_int(ctx, "norm");
-	int min_keep = (int)pb_ctx_opt_int(ctx, "min_keep");
 	pb_channel_scores *s;
-	int rc = pb_ctx_channel_scores(ctx, &s);
+	int rc = pb_ctx_filter_scores(ctx, filter_norm, &norm, &s);
 
 	(void)state;
 	if (rc)
 		return rc;
-	for (int g = 0; g < s->n; g++) {
-		const pb_channel_group *grp = pb_ctx_group(ctx, g);
-
-		if (!grp->prunable)
-			continue;
-		for (int k = 0; k < grp->n_producers; k++) {
-			const pb_param *w = pb_ctx_layer_param(ctx,
-				grp->producers[k], PB_PARAM_WEIGHT);
-
-			if (!w || w->shape[0] != grp->n_channels) {
-				pb_ctx_channel_scores_free(s);
-				return pb_ctx_fail(ctx, "group %d: producer "
-						   "layer %d has no weight "
-						   "with %d output channels",
-						   g, grp->producers[k],
-						   grp->n_channels);
-			}
-			for (int c = 0; c < grp->n_channels; c++)
-				s->score[g][c] += (float)filter_norm(w, c,
-								     norm);
-		}
-	}
-	return pb_ctx_select_channels(ctx, s, -1.0, min_keep);
+	return pb_ctx_select_channels(ctx, s, -1.0,
+				      (int)pb_ctx_opt_int(ctx, "min_keep"));
 }
 
-static const pb_pruner l1 = {
-	PB_PRUNER_HEADER,
-	.name = "l1",
-	.version = "1.0",
-	.granularity = PB_GRANULARITY_CHANNEL,
-	.description = "removes the filters with the smallest L1 (or L2) "
-		       "norm",
+PB_PRUNER_DEFINE(l1, .version = "1.0", .granularity = PB_GRANULARITY_CHANNEL,
+	PB_PRUNER_OPTIONS(l1_options), .prune = l1_prune,
+	.description = "removes the filters with the smallest L1 (or L2) norm",
 	.citation = "Li, Kadav, Durdanovic, Samet, Graf. Pruning Filters for "
-		    "Efficient ConvNets. ICLR 2017",
-	.options = l1_options,
-	.n_options = sizeof l1_options / sizeof l1_options[0],
-	.prune = l1_prune,
-};
-
-PB_PRUNER_EXPORT(l1)
+		    "Efficient ConvNets. ICLR 2017")

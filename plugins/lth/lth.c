@@ -46,30 +46,20 @@
 #include "prunebench/pruner.h"
 
 static const pb_pruner_option lth_options[] = {
-	{ .name = "rate", .type = PB_OPT_DOUBLE, .def = "0.2",
-	  .help = "fraction of the remaining weights pruned per round",
-	  .min = 0.001, .max = 0.999 },
+	{ .name = "rate", .type = PB_OPT_DOUBLE, .def = "0.2", .min = 0.001, .max = 0.999,
+	  .help = "fraction of the remaining weights pruned per round" },
 	{ .name = "rewind", .type = PB_OPT_POINT, .def = "1%",
-	  .help = "rewind point: N iterations, Xep epochs, or X% of the dense "
-		  "training; 0 = the initialisation (original LTH)" },
-	{ .name = "from", .type = PB_OPT_CHOICE, .def = "dense",
-	  .help = "dense: the given dense model and its own training's "
-		  "rewind point (kept by the runner); scratch: train a dense "
-		  "model from a fresh init here", .choices = "dense|scratch" },
+	  .help = "rewind point: N iterations, Xep epochs, or X% of the dense training; 0 = the initialisation (original LTH)" },
+	{ .name = "from", .type = PB_OPT_CHOICE, .def = "dense", .choices = "dense|scratch",
+	  .help = "dense: the given dense model and its own training's rewind point (kept by the runner); scratch: train a dense model from a fresh init here" },
 	{ .name = "lr_rewind", .type = PB_OPT_BOOL, .def = "no",
-	  .help = "do not rewind the weights, only restart the recipe "
-		  "(learning-rate rewinding, Renda et al. 2020)",
-	  .min = 1, .max = 0 },
+	  .help = "do not rewind the weights, only restart the recipe (learning-rate rewinding, Renda et al. 2020)" },
 	{ .name = "reinit", .type = PB_OPT_BOOL, .def = "no",
-	  .help = "re-initialise the surviving weights randomly instead of "
-		  "rewinding (the random-reinit control)", .min = 1, .max = 0 },
-	{ .name = "retrain_epochs", .type = PB_OPT_DOUBLE, .def = "-1",
-	  .help = "retraining per round: -1 = the dense recipe's epochs; 0 "
-		  "= none (the runner's fine-tune then trains the last "
-		  "ticket)", .min = -1, .max = 10000 },
+	  .help = "re-initialise the surviving weights randomly instead of rewinding (the random-reinit control)" },
+	{ .name = "retrain_epochs", .type = PB_OPT_DOUBLE, .def = "-1", .min = -1, .max = 10000,
+	  .help = "retraining per round: -1 = the dense recipe's epochs; 0 = none (the runner's fine-tune then trains the last ticket)" },
 	{ .name = "last_half", .type = PB_OPT_BOOL, .def = "yes",
-	  .help = "prune the last layer at half the rate (the paper's "
-		  "convention)", .min = 1, .max = 0 },
+	  .help = "prune the last layer at half the rate (the paper's convention)" },
 };
 
 typedef struct lth_state {
@@ -80,17 +70,7 @@ typedef struct lth_state {
 
 static int lth_create(pb_prune_ctx *ctx, void **state)
 {
-	lth_state *s = calloc(1, sizeof *s);
-
-	if (!s)
-		return pb_ctx_fail(ctx, "out of memory");
-	*state = s;
-	return 0;
-}
-
-static void lth_destroy(void *state)
-{
-	free(state);
+	return pb_ctx_state_new(ctx, sizeof(lth_state), state);
 }
 
 static int save_point(lth_state *s, pb_prune_ctx *ctx)
@@ -181,7 +161,6 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	int reinit = pb_ctx_opt_bool(ctx, "reinit");
 	int rewind = !reinit && !pb_ctx_opt_bool(ctx, "lr_rewind");
 	int last_half = pb_ctx_opt_bool(ctx, "last_half");
-	pb_error err = { 0 };
 	long per_epoch;
 	int dense_epochs, rounds, rc;
 
@@ -195,9 +174,8 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	if (scratch) {
 		if ((rc = pb_ctx_opt_point(ctx, "rewind", &st->rewind_step)))
 			return rc;
-		if (pb_model_init_params(pb_ctx_model(ctx), pb_ctx_rng(ctx),
-					 &err))
-			return pb_ctx_fail(ctx, "initialising: %s", err.msg);
+		if ((rc = pb_ctx_reinit_params(ctx)))
+			return rc;
 		/* Kept with reinit too: the control is then comparable. */
 		st->want_save = 1;
 		pb_ctx_log(ctx, "training from a fresh init for %g epochs, "
@@ -227,15 +205,12 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 		if ((rc = prune_round(ctx, total, last, last_half)) ||
 		    (rc = pb_ctx_report_round(ctx)))
 			return rc;
-		if (reinit) {
-			if (pb_model_init_params(pb_ctx_model(ctx),
-						 pb_ctx_rng(ctx), &err))
-				return pb_ctx_fail(ctx, "re-initialising: %s",
-						   err.msg);
-			pb_ctx_apply_masks(ctx);
-		} else if (rewind && (rc = pb_ctx_snapshot_restore(ctx, 0))) {
+		if (reinit)
+			rc = pb_ctx_reinit_params(ctx);
+		else if (rewind)
+			rc = pb_ctx_snapshot_restore(ctx, 0);
+		if (rc)
 			return rc;
-		}
 		pb_ctx_log(ctx, "round %d/%d: sparsity %.4f, %s", r, rounds,
 			   total, reinit ? "re-initialised" : rewind ?
 			   "rewound" : "not rewound");
@@ -246,23 +221,12 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	return 0;
 }
 
-static const pb_pruner lth = {
-	PB_PRUNER_HEADER,
-	.name = "lth",
-	.version = "1.1",
-	.granularity = PB_GRANULARITY_WEIGHT,
+PB_PRUNER_DEFINE(lth, .version = "1.1", .granularity = PB_GRANULARITY_WEIGHT,
+	PB_PRUNER_OPTIONS(lth_options), .create = lth_create, .destroy = free,
+	.on_train_begin = lth_on_train_begin,
+	.after_backward = lth_after_backward, .prune = lth_prune,
 	.description = "lottery tickets: iterative magnitude pruning, "
 		       "surviving weights rewound to an early point each round",
 	.citation = "Frankle, Carbin. The Lottery Ticket Hypothesis. ICLR "
 		    "2019; Frankle, Dziugaite, Roy, Carbin. Linear Mode "
-		    "Connectivity and the Lottery Ticket Hypothesis. ICML 2020",
-	.options = lth_options,
-	.n_options = sizeof lth_options / sizeof lth_options[0],
-	.create = lth_create,
-	.destroy = lth_destroy,
-	.on_train_begin = lth_on_train_begin,
-	.after_backward = lth_after_backward,
-	.prune = lth_prune,
-};
-
-PB_PRUNER_EXPORT(lth)
+		    "Connectivity and the Lottery Ticket Hypothesis. ICML 2020")

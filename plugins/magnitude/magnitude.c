@@ -13,11 +13,9 @@
 
 static const pb_pruner_option magnitude_options[] = {
 	{ .name = "include_first", .type = PB_OPT_BOOL, .def = "yes",
-	  .help = "also prune the first conv/linear layer (it sees the raw "
-		  "input and holds few weights)", .min = 1, .max = 0 },
+	  .help = "also prune the first conv/linear layer (it sees the raw input and holds few weights)" },
 	{ .name = "include_linear", .type = PB_OPT_BOOL, .def = "yes",
-	  .help = "also prune linear layers, the classifier included",
-	  .min = 1, .max = 0 },
+	  .help = "also prune linear layers, the classifier included" },
 };
 
 static int magnitude_prune(void *state, pb_prune_ctx *ctx)
@@ -46,18 +44,10 @@ static int magnitude_prune(void *state, pb_prune_ctx *ctx)
 	return pb_ctx_select_weights(ctx, s, -1.0);
 }
 
-static const pb_pruner magnitude = {
-	PB_PRUNER_HEADER,
-	.name = "magnitude",
-	.version = "1.0",
+PB_PRUNER_DEFINE(magnitude, .version = "1.0", .prune = magnitude_prune,
 	.granularity = PB_GRANULARITY_WEIGHT,
+	PB_PRUNER_OPTIONS(magnitude_options),
 	.description = "fine-grained pruning of the smallest |w| (layer or "
 		       "global scope)",
 	.citation = "Han, Pool, Tran, Dally. Learning both Weights and "
-		    "Connections for Efficient Neural Networks. NIPS 2015",
-	.options = magnitude_options,
-	.n_options = sizeof magnitude_options / sizeof magnitude_options[0],
-	.prune = magnitude_prune,
-};
-
-PB_PRUNER_EXPORT(magnitude)
+		    "Connections for Efficient Neural Networks. NIPS 2015")

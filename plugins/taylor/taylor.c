@@ -35,22 +35,15 @@
 #include "prunebench/pruner.h"
 
 static const pb_pruner_option taylor_options[] = {
-	{ .name = "criterion", .type = PB_OPT_CHOICE, .def = "bn",
-	  .help = "bn: (sum g_gamma*gamma + g_beta*beta)^2 over the BN gate "
-		  "(FO-BN, the paper's choice); weight: (sum g*w)^2 over the "
-		  "filter", .choices = "bn|weight" },
-	{ .name = "interval", .type = PB_OPT_INT, .def = "10",
-	  .help = "mini-batches of fine-tuning (and accumulation) between "
-		  "pruning steps", .min = 1, .max = 1e6 },
-	{ .name = "per_step", .type = PB_OPT_INT, .def = "0",
-	  .help = "channels removed per pruning step; 0 = 1% of the "
-		  "prunable channels (at least 1)", .min = 0, .max = 1e6 },
-	{ .name = "min_keep", .type = PB_OPT_INT, .def = "1",
-	  .help = "channels every group keeps at least", .min = 1,
-	  .max = 1e6 },
+	{ .name = "criterion", .type = PB_OPT_CHOICE, .def = "bn", .choices = "bn|weight",
+	  .help = "bn: (sum g_gamma*gamma + g_beta*beta)^2 over the BN gate (FO-BN, the paper's choice); weight: (sum g*w)^2 over the filter" },
+	{ .name = "interval", .type = PB_OPT_INT, .def = "10", .min = 1, .max = 1e6,
+	  .help = "mini-batches of fine-tuning (and accumulation) between pruning steps" },
+	{ .name = "per_step", .type = PB_OPT_INT, .def = "0", .min = 0, .max = 1e6,
+	  .help = "channels removed per pruning step; 0 = 1% of the prunable channels (at least 1)" },
+	PB_OPTION_MIN_KEEP,
 	{ .name = "log_scores", .type = PB_OPT_BOOL, .def = "no",
-	  .help = "log every channel's averaged importance at each pruning "
-		  "step (progress stream)", .min = 1, .max = 0 },
+	  .help = "log every channel's averaged importance at each pruning step (progress stream)" },
 };
 
 typedef struct taylor_state {
@@ -103,12 +96,13 @@ static int reset_acc(taylor_state *s, pb_prune_ctx *ctx)
 
 static int taylor_create(pb_prune_ctx *ctx, void **state)
 {
-	taylor_state *s = calloc(1, sizeof *s);
+	taylor_state *s;
+	int rc = pb_ctx_state_new(ctx, sizeof *s, state);
 
-	if (!s)
-		return pb_ctx_fail(ctx, "out of memory");
+	if (rc)
+		return rc;
+	s = *state;
 	s->weight = !strcmp(pb_ctx_opt_string(ctx, "criterion"), "weight");
-	*state = s;
 	return 0;
 }
 
@@ -127,10 +121,37 @@ static int eligible(const taylor_state *s, const pb_channel_group *grp)
 				 grp->n_bns > 0);
 }
 
+/* t[c] += sum over filter c's weights of g * w. */
+static int add_grad_times_weight(void *user, const pb_filter *f)
+{
+	double *t = user;
+
+	for (size_t j = 0; j < f->len; j++)
+		t[f->channel] += (double)f->grad[j] * f->weight[j];
+	return 0;
+}
+
+/* t[c] += g_gamma * gamma + g_beta * beta over the group's BN gates. */
+static void add_bn_terms(pb_prune_ctx *ctx, const pb_channel_group *grp,
+			 double *t)
+{
+	for (int k = 0; k < grp->n_bns; k++) {
+		const pb_param *ga = pb_ctx_layer_param(ctx, grp->bns[k],
+							PB_PARAM_BN_GAMMA);
+		const pb_param *be = pb_ctx_layer_param(ctx, grp->bns[k],
+							PB_PARAM_BN_BETA);
+
+		for (int c = 0; c < grp->n_channels; c++)
+			t[c] += (double)ga->grad[c] * ga->data[c] +
+				(double)be->grad[c] * be->data[c];
+	}
+}
+
 /* Adds this mini-batch's (sum of first-order terms)^2 per channel. */
 static int taylor_after_backward(void *state, pb_prune_ctx *ctx, long step)
 {
 	taylor_state *s = state;
+	int rc;
 
 	(void)step;
 	if (!s->acc)
@@ -138,40 +159,17 @@ static int taylor_after_backward(void *state, pb_prune_ctx *ctx, long step)
 	for (int g = 0; g < s->n_groups; g++) {
 		const pb_channel_group *grp = pb_ctx_group(ctx, g);
 		int nc = grp->n_channels;
-		int nm = s->weight ? grp->n_producers : grp->n_bns;
-		double *t = s->tmp;
 
 		if (!eligible(s, grp) || nc != s->acc_n[g])
 			continue;
-		memset(t, 0, sizeof *t * (size_t)nc);
-		for (int k = 0; k < nm; k++) {
-			if (s->weight) {
-				const pb_param *w = pb_ctx_layer_param(ctx,
-					grp->producers[k], PB_PARAM_WEIGHT);
-				size_t row = w->n / (size_t)nc;
-
-				for (int c = 0; c < nc; c++) {
-					const float *wd = w->data + row * c;
-					const float *gd = w->grad + row * c;
-
-					for (size_t j = 0; j < row; j++)
-						t[c] += (double)gd[j] * wd[j];
-				}
-			} else {
-				const pb_param *ga = pb_ctx_layer_param(ctx,
-					grp->bns[k], PB_PARAM_BN_GAMMA);
-				const pb_param *be = pb_ctx_layer_param(ctx,
-					grp->bns[k], PB_PARAM_BN_BETA);
-
-				for (int c = 0; c < nc; c++)
-					t[c] += (double)ga->grad[c] *
-						ga->data[c] +
-						(double)be->grad[c] *
-						be->data[c];
-			}
-		}
+		memset(s->tmp, 0, sizeof *s->tmp * (size_t)nc);
+		if (!s->weight)
+			add_bn_terms(ctx, grp, s->tmp);
+		else if ((rc = pb_ctx_each_filter(ctx, g, add_grad_times_weight,
+						  s->tmp)))
+			return rc;
 		for (int c = 0; c < nc; c++)
-			s->acc[g][c] += t[c] * t[c];
+			s->acc[g][c] += s->tmp[c] * s->tmp[c];
 	}
 	s->batches++;
 	return 0;
@@ -207,57 +205,6 @@ static int check_groups(taylor_state *s, pb_prune_ctx *ctx)
 	return 0;
 }
 
-/* What the target measures, for a configuration with kept[g] channels. */
-typedef struct budget {
-	pb_target_kind kind;
-	double amount;
-	int channels0;              /* prunable channels at the start */
-	uint64_t params0, macs0;
-} budget;
-
-static int reached(pb_prune_ctx *ctx, const budget *b, const int *kept,
-		   int n, int *yes)
-{
-	uint64_t params, macs;
-	double frac;
-	int rc, ch = 0;
-
-	for (int g = 0; g < n; g++)
-		if (pb_ctx_group(ctx, g)->prunable)
-			ch += kept[g];
-	if ((rc = pb_ctx_config_cost(ctx, kept, &params, &macs)))
-		return rc;
-	switch (b->kind) {
-	case PB_TARGET_CHANNELS:
-		frac = 1.0 - (double)ch / b->channels0;
-		break;
-	case PB_TARGET_PARAMS:
-		frac = 1.0 - (double)params / (double)b->params0;
-		break;
-	default:
-		frac = 1.0 - (double)macs / (double)b->macs0;
-		break;
-	}
-	*yes = frac >= b->amount - 1e-12;
-	return 0;
-}
-
-typedef struct cand {
-	double imp;
-	int g, c;
-} cand;
-
-static int cand_cmp(const void *a, const void *b)
-{
-	const cand *x = a, *y = b;
-
-	if (x->imp != y->imp)
-		return x->imp < y->imp ? -1 : 1;
-	if (x->g != y->g)
-		return x->g - y->g;
-	return x->c - y->c;
-}
-
 static void log_scores(taylor_state *s, pb_prune_ctx *ctx, int step)
 {
 	for (int g = 0; g < s->n_groups; g++) {
@@ -275,106 +222,68 @@ static void log_scores(taylor_state *s, pb_prune_ctx *ctx, int step)
 }
 
 /* One pruning step: removes up to per_step of the least important
- * channels above their floors, stopping early at the target. */
-static int prune_step(taylor_state *s, pb_prune_ctx *ctx, const budget *b,
-		      const int *floor_, int per_step, int *done)
+ * channels above their floors, one ranking across groups, stopping at the
+ * target. The importances are averaged over the step's mini-batches. */
+static int prune_step(taylor_state *s, pb_prune_ctx *ctx, const int *floor_,
+		      int per_step, int *done)
 {
-	int n = s->n_groups, total = 0, removed = 0, rc = 0;
-	int *kept = calloc((size_t)n + 1, sizeof *kept);
-	uint8_t **keep = calloc((size_t)n + 1, sizeof *keep);
-	cand *cs = NULL;
+	double batches = (double)(s->batches ? s->batches : 1);
+	int rc;
 
-	if (!kept || !keep)
-		goto oom;
-	for (int g = 0; g < n; g++) {
-		kept[g] = s->acc_n[g];
-		keep[g] = malloc((size_t)kept[g] + 1);
-		if (!keep[g])
-			goto oom;
-		memset(keep[g], 1, (size_t)kept[g]);
-		if (eligible(s, pb_ctx_group(ctx, g)))
-			total += kept[g];
-	}
-	cs = malloc(sizeof *cs * ((size_t)total + 1));
-	if (!cs)
-		goto oom;
-	total = 0;
-	for (int g = 0; g < n; g++) {
-		if (!eligible(s, pb_ctx_group(ctx, g)))
-			continue;
-		for (int c = 0; c < kept[g]; c++)
-			cs[total++] = (cand){ s->acc[g][c] /
-					      (double)(s->batches ? s->batches :
-						       1), g, c };
-	}
-	qsort(cs, (size_t)total, sizeof *cs, cand_cmp);
-	*done = 0;
-	for (int i = 0; i < total && removed < per_step && !*done; i++) {
-		if (kept[cs[i].g] <= floor_[cs[i].g])
-			continue;
-		kept[cs[i].g]--;
-		keep[cs[i].g][cs[i].c] = 0;
-		removed++;
-		if ((rc = reached(ctx, b, kept, n, done)))
-			goto out;
-	}
-	if (!removed) {
+	for (int g = 0; g < s->n_groups; g++)
+		for (int c = 0; c < s->acc_n[g]; c++)
+			s->acc[g][c] /= batches;
+	rc = pb_ctx_remove_lowest(ctx, (const double *const *)s->acc, floor_,
+				  per_step, done);
+	if (rc == PB_EIMPOSSIBLE)
 		rc = pb_ctx_fail(ctx, "every group is at its floor before the "
 				 "target %g is reached: lower the target or "
-				 "min_keep", b->amount);
-		goto out;
-	}
-	rc = pb_ctx_keep_channels(ctx, (const uint8_t *const *)keep);
-	goto out;
-oom:
-	rc = pb_ctx_fail(ctx, "out of memory");
-out:
-	for (int g = 0; keep && g < n; g++)
-		free(keep[g]);
-	free(keep);
-	free(kept);
-	free(cs);
+				 "min_keep", pb_ctx_target(ctx)->amount);
 	return rc;
 }
 
-static int taylor_prune(void *state, pb_prune_ctx *ctx)
+/* The fewest channels each group keeps: its per-layer share (scope
+ * layer) but at least min_keep; ineligible groups whole. *cand_ch gets
+ * the channels that can be ranked. */
+static int floors(taylor_state *s, pb_prune_ctx *ctx, int *floor_,
+		  int *cand_ch)
 {
-	taylor_state *s = state;
 	const pb_target *t = pb_ctx_target(ctx);
-	int interval = (int)pb_ctx_opt_int(ctx, "interval");
-	int per_step = (int)pb_ctx_opt_int(ctx, "per_step");
 	int min_keep = (int)pb_ctx_opt_int(ctx, "min_keep");
-	int logs = pb_ctx_opt_bool(ctx, "log_scores");
-	int n = pb_ctx_n_groups(ctx), rc, done = 0, step = 0, cand_ch = 0;
-	int *kept = calloc((size_t)n + 1, sizeof *kept);
-	int *floor_ = calloc((size_t)n + 1, sizeof *floor_);
-	budget b = { .kind = t->kind, .amount = t->amount };
+	int rc;
 
-	if (!kept || !floor_) {
-		rc = pb_ctx_fail(ctx, "out of memory");
-		goto out;
-	}
-	if ((rc = check_groups(s, ctx)))
-		goto out;
+	*cand_ch = 0;
 	if (t->scope == PB_SCOPE_LAYER &&
 	    (rc = pb_ctx_layer_budget(ctx, -1.0, floor_)))
-		goto out;
-	for (int g = 0; g < n; g++) {
+		return rc;
+	for (int g = 0; g < pb_ctx_n_groups(ctx); g++) {
 		const pb_channel_group *grp = pb_ctx_group(ctx, g);
 
-		kept[g] = grp->n_channels;
-		if (grp->prunable)
-			b.channels0 += grp->n_channels;
 		if (!eligible(s, grp))
 			floor_[g] = grp->n_channels;
 		else if (t->scope != PB_SCOPE_LAYER || floor_[g] < min_keep)
 			floor_[g] = min_keep < grp->n_channels ? min_keep :
 				    grp->n_channels;
 		if (eligible(s, grp))
-			cand_ch += grp->n_channels;
+			*cand_ch += grp->n_channels;
 	}
-	if ((rc = pb_ctx_config_cost(ctx, kept, &b.params0, &b.macs0)) ||
-	    (rc = reached(ctx, &b, kept, n, &done)))
+	return 0;
+}
+
+static int taylor_prune(void *state, pb_prune_ctx *ctx)
+{
+	taylor_state *s = state;
+	int interval = (int)pb_ctx_opt_int(ctx, "interval");
+	int per_step = (int)pb_ctx_opt_int(ctx, "per_step");
+	int logs = pb_ctx_opt_bool(ctx, "log_scores");
+	int n = pb_ctx_n_groups(ctx), rc, done = 0, step = 0, cand_ch;
+	int *floor_ = calloc((size_t)n + 1, sizeof *floor_);
+
+	if (!floor_)
+		return pb_ctx_fail(ctx, "out of memory");
+	if ((rc = check_groups(s, ctx)) ||
+	    (rc = floors(s, ctx, floor_, &cand_ch)) ||
+	    (rc = pb_ctx_remove_lowest(ctx, NULL, NULL, 0, &done)))
 		goto out;
 	if (per_step <= 0)
 		per_step = cand_ch / 100 > 1 ? cand_ch / 100 : 1;
@@ -393,33 +302,23 @@ static int taylor_prune(void *state, pb_prune_ctx *ctx)
 		step++;
 		if (logs)
 			log_scores(s, ctx, step);
-		if ((rc = prune_step(s, ctx, &b, floor_, per_step, &done)))
+		if ((rc = prune_step(s, ctx, floor_, per_step, &done)))
 			break;
 	}
 	if (!rc)
 		pb_ctx_log(ctx, "target reached after %d pruning steps", step);
 out:
 	free_acc(s);
-	free(kept);
 	free(floor_);
 	return rc;
 }
 
-static const pb_pruner taylor = {
-	PB_PRUNER_HEADER,
-	.name = "taylor",
-	.version = "1.0",
+PB_PRUNER_DEFINE(taylor, .version = "1.0",
 	.granularity = PB_GRANULARITY_CHANNEL,
 	.description = "iteratively removes the channels with the smallest "
 		       "first-order Taylor importance while fine-tuning",
 	.citation = "Molchanov, Mallya, Tyree, Frosio, Kautz. Importance "
 		    "Estimation for Neural Network Pruning. CVPR 2019",
-	.options = taylor_options,
-	.n_options = sizeof taylor_options / sizeof taylor_options[0],
-	.create = taylor_create,
-	.destroy = taylor_destroy,
-	.after_backward = taylor_after_backward,
-	.prune = taylor_prune,
-};
-
-PB_PRUNER_EXPORT(taylor)
+	PB_PRUNER_OPTIONS(taylor_options), .create = taylor_create,
+	.destroy = taylor_destroy, .after_backward = taylor_after_backward,
+	.prune = taylor_prune)

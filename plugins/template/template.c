@@ -34,14 +34,13 @@
  * Declared here, validated by the core before the plugin runs (unknown
  * names, wrong types, out-of-range numbers and bad choices are errors that
  * name the experiment file and line). Read them with pb_ctx_opt_*. For
- * numbers, [min, max] is the inclusive range; min > max means unbounded. */
+ * numbers, [min, max] is the inclusive range; min > max, or leaving both
+ * out, means unbounded. */
 static const pb_pruner_option template_options[] = {
 	{ .name = "noise", .type = PB_OPT_DOUBLE, .def = "0",
 	  .help = "relative random noise added to each score (0 = none)",
 	  .min = 0, .max = 1 },
-	{ .name = "min_keep", .type = PB_OPT_INT, .def = "1",
-	  .help = "channels every group keeps at least", .min = 1,
-	  .max = 1e6 },
+	PB_OPTION_MIN_KEEP,
 	{ .name = "recover_steps", .type = PB_OPT_INT, .def = "0",
 	  .help = "fine-tune steps after pruning (needs data)", .min = 0,
 	  .max = 1e9 },
@@ -58,14 +57,11 @@ typedef struct template_state {
 	int rounds;
 } template_state;
 
+/* A zeroed state from the core's helper; destroy frees it (the
+ * descriptor below could also say .destroy = free). */
 static int template_create(pb_prune_ctx *ctx, void **state)
 {
-	template_state *st = calloc(1, sizeof *st);
-
-	if (!st)
-		return pb_ctx_fail(ctx, "out of memory");
-	*state = st;
-	return 0;
+	return pb_ctx_state_new(ctx, sizeof(template_state), state);
 }
 
 static void template_destroy(void *state)
@@ -74,17 +70,18 @@ static void template_destroy(void *state)
 }
 
 /* ---- 3. The criterion ------------------------------------------------------
- * Mean |w| of output channel c of a conv (OC, C, K, K) or linear (OUT, IN)
- * weight: row c of the tensor. */
-static double mean_abs(const pb_param *w, int c)
+ * Mean |w| of one filter: the weights that make one output channel (a
+ * conv's C x K x K, a linear's row). pb_ctx_filter_scores calls it for
+ * every filter of every producer of a group and sums per channel, so
+ * convs tied by a residual add score their shared channels together. */
+static double mean_abs(void *user, const pb_filter *f)
 {
-	size_t row = w->n / (size_t)w->shape[0];
-	const float *x = w->data + row * (size_t)c;
 	double s = 0.0;
 
-	for (size_t j = 0; j < row; j++)
-		s += fabs(x[j]);
-	return s / (double)row;
+	(void)user;
+	for (size_t j = 0; j < f->len; j++)
+		s += fabs(f->weight[j]);
+	return s / (double)f->len;
 }
 
 /* ---- 4. The decision -------------------------------------------------------
@@ -102,7 +99,7 @@ static int template_prune(void *state, pb_prune_ctx *ctx)
 	const char *skip = pb_ctx_opt_string(ctx, "skip");
 	gsl_rng *rng = pb_ctx_rng(ctx);      /* the cell's own stream */
 	pb_channel_scores *s;
-	int rc = pb_ctx_channel_scores(ctx, &s);
+	int rc = pb_ctx_filter_scores(ctx, mean_abs, NULL, &s);
 
 	if (rc)
 		return rc;
@@ -115,18 +112,6 @@ static int template_prune(void *state, pb_prune_ctx *ctx)
 		    (skip[0] == 'r' && grp->residual)) {
 			s->exclude[g] = 1;
 			continue;
-		}
-		for (int k = 0; k < grp->n_producers; k++) {
-			const pb_param *w = pb_ctx_layer_param(ctx,
-				grp->producers[k], PB_PARAM_WEIGHT);
-
-			if (!w) {
-				pb_ctx_channel_scores_free(s);
-				return pb_ctx_fail(ctx, "layer %d has no "
-						   "weight", grp->producers[k]);
-			}
-			for (int c = 0; c < grp->n_channels; c++)
-				s->score[g][c] += (float)mean_abs(w, c);
 		}
 		for (int c = 0; noise > 0 && c < grp->n_channels; c++)
 			s->score[g][c] *= (float)(1.0 + noise *

@@ -37,162 +37,73 @@
 #include "prunebench/pruner.h"
 
 static const pb_pruner_option thinet_options[] = {
-	{ .name = "images", .type = PB_OPT_INT, .def = "100",
-	  .help = "calibration images from the training split per layer",
-	  .min = 1, .max = 1e6 },
-	{ .name = "per_image", .type = PB_OPT_INT, .def = "10",
-	  .help = "random (location, output channel) points of layer i+1 "
-		  "per image (the paper: 10)", .min = 1, .max = 1e6 },
+	{ .name = "images", .type = PB_OPT_INT, .def = "100", .min = 1, .max = 1e6,
+	  .help = "calibration images from the training split per layer" },
+	{ .name = "per_image", .type = PB_OPT_INT, .def = "10", .min = 1, .max = 1e6,
+	  .help = "random (location, output channel) points of layer i+1 per image (the paper: 10)" },
 	{ .name = "rescale", .type = PB_OPT_BOOL, .def = "yes",
-	  .help = "least-squares rescaling of the kept input channels of "
-		  "layer i+1" },
-	{ .name = "finetune_between", .type = PB_OPT_INT, .def = "0",
-	  .help = "fine-tune steps (fine-tune recipe) after each pruned "
-		  "layer; 0 = none", .min = 0, .max = 1e9 },
-	{ .name = "min_keep", .type = PB_OPT_INT, .def = "1",
-	  .help = "channels every group keeps at least", .min = 1,
-	  .max = 1e6 },
+	  .help = "least-squares rescaling of the kept input channels of layer i+1" },
+	{ .name = "finetune_between", .type = PB_OPT_INT, .def = "0", .min = 0, .max = 1e9,
+	  .help = "fine-tune steps (fine-tune recipe) after each pruned layer; 0 = none" },
+	PB_OPTION_MIN_KEEP,
 };
 
-/* Fraction of the target's kind that configuration kept removes. */
-static int removed_fraction(pb_prune_ctx *ctx, const int *kept,
-			    const int *full, double *frac)
+/* Every eligible group at one rate r; overrides fixed, other groups
+ * whole. */
+typedef struct rate_config {
+	pb_prune_ctx *ctx;
+	const uint8_t *eligible;
+	const int *fixed;      /* an override's count, or -1 */
+	int floor_;
+} rate_config;
+
+static void at_rate(void *user, double r, int *kept)
 {
-	const pb_target *t = pb_ctx_target(ctx);
-	int ng = pb_ctx_n_groups(ctx), rc;
-	uint64_t p0, f0, p, f;
+	const rate_config *rc = user;
 
-	if (t->kind == PB_TARGET_CHANNELS) {
-		long total = 0, removed = 0;
+	for (int g = 0; g < pb_ctx_n_groups(rc->ctx); g++) {
+		int n = pb_ctx_group(rc->ctx, g)->n_channels;
 
-		for (int g = 0; g < ng; g++) {
-			const pb_channel_group *grp = pb_ctx_group(ctx, g);
-
-			if (!grp->prunable)
-				continue;
-			total += grp->n_channels;
-			removed += grp->n_channels - kept[g];
-		}
-		*frac = total ? (double)removed / (double)total : 0.0;
-		return 0;
-	}
-	if ((rc = pb_ctx_config_cost(ctx, full, &p0, &f0)) ||
-	    (rc = pb_ctx_config_cost(ctx, kept, &p, &f)))
-		return rc;
-	if (t->kind == PB_TARGET_PARAMS)
-		*frac = p0 ? 1.0 - (double)p / (double)p0 : 0.0;
-	else
-		*frac = f0 ? 1.0 - (double)f / (double)f0 : 0.0;
-	return 0;
-}
-
-static int kept_for(int n, int floor_, double r)
-{
-	int k = n - (int)lround(r * n);
-
-	if (floor_ > n)
-		floor_ = n;
-	return k < floor_ ? floor_ : k;
-}
-
-/* kept[g] for one rate r over the eligible groups; fixed[g] >= 0 is an
- * override, other groups stay whole. */
-static void set_rate(pb_prune_ctx *ctx, const uint8_t *eligible,
-		     const int *fixed, int floor_, double r, int *kept)
-{
-	int ng = pb_ctx_n_groups(ctx);
-
-	for (int g = 0; g < ng; g++) {
-		int n = pb_ctx_group(ctx, g)->n_channels;
-
-		kept[g] = fixed[g] >= 0 ? fixed[g] :
-			  eligible[g] ? kept_for(n, floor_, r) : n;
+		kept[g] = rc->fixed[g] >= 0 ? rc->fixed[g] :
+			  rc->eligible[g] ? pb_ctx_kept_count(n, r, rc->floor_) :
+			  n;
 	}
 }
 
-/* The per-group budget: one rate over the eligible groups, overrides
- * fixed, bisected to the target; the closer of the bracketing pair. */
+/* The per-group budget: the one rate that meets the target. */
 static int budget(pb_prune_ctx *ctx, const uint8_t *eligible, int floor_,
 		  int *kept)
 {
-	const pb_target *t = pb_ctx_target(ctx);
-	pb_model *m = pb_ctx_model(ctx);
 	int ng = pb_ctx_n_groups(ctx), rc = 0;
-	int *full = malloc(sizeof(int) * ((size_t)ng + 1));
 	int *fixed = malloc(sizeof(int) * ((size_t)ng + 1));
-	int *hi = malloc(sizeof(int) * ((size_t)ng + 1));
-	double lo_r = 0.0, hi_r = 1.0, f_lo, f_hi;
+	rate_config cf = { ctx, eligible, fixed, floor_ };
+	double reached = 0.0;
 
-	if (!full || !fixed || !hi) {
-		rc = pb_ctx_fail(ctx, "out of memory (budget)");
-		goto out;
-	}
-	for (int g = 0; g < ng; g++) {
-		full[g] = pb_ctx_group(ctx, g)->n_channels;
-		fixed[g] = -1;
-	}
-	for (int o = 0; o < t->n_overrides; o++) {
-		int layer = pb_model_find_layer(m, t->overrides[o].layer);
-		int found = 0;
+	if (!fixed)
+		return pb_ctx_fail(ctx, "out of memory (budget)");
+	for (int g = 0; g < ng && !rc; g++) {
+		const char *layer;
+		double amount;
 
-		for (int g = 0; g < ng && !found; g++) {
-			const pb_channel_group *grp = pb_ctx_group(ctx, g);
-
-			for (int k = 0; k < grp->n_producers; k++)
-				if (grp->producers[k] == layer)
-					found = 1;
-			if (found && !eligible[g]) {
-				rc = pb_ctx_fail(ctx, "override for layer "
-						 "'%s': thinet does not prune "
-						 "its channels (tied by a "
-						 "residual add, or not read by "
-						 "a conv or linear)",
-						 t->overrides[o].layer);
-				goto out;
-			}
-			if (found)
-				fixed[g] = kept_for(grp->n_channels, floor_,
-						    t->overrides[o].amount);
-		}
-		if (!found) {
-			rc = pb_ctx_fail(ctx, "override for layer '%s': not a "
-					 "conv or linear producing prunable "
-					 "channels", t->overrides[o].layer);
-			goto out;
-		}
+		rc = pb_ctx_group_override(ctx, g, &amount, &layer);
+		fixed[g] = rc || amount < 0 ? -1 :
+			   pb_ctx_kept_count(pb_ctx_group(ctx, g)->n_channels,
+					     amount, floor_);
+		if (!rc && amount >= 0 && !eligible[g])
+			rc = pb_ctx_fail(ctx, "override for layer '%s': thinet "
+					 "does not prune its channels (tied by "
+					 "a residual add, or not read by a conv "
+					 "or linear)", layer);
 	}
-	set_rate(ctx, eligible, fixed, floor_, hi_r, hi);
-	if ((rc = removed_fraction(ctx, hi, full, &f_hi)))
-		goto out;
-	if (f_hi < t->amount - 1e-12) {
+	if (!rc)
+		rc = pb_ctx_bisect_config(ctx, at_rate, &cf, 1.0, 60, kept,
+					  &reached);
+	if (rc == PB_EIMPOSSIBLE)
 		rc = pb_ctx_fail(ctx, "the target %g cannot be reached by "
 				 "pruning the non-residual groups alone (at "
-				 "most %.4f); lower the target", t->amount,
-				 f_hi);
-		goto out;
-	}
-	for (int it = 0; it < 60; it++) {
-		double mid = 0.5 * (lo_r + hi_r), f;
-
-		set_rate(ctx, eligible, fixed, floor_, mid, kept);
-		if ((rc = removed_fraction(ctx, kept, full, &f)))
-			goto out;
-		if (f >= t->amount)
-			hi_r = mid;
-		else
-			lo_r = mid;
-	}
-	set_rate(ctx, eligible, fixed, floor_, hi_r, hi);
-	set_rate(ctx, eligible, fixed, floor_, lo_r, kept);
-	if ((rc = removed_fraction(ctx, hi, full, &f_hi)) ||
-	    (rc = removed_fraction(ctx, kept, full, &f_lo)))
-		goto out;
-	if (f_hi - t->amount <= t->amount - f_lo)
-		memcpy(kept, hi, sizeof(int) * (size_t)ng);
-out:
-	free(full);
+				 "most %.4f); lower the target",
+				 pb_ctx_target(ctx)->amount, reached);
 	free(fixed);
-	free(hi);
 	return rc;
 }
 
@@ -472,7 +383,7 @@ static int eligible_group(pb_prune_ctx *ctx, const pb_channel_group *g)
 	return 1;
 }
 
-static int prune_group(pb_prune_ctx *ctx, int g, int target_kept, int ng)
+static int prune_group(pb_prune_ctx *ctx, int g, int target_kept)
 {
 	const pb_channel_group *grp = pb_ctx_group(ctx, g);
 	int images = (int)pb_ctx_opt_int(ctx, "images");
@@ -480,14 +391,11 @@ static int prune_group(pb_prune_ctx *ctx, int g, int target_kept, int ng)
 	int do_scale = pb_ctx_opt_bool(ctx, "rescale");
 	int nc = grp->n_consumers, C = grp->n_channels, rc = 0;
 	samples sm[PB_GROUP_MAX_MEMBERS];
-	uint8_t **keep = calloc((size_t)ng + 1, sizeof *keep);
+	uint8_t **keep = NULL;
 	double before = 0.0, after = 0.0, total = 0.0;
 
 	memset(sm, 0, sizeof sm);
-	if (!keep || !(keep[g] = malloc((size_t)C + 1))) {
-		rc = pb_ctx_fail(ctx, "out of memory");
-		goto out;
-	}
+	rc = pb_ctx_keep_new(ctx, &keep);
 	for (int k = 0; k < nc && !rc; k++)
 		rc = sample_consumer(ctx, grp, k, images, per_image, &sm[k]);
 	if (!rc)
@@ -511,12 +419,9 @@ static int prune_group(pb_prune_ctx *ctx, int g, int target_kept, int ng)
 			   total > 0 ? after / total : 0.0);
 		rc = pb_ctx_keep_channels(ctx, (const uint8_t *const *)keep);
 	}
-out:
 	for (int k = 0; k < nc; k++)
 		samples_free(&sm[k]);
-	if (keep)
-		free(keep[g]);
-	free(keep);
+	pb_ctx_keep_free(keep);
 	return rc;
 }
 
@@ -557,7 +462,7 @@ static int thinet_prune(void *state, pb_prune_ctx *ctx)
 			order[j - 1] = t;
 		}
 	for (int i = 0; i < n_order && !rc; i++) {
-		rc = prune_group(ctx, order[i], kept[order[i]], ng);
+		rc = prune_group(ctx, order[i], kept[order[i]]);
 		if (!rc && ft > 0 && i + 1 < n_order)
 			rc = pb_ctx_train(ctx, PB_RECIPE_FINETUNE, 0, ft);
 	}
@@ -568,11 +473,8 @@ out:
 	return rc;
 }
 
-static const pb_pruner thinet = {
-	PB_PRUNER_HEADER,
-	.name = "thinet",
-	.version = "1.0",
-	.granularity = PB_GRANULARITY_CHANNEL,
+PB_PRUNER_DEFINE(thinet, .version = "1.0", .prune = thinet_prune,
+	.granularity = PB_GRANULARITY_CHANNEL, PB_PRUNER_OPTIONS(thinet_options),
 	.description = "removes the channels whose removal changes the next "
 		       "layer's sampled outputs least (greedy), then rescales "
 		       "the next layer by least squares; layer by layer. "
@@ -580,10 +482,4 @@ static const pb_pruner thinet = {
 		       "block layers are pruned, as the paper's ResNet "
 		       "variant); scope must be layer",
 	.citation = "Luo, Wu, Lin. ThiNet: A Filter Level Pruning Method for "
-		    "Deep Neural Network Compression. ICCV 2017",
-	.options = thinet_options,
-	.n_options = sizeof thinet_options / sizeof thinet_options[0],
-	.prune = thinet_prune,
-};
-
-PB_PRUNER_EXPORT(thinet)
+		    "Deep Neural Network Compression. ICCV 2017")

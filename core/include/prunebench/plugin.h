@@ -99,6 +99,10 @@ long pb_options_int(const pb_options *o, const char *key);
 double pb_options_double(const pb_options *o, const char *key);
 int pb_options_bool(const pb_options *o, const char *key);
 
+/* Whether a numeric option declares a range [min, max]: min <= max, and
+ * not both 0 (left out). Other types have none. */
+int pb_option_bounded(const pb_pruner_option *o);
+
 /* "norm=2 include_first=yes" (every option, declaration order). */
 void pb_options_format(const pb_options *o, char *buf, size_t n);
 

@@ -24,15 +24,18 @@
  * or smaller than version 1's is refused. Changing the meaning of a
  * field, or of a pb_ctx_* function, bumps PB_PRUNER_ABI_VERSION, and the
  * host refuses other versions with both numbers in the message. New
- * pb_ctx_* functions may be added without a bump: a plugin using one
- * fails to load on an older host (dlopen with RTLD_NOW), never mid-run.
+ * pb_ctx_* functions (with the types, macros and inline helpers that go
+ * with them) may be added without a bump: a plugin using one fails to
+ * load on an older host (dlopen with RTLD_NOW), never mid-run.
  *
  * This header must compile on its own with -std=c99 -pedantic. */
 #ifndef PRUNEBENCH_PRUNER_H
 #define PRUNEBENCH_PRUNER_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <gsl/gsl_rng.h>
 
@@ -73,8 +76,13 @@ typedef struct pb_pruner_option {
 	const char *def;      /* default, as text; never NULL */
 	const char *help;     /* one line */
 	const char *choices;  /* PB_OPT_CHOICE: "a|b|c"; otherwise NULL */
-	double min, max;      /* PB_OPT_INT/DOUBLE: inclusive range; min > max
-				 means unbounded */
+	/* PB_OPT_INT/DOUBLE: the inclusive range [min, max]. Unbounded
+	 * when min > max, or when both are 0: a declaration that leaves
+	 * them out (zero-initialised) accepts every number, its default
+	 * included. (Hosts before this rule read both 0 as the range
+	 * [0, 0], which only a default of "0" passed.) Other types ignore
+	 * them. */
+	double min, max;
 } pb_pruner_option;
 
 /* ---- targets ------------------------------------------------------------- */
@@ -308,16 +316,19 @@ typedef struct pb_pruner {
 	 * pb_ctx_fail. Only prune is required. */
 	int (*create)(pb_prune_ctx *ctx, void **state);
 	void (*destroy)(void *state);
-	/* Before the first step of every training run made for this cell:
-	 * each pb_ctx_train, and the dense training when the runner trains
-	 * the dense model inside the cell (a plugin that must see dense
-	 * training from its start, like LTH, trains with PB_RECIPE_DENSE
-	 * itself or keeps its rewind point in after_backward). */
+	/* At the start of every pb_ctx_train the plugin calls, before its
+	 * first step. Only the plugin's own training runs hooks: the
+	 * runner's dense training and its fine-tune after pruning do not
+	 * (a plugin that must see dense training from its start, like
+	 * LTH, trains with PB_RECIPE_DENSE itself, or reads the dense
+	 * run's kept points with pb_ctx_dense_point). */
 	int (*on_train_begin)(void *state, pb_prune_ctx *ctx);
-	/* After each backward pass, before the optimizer step (Slimming's L1
-	 * sub-gradient on BN scales, Taylor's accumulation). */
+	/* After each backward pass of a pb_ctx_train, before the optimizer
+	 * step (Slimming's L1 sub-gradient on BN scales, Taylor's
+	 * accumulation). */
 	int (*after_backward)(void *state, pb_prune_ctx *ctx, long step);
-	/* After each epoch (0-based) and its validation. */
+	/* After each epoch (0-based) of a pb_ctx_train (which validates
+	 * nothing: call pb_ctx_evaluate_val here when needed). */
 	int (*after_epoch)(void *state, pb_prune_ctx *ctx, int epoch);
 	/* The pruning decision itself: called once per cell on the dense
 	 * model (a copy); whatever the model is when it returns 0 is the
@@ -372,6 +383,174 @@ int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step);
  * to get it, when the point was not kept. Restore it with
  * pb_ctx_snapshot_restore. */
 int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot);
+
+/* ---- declaring a pruner in one place (added after version 1) ----------
+ * PB_PRUNER_DEFINE(NAME, fields...) defines the descriptor of pruner
+ * NAME (its file is NAME.so), with PB_PRUNER_HEADER and .name = "NAME"
+ * filled in, and the exported symbol that returns it; no ';' after it.
+ * NAME must be a C identifier: a pruner named with '-' writes its
+ * descriptor out with PB_PRUNER_HEADER and PB_PRUNER_EXPORT.
+ *
+ *   PB_PRUNER_DEFINE(l1, .version = "1.0", .prune = l1_prune,
+ *                    .granularity = PB_GRANULARITY_CHANNEL,
+ *                    PB_PRUNER_OPTIONS(l1_options),
+ *                    .description = "...", .citation = "...")
+ *
+ * PB_PRUNER_OPTIONS(table) sets .options and .n_options from a static
+ * array of pb_pruner_option. */
+#define PB_PRUNER_OPTIONS(table) \
+	.options = (table), \
+	.n_options = (int)(sizeof(table) / sizeof((table)[0]))
+
+/* The option channel pruners share, declared alike everywhere: the
+ * fewest channels a group keeps, passed on as pb_ctx_select_channels'
+ * min_keep (read it with pb_ctx_opt_int(ctx, "min_keep")). */
+#define PB_OPTION_MIN_KEEP \
+	{ .name = "min_keep", .type = PB_OPT_INT, .def = "1", \
+	  .help = "channels every group keeps at least", .min = 1, .max = 1e6 }
+
+#define PB_PRUNER_DEFINE(name_, ...) \
+	static const pb_pruner name_##_descriptor = { \
+		PB_PRUNER_HEADER, .name = #name_, __VA_ARGS__ \
+	}; \
+	PB_PRUNER_EXPORT(name_##_descriptor)
+
+/* ---- helpers for what several pruners do (added after version 1) -------
+ * Each does a job the core knows how to do, so a plugin file is its
+ * algorithm and little else. Those taking no context are pure arithmetic
+ * or memory of the plugin's own, inline here. */
+
+/* A zeroed state of `size` bytes for create() to return in *state, freed
+ * by the plugin (destroy can be `free` itself when the state holds no
+ * other allocation). Fails, with the message set, when out of memory. */
+static inline int pb_ctx_state_new(pb_prune_ctx *ctx, size_t size,
+				   void **state)
+{
+	*state = calloc(1, size);
+	return *state ? 0 : pb_ctx_fail(ctx, "out of memory (state of %lu "
+					"bytes)", (unsigned long)size);
+}
+
+/* How many of n channels stay when the fraction `removed` of them goes:
+ * n - round(removed * n), but at least min(min_keep, n). */
+static inline int pb_ctx_kept_count(int n, double removed, int min_keep)
+{
+	int k = n - (int)lround(removed * n);
+
+	if (min_keep > n)
+		min_keep = n;
+	return k < min_keep ? min_keep : k;
+}
+
+/* The fraction of the cell's target quantity that keeping kept[g]
+ * channels in every group g would remove from the current model:
+ * CHANNELS counts the prunable channels, PARAMS and MACS the whole
+ * model's (as pb_ctx_config_cost), the way pb_ctx_select_channels
+ * measures a candidate. How a plugin that picks its own counts checks
+ * them against the budget. Fails for a sparsity target, or when a
+ * kept[g] is outside [1, n_channels]. */
+int pb_ctx_config_reached(pb_prune_ctx *ctx, const int *kept,
+			  double *reached);
+
+/* The per-layer override of the cell's target that applies to group g:
+ * *amount is the fraction of its channels to remove that the last
+ * override naming one of its producers asks for, or -1 when none names
+ * one; *layer (when layer is not NULL) the name it gave, for messages,
+ * or NULL. Fails when g is not a group, or when any override names a
+ * layer that produces no channel group (not a conv or linear). */
+int pb_ctx_group_override(pb_prune_ctx *ctx, int g, double *amount,
+			  const char **layer);
+
+/* For plugins that derive every group's channel count from one number
+ * (a rate, a scale): config(user, x, kept) fills kept[g] for all groups
+ * at parameter x, removing no less as x grows. Bisects x over [0, hi]
+ * `iters` times against the cell's target (measured as
+ * pb_ctx_config_reached does) and leaves in kept the closer of the two
+ * configurations that bracket the target (the upper one on a tie), and
+ * in *reached its fraction. Fails with PB_EIMPOSSIBLE when even x = hi
+ * falls short of the target; *reached is then what x = hi removes (for
+ * the plugin's own message, with pb_ctx_fail). */
+int pb_ctx_bisect_config(pb_prune_ctx *ctx,
+			 void (*config)(void *user, double x, int *kept),
+			 void *user, double hi, int iters, int *kept,
+			 double *reached);
+
+/* Greedy removal by RAW scores across groups, for criteria that are on
+ * one scale across layers (Network Slimming's |gamma|, Taylor
+ * importance). pb_ctx_select_channels' global scope divides each score
+ * by its group's mean first, so that filter norms of layers of other
+ * sizes compare; for a learned or loss-based score that would undo the
+ * criterion. Channels go one at a time, lowest score first (ties: lower
+ * group, then lower channel), skipping a group at floors[g] channels,
+ * until the cell's target is reached (measured against the model the
+ * plugin was given, as the run's report measures it), or until
+ * max_remove channels went (max_remove < 0: no limit; 0: none go, and
+ * *reached only says whether the target is met already; score may then
+ * be NULL). score[g] has one entry per current channel of group g;
+ * groups with score[g] NULL, and non-prunable ones, are never cut.
+ * Unless max_remove is 0 the model is rebuilt once, smaller (call
+ * pb_ctx_model again). *reached is 1 when the target is met. Fails with
+ * PB_EIMPOSSIBLE, the model unchanged, when every ranked group reaches
+ * its floor first; not from a training hook. */
+int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
+			 const int *floors, int max_remove, int *reached);
+
+/* One filter of a channel group's producer: row `channel` of the (OC, C,
+ * K, K) conv or (OUT, IN) linear weight of layer `layer`, the weights
+ * that make output channel `channel`. Writable, as the model is. */
+typedef struct pb_filter {
+	int group;            /* g */
+	int producer;         /* index into the group's producers[] */
+	int layer;            /* that producer's layer index */
+	int channel;          /* c, in [0, n) */
+	int n;                /* filters of this producer: the group's
+				 channels */
+	size_t len;           /* weights per filter (C*K*K, or IN) */
+	float *weight;        /* this filter's len weights */
+	float *grad;          /* their gradients (NULL when not trainable) */
+	float *bias;          /* its bias, or NULL when the layer has none */
+	const float *all;     /* all n filters of the producer, filter c at
+				 all + c * len (FPGM's distances) */
+} pb_filter;
+
+/* Calls fn(user, f) for every filter that produces group g's channels:
+ * producer by producer in the group's order, channel by channel. A
+ * nonzero return from fn stops the walk and is returned. Fails when g is
+ * not a group, or a producer has no weight with one row per channel. */
+int pb_ctx_each_filter(pb_prune_ctx *ctx, int g,
+		       int (*fn)(void *user, const pb_filter *f),
+		       void *user);
+
+/* Channel scores (as pb_ctx_channel_scores makes them) filled from the
+ * filters, for criteria of one filter at a time (norms, FPGM's distance
+ * sums): in every prunable group, score[g][c] += (float)fn(user, f) for
+ * filter c of each producer in turn; other groups score 0. *out is NULL
+ * on failure (as pb_ctx_each_filter fails). */
+int pb_ctx_filter_scores(pb_prune_ctx *ctx,
+			 double (*fn)(void *user, const pb_filter *f),
+			 void *user, pb_channel_scores **out);
+
+/* keep[g][c] = 1 for every channel c of every group g of the current
+ * model, the argument pb_ctx_keep_channels takes, in one allocation:
+ * release it with pb_ctx_keep_free. Channel counts are the model's now;
+ * after removing channels make a new one. */
+int pb_ctx_keep_new(pb_prune_ctx *ctx, uint8_t ***keep);
+/* NULL is fine. */
+void pb_ctx_keep_free(uint8_t **keep);
+
+/* Marks in keep[0..n) the n_keep channels with the highest score (1) and
+ * the others 0: the lowest go first, ties to the lower index, as
+ * pb_ctx_select_channels chooses within a group. Fails when n_keep is
+ * outside [0, n]. */
+int pb_ctx_keep_highest(pb_prune_ctx *ctx, const double *score, int n,
+			int n_keep, uint8_t *keep);
+
+/* Re-initialises every parameter of the current model from the cell's
+ * RNG, drawn as the dense recipe's `init` draws a fresh model, then
+ * re-applies the masks so pruned weights stay zero: training from
+ * scratch without touching core internals (Slimming's and LTH's from =
+ * scratch, LTH's reinit control). */
+int pb_ctx_reinit_params(pb_prune_ctx *ctx);
 
 #ifdef __cplusplus
 }

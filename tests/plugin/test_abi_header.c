@@ -1,7 +1,9 @@
 /* The plugin ABI header must stand alone: this file includes nothing but
  * prunebench/pruner.h and is compiled with -std=c99 -pedantic -Wall
- * -Werror (see Makefile.am), as an out-of-tree plugin would be. It also
- * checks what PB_PRUNER_HEADER and PB_PRUNER_EXPORT produce. */
+ * -Werror (see tests/plugins.mk), as an out-of-tree plugin would be,
+ * inline helpers and all. It also checks what PB_PRUNER_HEADER,
+ * PB_PRUNER_EXPORT, PB_PRUNER_OPTIONS and PB_OPTION_MIN_KEEP produce,
+ * and pb_ctx_kept_count's rounding. */
 #include "prunebench/pruner.h"
 
 static int abi_prune(void *state, pb_prune_ctx *ctx)
@@ -13,6 +15,7 @@ static int abi_prune(void *state, pb_prune_ctx *ctx)
 
 static const pb_pruner_option abi_options[] = {
 	{ "k", PB_OPT_INT, "3", "an option", NULL, 1, 9 },
+	PB_OPTION_MIN_KEEP,
 };
 
 static const pb_pruner abi_desc = {
@@ -22,8 +25,7 @@ static const pb_pruner abi_desc = {
 	.granularity = PB_GRANULARITY_CHANNEL,
 	.description = "header check",
 	.citation = "none",
-	.options = abi_options,
-	.n_options = 1,
+	PB_PRUNER_OPTIONS(abi_options),
 	.prune = abi_prune,
 };
 
@@ -41,6 +43,14 @@ int main(void)
 	if (d->struct_size != sizeof(pb_pruner))
 		fails++;
 	if (d->prune != abi_prune || d->create || d->after_backward)
+		fails++;
+	if (d->n_options != 2 || d->options != abi_options ||
+	    d->options[1].type != PB_OPT_INT ||
+	    d->options[1].min != 1 || d->options[1].def[0] != '1')
+		fails++;
+	/* 10 - round(2.5) (away from zero), and a floor above n. */
+	if (pb_ctx_kept_count(10, 0.25, 1) != 7 ||
+	    pb_ctx_kept_count(3, 0.5, 5) != 3)
 		fails++;
 	/* The host reads these two before anything else: they never move. */
 	if (offsetof(pb_pruner, abi_version) != 0 ||
