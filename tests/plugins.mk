@@ -111,3 +111,10 @@ tests_plugins_test_template_LDADD = $(TEST_SHARED_LDADD)
 # The out-of-tree workflow of the template and the CLI's plugin refusals.
 TESTS += tests/test_plugin_template.sh
 EXTRA_DIST += tests/test_plugin_template.sh
+
+# lth's trainings against hand-worked schedules, and its reinit control.
+check_PROGRAMS += tests/plugins/test_lth_schedule
+tests_plugins_test_lth_schedule_SOURCES = tests/plugins/test_lth_schedule.c \
+	$(PRUNER_TEST_SOURCES)
+tests_plugins_test_lth_schedule_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_test_lth_schedule_LDADD = $(TEST_SHARED_LDADD)

@@ -22,6 +22,7 @@
 typedef struct train_rec {
 	pb_recipe r;
 	long max_steps;
+	pb_lr_span span;              /* sched NULL: r's own schedule */
 } train_rec;
 
 /* A running cell: its environment, result and what it has recorded. */
@@ -92,8 +93,9 @@ static int hook_epoch(void *user, pb_model *m, int epoch)
 
 /* A fresh training session of phase `phase` on its own random stream. */
 static int trainer_for(cell *x, pb_model *m, const pb_recipe *r,
-		       long max_steps, const char *csv, const char *phase,
-		       gsl_rng **rng, pb_trainer **t, pb_train_hooks *hooks)
+		       long max_steps, const pb_lr_span *span, const char *csv,
+		       const char *phase, gsl_rng **rng, pb_trainer **t,
+		       pb_train_hooks *hooks)
 {
 	pb_train_opts opts = { 0 };
 	char *seedtext;
@@ -114,6 +116,8 @@ static int trainer_for(cell *x, pb_model *m, const pb_recipe *r,
 	opts.progress = x->env->log;
 	opts.label = x->env->label;
 	opts.max_steps = max_steps;
+	if (span)
+		opts.span = *span;
 	x->phase = phase;
 	x->epochs = r->epochs;
 	status(x, phase, 0, r->epochs);
@@ -122,7 +126,7 @@ static int trainer_for(cell *x, pb_model *m, const pb_recipe *r,
 }
 
 static int train(cell *x, pb_model *m, const pb_recipe *r, long max_steps,
-		 const char *csv, const char *phase)
+		 const pb_lr_span *span, const char *csv, const char *phase)
 {
 	pb_train_hooks hooks;
 	pb_trainer *t = NULL;
@@ -132,7 +136,8 @@ static int train(cell *x, pb_model *m, const pb_recipe *r, long max_steps,
 	if (!x->env->splits)
 		return pb_error_set(x->err, PB_EINVAL, "%s: training needs "
 				    "data; give a dataset", phase);
-	rc = trainer_for(x, m, r, max_steps, csv, phase, &rng, &t, &hooks);
+	rc = trainer_for(x, m, r, max_steps, span, csv, phase, &rng, &t,
+			 &hooks);
 	if (!rc)
 		rc = pb_trainer_finish(t, NULL, x->err);
 	pb_trainer_free(t);
@@ -143,7 +148,8 @@ static int train(cell *x, pb_model *m, const pb_recipe *r, long max_steps,
 
 /* ---- the trainings of the pruning phase ------------------------------------- */
 
-static void record_training(cell *x, const pb_recipe *r, long max_steps)
+static void record_training(cell *x, const pb_recipe *r, long max_steps,
+			    const pb_lr_span *span)
 {
 	const long spe = steps_per_epoch(x, r);
 
@@ -158,14 +164,16 @@ static void record_training(cell *x, const pb_recipe *r, long max_steps)
 		x->recs = n;
 		x->cap_recs = cap;
 	}
-	x->recs[x->n_recs++] = (train_rec){ *r, max_steps };
+	x->recs[x->n_recs++] = (train_rec){ *r, max_steps,
+					    span ? *span : (pb_lr_span){ 0 } };
 	x->res->rec.prune_epochs += max_steps > 0 && spe > 0 ?
 		(double)max_steps / (double)spe : (double)r->epochs;
 }
 
 /* pb_prune_setup.on_train: a plugin's pb_ctx_train. */
 static void record_plugin_training(void *user, pb_recipe_which which,
-				   double epochs, long steps)
+				   double epochs, long steps,
+				   const pb_lr_span *span)
 {
 	cell *x = user;
 	const pb_recipe *base = which == PB_RECIPE_DENSE ?
@@ -175,7 +183,7 @@ static void record_plugin_training(void *user, pb_recipe_which which,
 
 	pbi_recipe_for(base, epochs, steps, steps_per_epoch(x, base), &r,
 		       &max_steps);
-	record_training(x, &r, max_steps);
+	record_training(x, &r, max_steps, span);
 }
 
 /* ---- the schedule's callbacks ---------------------------------------------- */
@@ -214,8 +222,8 @@ static int op_train_round(void *user, pb_model *m, int round, pb_error *err)
 	snprintf(phase, sizeof phase, "round%d", round);
 	snprintf(ext, sizeof ext, ".round%d.csv", round);
 	csv = file_path(x, ext);
-	record_training(x, &x->round_r, x->round_steps);
-	rc = train(x, m, &x->round_r, x->round_steps, csv, phase);
+	record_training(x, &x->round_r, x->round_steps, NULL);
+	rc = train(x, m, &x->round_r, x->round_steps, NULL, csv, phase);
 	free(csv);
 	return rc;
 }
@@ -302,8 +310,8 @@ static int prune_gradually(cell *x, pb_model **m, const char *csv)
 	int rc;
 
 	if ((rc = pb_model_clone(m, env->dense, x->err)) ||
-	    (rc = trainer_for(x, *m, env->finetune, 0, csv, "gradual", &rng,
-			      &x->gradual, &hooks)))
+	    (rc = trainer_for(x, *m, env->finetune, 0, NULL, csv, "gradual",
+			      &rng, &x->gradual, &hooks)))
 		goto out;
 	rc = pbi_schedule_gradual(env->plan, env->target,
 				  steps_per_epoch(x, env->finetune),
@@ -363,7 +371,7 @@ static int train_from_scratch(cell *x, pb_model *m, const char *csv)
 				(double)p.macs_effective : 0.0, cap);
 	}
 	x->res->rec.scratch_epochs = r.epochs;
-	return train(x, m, &r, 0, csv, env->kind == PB_CELL_SCRATCH_B ?
+	return train(x, m, &r, 0, NULL, csv, env->kind == PB_CELL_SCRATCH_B ?
 		     "scratch-b" : "scratch");
 }
 
@@ -399,11 +407,12 @@ static void matched_control(cell *x)
 		char phase[32];
 
 		snprintf(phase, sizeof phase, "matched%d", i + 1);
-		rc = train(x, m, &x->recs[i].r, x->recs[i].max_steps, NULL,
-			   phase);
+		rc = train(x, m, &x->recs[i].r, x->recs[i].max_steps,
+			   &x->recs[i].span, NULL, phase);
 	}
 	if (!rc)
-		rc = train(x, m, env->finetune, 0, csv, "matched-finetune");
+		rc = train(x, m, env->finetune, 0, NULL, csv,
+			   "matched-finetune");
 	if (!rc)
 		rc = evaluate(x, m, TEST, &r->matched_top1);
 	if (!rc)
@@ -482,7 +491,7 @@ static int run_control(cell *x, pb_model **m, const char *csv)
 		return 0;
 	}
 	t = pbi_now();
-	rc = train(x, *m, env->finetune, 0, csv, "finetune");
+	rc = train(x, *m, env->finetune, 0, NULL, csv, "finetune");
 	x->res->wrote_curve = csv != NULL;
 	r->time_finetune_s = pbi_now() - t;
 	return rc;
@@ -544,7 +553,8 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 			rc = train_from_scratch(x, *m, csv);
 			x->res->wrote_curve = csv != NULL;
 		} else if (!rc && fine_tunes(env)) {
-			rc = train(x, *m, env->finetune, 0, csv, "finetune");
+			rc = train(x, *m, env->finetune, 0, NULL, csv,
+				   "finetune");
 			x->res->wrote_curve = csv != NULL;
 		}
 		r->time_finetune_s = pbi_now() - t;

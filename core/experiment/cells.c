@@ -110,6 +110,8 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 	/* Only when set, so cells defined before the key keep their ids. */
 	if (m->matched && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "matched=1|");
+	if (m->stream[0] && k < n)
+		k += (size_t)snprintf(buf + k, n - k, "stream=%s|", m->stream);
 	if (m->scratch == PB_SCRATCH_B && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "scratch_b_cap=%.17g|",
 				      m->scratch_b_cap);

@@ -46,4 +46,8 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 		     const pbi_ini_section *s, const pb_plugin_path *sp,
 		     const pb_model *model);
 
+/* Every stream = METHOD names another method of e whose targets include
+ * this one's, and that has streams of its own. */
+int pbi_check_streams(pbi_ini_doc *c, const pb_experiment *e);
+
 #endif

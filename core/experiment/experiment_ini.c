@@ -375,6 +375,8 @@ static int parse_all(pbi_ini_doc *c, pb_experiment *e,
 			break;
 	}
 	pb_model_free(model);
+	if (!c->err_line)
+		pbi_check_streams(c, e);
 	return c->err_line ? -1 : 0;
 }
 

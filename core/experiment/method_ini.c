@@ -86,7 +86,7 @@ static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
 static const char *const core_keys[] = {
 	"plugin", "targets", "scope", "schedule", "round_epochs",
 	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
-	"finetune", "matched_dense", "scratch_b_cap", NULL
+	"finetune", "matched_dense", "scratch_b_cap", "stream", NULL
 };
 
 static int is_core_key(const char *name)
@@ -372,6 +372,15 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 						   "recipe's epochs x dense / "
 						   "pruned MACs)", s->name,
 						   k->value);
+		} else if (!strcmp(k->name, "stream")) {
+			if (!pbi_ini_name_ok(k->value, "_-.") ||
+			    strlen(k->value) >= sizeof m->stream)
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] stream = '%s' is not "
+						   "a method name", s->name,
+						   k->value);
+			strcpy(m->stream, k->value);
+			m->stream_line = k->line;
 		} else if (!strcmp(k->name, "scratch_b_cap")) {
 			if (pbi_ini_double(c, s, k, 1.0, 1000.0,
 					   &m->scratch_b_cap))
@@ -395,4 +404,44 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 	if (plugin_options(c, m, s, plugin_key, sp))
 		return -1;
 	return check_method(c, e, m, s, targets, model, ov_lines);
+}
+
+int pbi_check_streams(pbi_ini_doc *c, const pb_experiment *e)
+{
+	for (int i = 0; i < e->n_methods; i++) {
+		const pb_exp_method *m = &e->methods[i], *o = NULL;
+
+		if (!m->stream[0])
+			continue;
+		for (int j = 0; j < e->n_methods; j++)
+			if (!strcmp(e->methods[j].name, m->stream))
+				o = &e->methods[j];
+		if (!o || o == m)
+			return pbi_ini_err(c, PB_EPARSE, m->stream_line,
+					   "[prune.%s] stream = %s: %s", m->name,
+					   m->stream, o ? "a method cannot take "
+					   "its own streams" : "no such "
+					   "[prune.NAME] in this file");
+		if (o->stream[0])
+			return pbi_ini_err(c, PB_EPARSE, m->stream_line,
+					   "[prune.%s] stream = %s: that method "
+					   "takes the streams of %s itself; "
+					   "name %s", m->name, m->stream,
+					   o->stream, o->stream);
+		for (int t = 0; t < m->n_targets; t++) {
+			int found = 0;
+
+			for (int u = 0; u < o->n_targets && !found; u++)
+				found = !strcmp(m->target_text[t],
+						o->target_text[u]);
+			if (!found)
+				return pbi_ini_err(c, PB_EPARSE,
+						   m->stream_line, "[prune.%s] "
+						   "stream = %s: target %s is "
+						   "not one of %s's", m->name,
+						   m->stream, m->target_text[t],
+						   m->stream);
+		}
+	}
+	return 0;
 }

@@ -123,6 +123,29 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 	return rc ? PB_ENOMEM : 0;
 }
 
+/* The id whose random streams cell c uses: its own, or with stream =
+ * METHOD the id of METHOD's cell at the same target and seed. */
+static const char *stream_id(const pbi_sweep *S, const pb_cell *c)
+{
+	const pb_experiment *e = S->e;
+	const pb_exp_method *me = c->method_index >= 0 ?
+		&e->methods[c->method_index] : NULL;
+
+	if (!me || !me->stream[0])
+		return c->id;
+	for (int i = 0; i < S->n_cells; i++) {
+		const pb_cell *o = &S->cells[i];
+
+		if (o->method_index >= 0 && o->seed == c->seed &&
+		    !strcmp(o->method, me->stream) &&
+		    !strcmp(e->methods[o->method_index].target_text[
+				    o->target_index],
+			    me->target_text[c->target_index]))
+			return o->id;
+	}
+	return c->id;
+}
+
 static char *cell_file(const pbi_sweep *S, const pb_cell *c, const char *ext)
 {
 	char *p;
@@ -146,8 +169,8 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	char *stream = NULL;
 	FILE *log = NULL;
 
-	if (!base || !logp || asprintf(&stream, "%s|%s|%lu", e->name, c->id,
-				       c->seed) < 0) {
+	if (!base || !logp || asprintf(&stream, "%s|%s|%lu", e->name,
+				       stream_id(S, c), c->seed) < 0) {
 		stream = NULL;
 		pb_error_set(&err, PB_ENOMEM, "out of memory");
 	} else if (si < 0 || !S->dense[si]) {
@@ -367,6 +390,8 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	pbi_progress_init(&S.prog, S.o->progress);
 	if ((rc = pb_experiment_cells(e, &cells, &n, err)))
 		return rc;
+	S.cells = cells;
+	S.n_cells = n;
 	S.jsonl = pbi_path_join(e->output, "runs.jsonl");
 	S.cells_dir = pbi_path_join(e->output, "cells");
 	todo = malloc(sizeof *todo * (size_t)(n ? n : 1));
@@ -480,6 +505,8 @@ int pb_experiment_run_cell(const pb_experiment *e, const char *id,
 	threads = S.o->threads > 0 ? S.o->threads : 1;
 	if ((rc = pb_experiment_cells(e, &cells, &n, err)))
 		return rc;
+	S.cells = cells;
+	S.n_cells = n;
 	if ((i = find_cell(cells, n, id)) < 0) {
 		rc = pb_error_set(err, PB_ENOTFOUND, "%s: no cell '%s' (see "
 				  "prunebench run %s --dry-run)", e->path, id,

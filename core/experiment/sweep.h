@@ -16,6 +16,8 @@ typedef struct pbi_sweep {
 	const pb_experiment *e;
 	const pb_run_opts *o;
 	pb_run_summary *sum;
+	const pb_cell *cells;     /* every cell of e */
+	int n_cells;
 	pb_splits sp;
 	int have_splits;
 	/* Per seed index. */

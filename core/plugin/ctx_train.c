@@ -36,33 +36,36 @@ static int hook_after_epoch(void *user, pb_model *m, int epoch)
 	return ctx->pr->after_epoch(ctx->state, ctx, epoch);
 }
 
-int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
-		 long steps)
+/* The recipe of a plugin's training, or an error saying there is none. */
+static int base_recipe(pb_prune_ctx *ctx, pb_recipe_which which,
+		       const pb_recipe **base)
 {
 	const pb_prune_setup *su = ctx->setup;
-	const pb_recipe *base = which == PB_RECIPE_DENSE ? su->dense :
-				su->finetune;
-	pb_train_hooks hooks = { 0 };
-	pb_train_opts opts = { 0 };
-	pb_recipe r;
-	long per_epoch;
 	int rc;
 
+	*base = which == PB_RECIPE_DENSE ? su->dense : su->finetune;
 	if ((rc = pbi_ctx_refuse_in_hook(ctx, "pb_ctx_train")))
 		return rc;
-	if (!base)
+	if (!*base)
 		return pb_error_set(ctx->err, PB_EINVAL, "plugin '%s' wants to "
 				    "train with the %s recipe, but this run has "
 				    "none", ctx->pr->name,
 				    which == PB_RECIPE_DENSE ? "dense" :
 				    "fine-tune");
-	if ((rc = pbi_ctx_need_data(ctx, "training")))
-		return rc;
-	if (!(epochs > 0) && steps <= 0)
-		return 0;
-	per_epoch = pb_recipe_steps_per_epoch(base, su->splits->train.n);
-	pbi_recipe_for(base, epochs, steps, per_epoch, &r,
-			     &opts.max_steps);
+	return pbi_ctx_need_data(ctx, "training");
+}
+
+/* A plugin's training: recipe r for at most max_steps, the plugin's hooks
+ * inside, reported to the runner first. */
+static int run_training(pb_prune_ctx *ctx, pb_recipe_which which,
+			double epochs, long steps, const pb_recipe *r,
+			long max_steps, const pb_lr_span *span)
+{
+	const pb_prune_setup *su = ctx->setup;
+	pb_train_hooks hooks = { 0 };
+	pb_train_opts opts = { 0 };
+	int rc;
+
 	hooks.user = ctx;
 	hooks.after_backward = ctx->pr->after_backward ? hook_after_backward :
 			       NULL;
@@ -71,20 +74,68 @@ int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 	opts.hooks = &hooks;
 	opts.progress = su->progress;
 	opts.label = su->label ? su->label : ctx->pr->name;
+	opts.max_steps = max_steps;
+	if (span)
+		opts.span = *span;
 	if (ctx->pr->on_train_begin &&
 	    (rc = ctx->pr->on_train_begin(ctx->state, ctx)))
 		return rc;
 	if (su->on_train)
-		su->on_train(su->on_train_user, which, epochs, steps);
+		su->on_train(su->on_train_user, which, epochs, steps, span);
 	ctx->training = 1;
 	pb_error_clear(ctx->err);
-	rc = pb_train(ctx->model, &su->splits->train, NULL, &r, su->rng, &opts,
+	rc = pb_train(ctx->model, &su->splits->train, NULL, r, su->rng, &opts,
 		      NULL, ctx->err);
 	ctx->training = 0;
 	if (rc && !ctx->err->msg[0])
 		pb_error_set(ctx->err, rc, "plugin '%s': a training hook "
 			     "failed with %s", ctx->pr->name, pb_strerror(rc));
 	return rc;
+}
+
+int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
+		 long steps)
+{
+	const pb_recipe *base;
+	pb_recipe r;
+	long per_epoch, max_steps;
+	int rc;
+
+	if ((rc = base_recipe(ctx, which, &base)))
+		return rc;
+	if (!(epochs > 0) && steps <= 0)
+		return 0;
+	per_epoch = pb_recipe_steps_per_epoch(base,
+					      ctx->setup->splits->train.n);
+	pbi_recipe_for(base, epochs, steps, per_epoch, &r, &max_steps);
+	return run_training(ctx, which, epochs, steps, &r, max_steps, NULL);
+}
+
+int pb_ctx_train_span(pb_prune_ctx *ctx, pb_recipe_which which, long from,
+		      long to, long steps)
+{
+	const pb_recipe *base;
+	pb_lr_span span;
+	pb_recipe r;
+	long per_epoch, total, n, max_steps;
+	int rc;
+
+	if ((rc = base_recipe(ctx, which, &base)))
+		return rc;
+	per_epoch = pb_recipe_steps_per_epoch(base,
+					      ctx->setup->splits->train.n);
+	total = (long)base->epochs * per_epoch;
+	if (per_epoch < 1 || from < 0 || from >= to || to > total)
+		return pb_error_set(ctx->err, PB_EINVAL, "plugin '%s': a "
+				    "training over iterations [%ld, %ld) of "
+				    "the %s recipe, which has %ld", ctx->pr->name,
+				    from, to, which == PB_RECIPE_DENSE ?
+				    "dense" : "fine-tune", total);
+	n = steps > 0 ? steps : to - from;
+	pbi_recipe_for(base, 0, n, per_epoch, &r, &max_steps);
+	span = (pb_lr_span){ .sched = base, .from = (double)from / per_epoch,
+			     .to = (double)to / per_epoch };
+	return run_training(ctx, which, 0, n, &r, max_steps, &span);
 }
 
 int pb_ctx_evaluate_val(pb_prune_ctx *ctx, double *acc)

@@ -196,6 +196,20 @@ static const char *label(const pb_trainer *t)
 	return t->opts.label ? t->opts.label : "train";
 }
 
+/* The learning rate of update `step` (counted from 0 over the whole run)
+ * at fractional epoch t of the training's own recipe. */
+static double lr_of(const pb_trainer *t, long step, double epoch)
+{
+	const pb_lr_span *sp = &t->opts.span;
+	long n;
+
+	if (!sp->sched)
+		return pb_recipe_lr(t->r, epoch);
+	n = pb_trainer_steps_total(t);
+	return pb_recipe_lr(sp->sched, sp->from + (sp->to - sp->from) *
+			    (n > 0 ? (double)step / (double)n : 0.0));
+}
+
 /* One update: batch, forward, loss, backward, hooks, SGD. */
 static int one_step(pb_trainer *t, pb_error *err)
 {
@@ -203,7 +217,7 @@ static int one_step(pb_trainer *t, pb_error *err)
 	const int K = pb_model_classes(t->m);
 	const long left = t->train->n - t->s * t->r->batch;
 	const int B = left < t->r->batch ? (int)left : t->r->batch;
-	double lr = pb_recipe_lr(t->r, t->epoch + (double)t->s / t->steps);
+	double lr = lr_of(t, t->step, t->epoch + (double)t->s / t->steps);
 	const float *logits;
 	double loss;
 	int correct = 0, rc;
@@ -250,7 +264,7 @@ static int end_epoch(pb_trainer *t, pb_error *err)
 	int rc;
 
 	st->epoch = t->epoch + 1;
-	st->lr = pb_recipe_lr(t->r, t->epoch);
+	st->lr = lr_of(t, (long)t->epoch * t->steps, t->epoch);
 	st->train_loss = t->seen ? t->loss_sum / t->seen : NAN;
 	st->train_acc = t->seen ? (double)t->hits / t->seen : NAN;
 	st->val_acc = st->val_loss = NAN;

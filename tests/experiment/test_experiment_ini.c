@@ -268,6 +268,18 @@ static void test_late_errors_caught_at_load(void **state)
 	e = parse_ok(HEAD "[prune.magnitude]\ntargets = sparsity=5e-1\n");
 	assert_string_equal(e->methods[0].target_text[0], "sparsity=0.5");
 	pb_experiment_free(e);
+	/* stream = METHOD names another method with the same targets. */
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\nstream = nope\n", 7,
+		  "no such [prune.NAME]");
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\nstream = l1\n", 7,
+		  "its own streams");
+	parse_err(HEAD "[prune.l1]\ntargets = macs=0.3\n[prune.l1b]\n"
+		  "plugin = l1\ntargets = macs=0.5\nstream = l1\n", 10,
+		  "target macs=0.5 is not one of l1's");
+	e = parse_ok(HEAD "[prune.l1]\ntargets = macs=0.3 macs=0.5\n"
+		     "[prune.l1b]\nplugin = l1\ntargets = macs=0.5\n"
+		     "stream = l1\n");
+	pb_experiment_free(e);
 	/* Recipes that cannot train as written. */
 	parse_err(HEAD "[train]\nlr = 0.1\nepochs = 0\n", 7, "epochs = 0");
 	parse_err(HEAD "[finetune]\nepochs = 0\n", 6, "[finetune] epochs");

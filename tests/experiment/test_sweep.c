@@ -527,6 +527,74 @@ static void test_cache_names_and_keys(void **state)
 	pb_experiment_free(e);
 }
 
+/* lth's random-reinitialisation control with stream = lth: it draws as
+ * the ticket does, so its final mask is the ticket's bit for bit, and it
+ * trains exactly as much. */
+static void test_reinit_control_shares_the_ticket(void **state)
+{
+	pb_experiment *e = load(
+		"[experiment]\nname = ctl\nmodel = tiny.ini\n"
+		"data = synthetic:300\nseeds = 1\nval_size = 60\n"
+		"cache = cache\nlatency = no\ndense_ft = no\n"
+		"output = out-ctl\n"
+		"[train]\nepochs = 2\nbatch = 40\n"
+		"[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n"
+		"[prune.lth]\ntargets = sparsity=0.36\nscope = global\n"
+		"rewind = 3\nretrain_epochs = 1\n"
+		"[prune.lth-reinit]\nplugin = lth\ntargets = sparsity=0.36\n"
+		"scope = global\nrewind = 3\nretrain_epochs = 1\n"
+		"reinit = yes\nstream = lth\n");
+	pb_run_summary sum;
+	pb_record *r;
+	const pb_record *t, *c;
+	pb_model *mt, *mc;
+	pb_error err = { 0 };
+	char path[900];
+	size_t zeros = 0;
+	int n;
+
+	(void)state;
+	run(e, 1, &sum);
+	assert_int_equal(sum.ok, 3);
+	r = read_cells("out-ctl", &n);
+	t = NULL;
+	c = NULL;
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(r[i].method, "lth"))
+			t = &r[i];
+		if (!strcmp(r[i].method, "lth-reinit"))
+			c = &r[i];
+	}
+	assert_non_null(t);
+	assert_non_null(c);
+	assert_true(t->prune_epochs == c->prune_epochs);
+	assert_true(t->prune_epochs > 0);
+	snprintf(path, sizeof path, "%s/out-ctl/cells/%s.ini", dir, t->id);
+	assert_int_equal(pb_model_load(&mt, path, &err), 0);
+	snprintf(path, sizeof path, "%s/out-ctl/cells/%s.ckpt", dir, t->id);
+	assert_int_equal(pb_checkpoint_load(mt, path, &err), 0);
+	snprintf(path, sizeof path, "%s/out-ctl/cells/%s.ini", dir, c->id);
+	assert_int_equal(pb_model_load(&mc, path, &err), 0);
+	snprintf(path, sizeof path, "%s/out-ctl/cells/%s.ckpt", dir, c->id);
+	assert_int_equal(pb_checkpoint_load(mc, path, &err), 0);
+	for (int i = 0; i < pb_model_n_params(mt); i++) {
+		pb_param *a = pb_model_param(mt, i), *b = pb_model_param(mc, i);
+
+		if (a->kind != PB_PARAM_WEIGHT)
+			continue;
+		for (size_t j = 0; j < a->n; j++) {
+			assert_int_equal(a->data[j] == 0.0f,
+					 b->data[j] == 0.0f);
+			zeros += a->data[j] == 0.0f;
+		}
+	}
+	assert_true(zeros > 0);
+	pb_model_free(mt);
+	pb_model_free(mc);
+	pb_records_free(r, n);
+	pb_experiment_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +603,7 @@ int main(void)
 		cmocka_unit_test(test_lth_points),
 		cmocka_unit_test(test_invalid_and_failed_lines),
 		cmocka_unit_test(test_cache_names_and_keys),
+		cmocka_unit_test(test_reinit_control_shares_the_ticket),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

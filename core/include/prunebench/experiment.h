@@ -45,6 +45,9 @@
  *                                ; for weight pruning), at most
  *                                ; scratch_b_cap times (default 2, as
  *                                ; Liu et al. 2019) ("scratch_b")
+ *   stream = METHOD              ; use METHOD's cells' random streams
+ *                                ; (same target and seed): a control
+ *                                ; that must draw as its method does
  *   matched_dense = no           ; yes: also train a copy of the dense
  *                                ; model with exactly the training this
  *                                ; method's cell got (its pruning
@@ -94,6 +97,12 @@ typedef struct pb_exp_method {
 	double scratch_b_cap;            /* most Scratch-B stretches the
 					    dense epochs (default 2) */
 	int matched;                     /* matched_dense = yes */
+	/* stream = METHOD: this method's cells use the random streams of
+	 * METHOD's cells (same target and seed), as a control must to
+	 * share its method's draws (lth's reinit control its ticket's
+	 * mask). "" when the cells have their own. */
+	char stream[PB_EXP_NAME_MAX];
+	int stream_line;
 	int line;                        /* of the section header */
 } pb_exp_method;
 

@@ -123,11 +123,13 @@ typedef struct pb_prune_setup {
 	/* Where the dense model's training points are kept: BASE.stepN.ckpt
 	 * (pb_ctx_dense_point); NULL: none kept. */
 	const char *dense_points;
-	/* Called before every training a plugin runs (pb_ctx_train), with
-	 * the recipe, epochs and step cap: the runner replays them on the
-	 * dense model for the matched-budget control. May be NULL. */
+	/* Called before every training a plugin runs (pb_ctx_train,
+	 * pb_ctx_train_span), with the recipe, epochs and step cap and the
+	 * stretch of schedule it follows (span->sched NULL: its own): the
+	 * runner replays them on the dense model for the matched-budget
+	 * control. May be NULL. */
 	void (*on_train)(void *user, pb_recipe_which which, double epochs,
-			 long steps);
+			 long steps, const pb_lr_span *span);
 	void *on_train_user;
 } pb_prune_setup;
 

@@ -384,6 +384,18 @@ int pb_ctx_opt_point(pb_prune_ctx *ctx, const char *name, long *step);
  * pb_ctx_snapshot_restore. */
 int pb_ctx_dense_point(pb_prune_ctx *ctx, const char *name, int slot);
 
+/* Trains with the schedule of a stretch of recipe `which`: `steps`
+ * optimizer steps (0: to - from) whose learning rates are those of the
+ * recipe's iterations [from, to), compressed or stretched to `steps`.
+ * LTH's retraining from the rewind point k continues the dense
+ * training's schedule (from = k, to = the recipe's last iteration, as
+ * pb_ctx_recipe_steps counts them); learning-rate rewinding replays its
+ * last t epochs (from = to - t * per_epoch). A warm-up is part of the
+ * schedule like any other stretch of it. Hooks and masks as
+ * pb_ctx_train. Fails unless 0 <= from < to <= the recipe's iterations. */
+int pb_ctx_train_span(pb_prune_ctx *ctx, pb_recipe_which which, long from,
+		      long to, long steps);
+
 /* ---- declaring a pruner in one place (added after version 1) ----------
  * PB_PRUNER_DEFINE(NAME, fields...) defines the descriptor of pruner
  * NAME (its file is NAME.so), with PB_PRUNER_HEADER and .name = "NAME"

@@ -93,12 +93,23 @@ typedef struct pb_epoch_stats {
 	double seconds;
 } pb_epoch_stats;
 
+/* The stretch of a recipe's learning-rate schedule a training follows:
+ * the rate at its update i of n is sched's at epoch from + (to - from) i
+ * / n. A training can so continue another's schedule from a point (LTH's
+ * retraining from the rewind iteration) or replay its end (learning-rate
+ * rewinding), in as many updates as it makes. */
+typedef struct pb_lr_span {
+	const pb_recipe *sched;       /* NULL: the training's own recipe */
+	double from, to;              /* epochs of sched's schedule */
+} pb_lr_span;
+
 typedef struct pb_train_opts {
 	const pb_train_hooks *hooks;  /* may be NULL */
 	const char *csv_path;         /* per-epoch metrics; NULL = none */
 	FILE *progress;               /* progress output; NULL = silent */
 	const char *label;            /* prefix of progress lines */
 	long max_steps;               /* stop after this many steps; 0 = no cap */
+	pb_lr_span span;              /* sched NULL: the usual schedule */
 } pb_train_opts;
 
 /* Trains m on train for r->epochs, evaluating on val (may be NULL or
