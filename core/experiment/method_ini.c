@@ -86,7 +86,7 @@ static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
 static const char *const core_keys[] = {
 	"plugin", "targets", "scope", "schedule", "round_epochs",
 	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
-	"finetune", "matched_dense", "scratch_b_cap", "stream", NULL
+	"finetune", "matched_dense", "scratch_b_cap", "stream", "label", NULL
 };
 
 static int is_core_key(const char *name)
@@ -372,6 +372,13 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 						   "recipe's epochs x dense / "
 						   "pruned MACs)", s->name,
 						   k->value);
+		} else if (!strcmp(k->name, "label")) {
+			if (!k->value[0] || strlen(k->value) >= sizeof m->label)
+				return pbi_ini_err(c, PB_EPARSE, k->line,
+						   "[%s] label: 1 to %zu "
+						   "characters", s->name,
+						   sizeof m->label - 1);
+			strcpy(m->label, k->value);
 		} else if (!strcmp(k->name, "stream")) {
 			if (!pbi_ini_name_ok(k->value, "_-.") ||
 			    strlen(k->value) >= sizeof m->stream)

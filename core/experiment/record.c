@@ -74,8 +74,9 @@ static const key_off matched_nums[] = {
 };
 /* Read from every line, whatever its kind. */
 static const key_off all_strs[] = {
-	STR(id), STR(experiment), STR(method), STR(plugin), STR(granularity),
-	STR(target), STR(target_kind), STR(scope), STR(schedule), STR(error),
+	STR(id), STR(experiment), STR(method), STR(label), STR(plugin),
+	STR(granularity), STR(target), STR(target_kind), STR(scope),
+	STR(schedule), STR(error),
 	STR(warning), STR(dense_fingerprint), STR(blas), STR(matched_error), STR(curve),
 	STR(finished),
 };
@@ -171,6 +172,8 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	put_strs(&j, r, ident_strs, N_OF(ident_strs));
 	pbi_jw_str(&j, "kind", pb_cell_kind_name(r->kind));
 	put_strs(&j, r, method_strs, N_OF(method_strs));
+	if (r->label)
+		pbi_jw_str(&j, "label", r->label);
 	pbi_jw_num(&j, "target_amount", r->target_amount);
 	pbi_jw_num(&j, "reached", r->reached);
 	pbi_jw_str(&j, "scope", r->scope);

@@ -93,6 +93,7 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 	rc |= pb_record_set(&r->id, c->id);
 	rc |= pb_record_set(&r->experiment, e->name);
 	rc |= pb_record_set(&r->method, c->method);
+	rc |= pb_record_set(&r->label, me && me->label[0] ? me->label : NULL);
 	rc |= pb_record_set(&r->plugin, pr ? pr->name : NULL);
 	rc |= pb_record_set(&r->granularity, pr ?
 			    pb_granularity_name(pr->granularity) : NULL);

@@ -125,7 +125,7 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	switch (c0->kind) {
 	case PB_CELL_DENSE: label = "dense"; break;
 	case PB_CELL_DENSE_FT: label = "dense + fine-tune"; break;
-	default: label = c0->method; break;
+	default: label = c0->label ? c0->label : c0->method; break;
 	}
 	if (c0->kind == PB_CELL_SCRATCH || c0->kind == PB_CELL_SCRATCH_B ||
 	    c0->kind == PB_CELL_MATCHED) {

@@ -543,8 +543,10 @@ static void test_reinit_control_shares_the_ticket(void **state)
 		"rewind = 3\nretrain_epochs = 1\n"
 		"[prune.lth-reinit]\nplugin = lth\ntargets = sparsity=0.36\n"
 		"scope = global\nrewind = 3\nretrain_epochs = 1\n"
-		"reinit = yes\nstream = lth\n");
+		"reinit = yes\nstream = lth\nlabel = lth (reinit control)\n");
 	pb_run_summary sum;
+	pb_table tab;
+	int labelled = 0;
 	pb_record *r;
 	const pb_record *t, *c;
 	pb_model *mt, *mc;
@@ -589,6 +591,14 @@ static void test_reinit_control_shares_the_ticket(void **state)
 		}
 	}
 	assert_true(zeros > 0);
+	/* The section's label is the table's. */
+	assert_string_equal(c->label, "lth (reinit control)");
+	assert_null(t->label);
+	assert_int_equal(pb_table_build(r, n, &tab, &err), 0);
+	for (int i = 0; i < tab.n_rows; i++)
+		labelled += !strcmp(tab.rows[i].label, "lth (reinit control)");
+	assert_int_equal(labelled, 1);
+	pb_table_free(&tab);
 	pb_model_free(mt);
 	pb_model_free(mc);
 	pb_records_free(r, n);

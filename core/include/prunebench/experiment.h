@@ -45,6 +45,9 @@
  *                                ; for weight pruning), at most
  *                                ; scratch_b_cap times (default 2, as
  *                                ; Liu et al. 2019) ("scratch_b")
+ *   label = TEXT                 ; the method's label in the table
+ *                                ; (default NAME), e.g. to say how it
+ *                                ; departs from its paper
  *   stream = METHOD              ; use METHOD's cells' random streams
  *                                ; (same target and seed): a control
  *                                ; that must draw as its method does
@@ -103,6 +106,7 @@ typedef struct pb_exp_method {
 	 * mask). "" when the cells have their own. */
 	char stream[PB_EXP_NAME_MAX];
 	int stream_line;
+	char label[PB_EXP_NAME_MAX];     /* the table's row label; "": NAME */
 	int line;                        /* of the section header */
 } pb_exp_method;
 

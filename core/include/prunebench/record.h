@@ -56,6 +56,7 @@ const char *pb_cell_status_name(pb_cell_status s);
 typedef struct pb_record {
 	int schema;          /* of the line read; PB_RECORD_SCHEMA when made */
 	char *id, *experiment, *method, *plugin, *granularity;
+	char *label;         /* the method's label in the table, or NULL */
 	char *target, *target_kind, *scope, *schedule;
 	pb_cell_kind kind;
 	pb_cell_status status;
