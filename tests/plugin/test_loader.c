@@ -288,7 +288,7 @@ static void test_descriptors(void **state)
 	/* PB_PRUNER_DEFINE filled the header and the name, and
 	 * PB_PRUNER_OPTIONS the count; PB_OPTION_MIN_KEEP is min_keep. */
 	assert_int_equal(d->struct_size, sizeof(pb_pruner));
-	assert_int_equal(d->n_options, 2);
+	assert_int_equal(d->n_options, 4);
 	assert_non_null(o = find_opt(d, "min_keep"));
 	assert_int_equal(o->type, PB_OPT_INT);
 	assert_string_equal(o->def, "1");

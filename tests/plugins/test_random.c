@@ -1,8 +1,14 @@
-/* random on a small net: every sampled configuration is within one
- * channel per group of the budget (checked with pb_ctx_config_cost by a
- * probe pruner), the same seed gives the same choice, the kept model is
- * the candidate with the best validation accuracy, the plain baseline
- * needs no data, and select = l1 keeps the largest filters. */
+/* random on a small net: every sampled configuration is within the
+ * tolerance of the budget (checked with pb_ctx_config_cost by a probe
+ * pruner), the same seed gives the same choice, the kept model is the
+ * candidate with the best validation accuracy, the plain baseline needs
+ * no data, and select = l1 keeps the largest filters. On VGG-S: 200
+ * draws at macs = 0.7 keep every layer within the sampling range and
+ * match, layer by layer, the mean keep ratios of the uniform range
+ * conditioned on the budget (an independent sampler in this file);
+ * ratios = uniform gives l1's per-layer shapes with random channels; and
+ * a budget the range cannot meet ends with an error, at once or after
+ * max_draws draws. */
 #include "pruner_test.h"
 
 #define MAX_SAMPLES 16
@@ -53,9 +59,8 @@ static void parse_log(const char *text, rlog *lg)
  * pb_ctx_config_cost and changes nothing. Test code, so its inputs and
  * outputs are globals. */
 static const rlog *probe_in;
-static double probe_removed[MAX_SAMPLES], probe_less[MAX_SAMPLES],
-	      probe_more[MAX_SAMPLES];
-static int probe_full[MAX_GROUPS], probe_prunable[MAX_GROUPS];
+static double probe_removed[MAX_SAMPLES];
+static int probe_full[MAX_GROUPS];
 
 static double macs_removed(pb_prune_ctx *ctx, const int *kept)
 {
@@ -72,28 +77,10 @@ static int probe_prune(void *state, pb_prune_ctx *ctx)
 
 	(void)state;
 	assert_int_equal(ng, probe_in->ng);
-	for (int g = 0; g < ng; g++) {
+	for (int g = 0; g < ng; g++)
 		probe_full[g] = pb_ctx_group(ctx, g)->n_channels;
-		probe_prunable[g] = pb_ctx_group(ctx, g)->prunable;
-	}
-	for (int i = 0; i < probe_in->n; i++) {
-		int less[MAX_GROUPS], more[MAX_GROUPS];
-
-		for (int g = 0; g < ng; g++) {
-			int k = probe_in->kept[i][g];
-
-			less[g] = more[g] = k;
-			if (!probe_prunable[g])
-				continue;
-			if (k > 1)
-				less[g] = k - 1;
-			if (k < probe_full[g])
-				more[g] = k + 1;
-		}
+	for (int i = 0; i < probe_in->n; i++)
 		probe_removed[i] = macs_removed(ctx, probe_in->kept[i]);
-		probe_less[i] = macs_removed(ctx, less);
-		probe_more[i] = macs_removed(ctx, more);
-	}
 	return 0;
 }
 
@@ -174,9 +161,9 @@ static void test_random_budget_seed_best(void **state)
 	assert_int_equal(la.n, 6);
 	assert_int_equal(la.ng, 4);
 
-	/* Every configuration meets the budget within one channel per
-	 * group: one channel fewer everywhere reaches it, one more does
-	 * not exceed it; and the plugin reports what the core measures. */
+	/* Every configuration meets the budget within the tolerance
+	 * (0.01, the default), and the plugin reports what the core
+	 * measures. */
 	probe_in = &la;
 	if (pt_run_data(m, &probe, "macs=0.5", NULL, NULL, NULL, 1, NULL, &pout,
 			&err))
@@ -184,9 +171,7 @@ static void test_random_budget_seed_best(void **state)
 	pb_model_free(pout);
 	for (int i = 0; i < la.n; i++) {
 		assert_true(fabs(probe_removed[i] - la.removed[i]) < 1e-5);
-		assert_true(probe_less[i] >= 0.5);
-		assert_true(probe_more[i] <= 0.5);
-		assert_true(fabs(probe_removed[i] - 0.5) < 0.1);
+		assert_true(fabs(probe_removed[i] - 0.5) <= 0.01 + 1e-9);
 		if (la.val[i] > best) {
 			best = la.val[i];
 			best_i = i;
@@ -289,11 +274,256 @@ static void test_random_baseline_and_l1(void **state)
 	pt_small_free(m, &sp);
 }
 
+/* ---- VGG-S --------------------------------------------------------------- */
+
+#define VGG_LAYERS 6
+#define VGG_DRAWS 200
+#define KEEP_MIN 0.2      /* random's declared keep_min default */
+#define TOLERANCE 0.01    /* and tolerance */
+
+static const char *const vgg_conv[VGG_LAYERS] = {
+	"conv1.weight", "conv2.weight", "conv3.weight",
+	"conv4.weight", "conv5.weight", "conv6.weight"
+};
+static const int vgg_n[VGG_LAYERS] = { 16, 16, 32, 32, 64, 64 };
+
+/* VGG-S's MACs with k[i] channels in conv i+1 (models/vgg-s.ini): 3x3
+ * convs at 28x28 (conv1 reads 1 channel), 14x14 and 7x7, then fc from
+ * k[5] x 3 x 3 features to 10 classes. Written out here so the plugin's
+ * measure is checked too. */
+static double vgg_macs(const int *k)
+{
+	return 9.0 * 784 * ((double)k[0] + (double)k[0] * k[1]) +
+	       9.0 * 196 * ((double)k[1] * k[2] + (double)k[2] * k[3]) +
+	       9.0 * 49 * ((double)k[3] * k[4] + (double)k[4] * k[5]) +
+	       90.0 * k[5];
+}
+
+static int vgg_lowest(int n)
+{
+	return (int)ceil(KEEP_MIN * n - 1e-9);
+}
+
+/* What ratios = random should sample, drawn here independently of the
+ * plugin: every layer's count uniform over the whole numbers in
+ * [ceil(0.2 n), n], each layer on its own, kept only when the MACs
+ * removed are within 0.01 of 0.7. The per-layer mean and standard
+ * deviation of the keep ratio over n_acc accepted draws. */
+static void reference_means(int n_acc, double *mean, double *sd)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	double f0 = vgg_macs(vgg_n), sum[VGG_LAYERS] = { 0 },
+	       sq[VGG_LAYERS] = { 0 };
+	int acc = 0;
+
+	assert_non_null(r);
+	gsl_rng_set(r, 20221);
+	while (acc < n_acc) {
+		int k[VGG_LAYERS];
+
+		for (int i = 0; i < VGG_LAYERS; i++) {
+			int lo = vgg_lowest(vgg_n[i]);
+			k[i] = lo + (int)gsl_rng_uniform_int(
+				r, (unsigned long)(vgg_n[i] - lo + 1));
+		}
+		if (fabs(1.0 - vgg_macs(k) / f0 - 0.7) > TOLERANCE)
+			continue;
+		acc++;
+		for (int i = 0; i < VGG_LAYERS; i++) {
+			double q = (double)k[i] / vgg_n[i];
+			sum[i] += q;
+			sq[i] += q * q;
+		}
+	}
+	for (int i = 0; i < VGG_LAYERS; i++) {
+		mean[i] = sum[i] / n_acc;
+		sd[i] = sqrt(sq[i] / n_acc - mean[i] * mean[i]);
+	}
+	gsl_rng_free(r);
+}
+
+/* The default random declares for option `name`. */
+static double declared(pb_plugin *p, const char *name)
+{
+	const pb_pruner *pr = pb_plugin_pruner(p);
+
+	for (int i = 0; i < pr->n_options; i++)
+		if (!strcmp(pr->options[i].name, name))
+			return strtod(pr->options[i].def, NULL);
+	fail_msg("random declares no option %s", name);
+	return 0.0;
+}
+
+static pb_model *vgg_model(void)
+{
+	pb_model *m = tu_load_shipped_model("vgg-s.ini");
+
+	tu_init_params(m, 5);
+	return m;
+}
+
+/* 200 plain draws (seeds 1-200) at macs = 0.7. Each keeps every layer
+ * at or above keep_min of its channels (the old sampler left 1 of 32)
+ * and removes 0.7 +- 0.01 of the MACs, as the core measures it and as
+ * counted here. The per-layer mean keep ratios must be those of the
+ * uniform range conditioned on the budget: the MAC constraint alone
+ * moves them (conv1 and conv6 cost the fewest MACs per channel, so the
+ * budget lets them keep more), and a sampler that favours some layers
+ * beyond that (squeezing layers to their floor, or scaling one range
+ * for all) moves them further. The bound is 4 standard errors of the
+ * difference of the two means, 4 sd sqrt(1/200 + 1/n_ref): a correct
+ * sampler passes it with probability ~1 - 6e-5 per layer, and a drift
+ * of about 0.06 in a layer's mean keep ratio fails it. */
+static void test_random_vgg_draws(void **state)
+{
+	static const char *kv[] = { "samples=1", "short_finetune=0", NULL };
+	enum { N_REF = 10000 };
+	pb_plugin *p = tu_open_plugin("random");
+	pb_model *m = vgg_model();
+	double f0 = vgg_macs(vgg_n), sum[VGG_LAYERS] = { 0 };
+	double ref[VGG_LAYERS], sd[VGG_LAYERS];
+	int lowest[VGG_LAYERS];
+
+	(void)state;
+	assert_true(declared(p, "keep_min") == KEEP_MIN);
+	assert_true(declared(p, "tolerance") == TOLERANCE);
+	for (int i = 0; i < VGG_LAYERS; i++)
+		lowest[i] = vgg_n[i];
+	for (unsigned long seed = 1; seed <= VGG_DRAWS; seed++) {
+		pt_run_args a = { .target = "macs=0.7", .kv = kv,
+				  .seed = seed };
+		pb_model *out = NULL;
+		pb_prune_report rep;
+		pb_error err = { 0 };
+		int k[VGG_LAYERS];
+
+		if (pt_run(m, pb_plugin_pruner(p), &a, &out, &rep, &err))
+			fail_msg("seed %lu: %s", seed, err.msg);
+		assert_true((double)rep.macs_before == f0);
+		for (int i = 0; i < VGG_LAYERS; i++) {
+			k[i] = pb_model_find_param(out, vgg_conv[i])->shape[0];
+			if (k[i] < vgg_lowest(vgg_n[i]))
+				fail_msg("seed %lu: %s keeps %d of %d, below "
+					 "keep_min %g", seed, vgg_conv[i],
+					 k[i], vgg_n[i], KEEP_MIN);
+			if (k[i] < lowest[i])
+				lowest[i] = k[i];
+			sum[i] += (double)k[i] / vgg_n[i];
+		}
+		assert_true(fabs(rep.reached - 0.7) <= TOLERANCE + 1e-12);
+		assert_true(fabs(rep.reached - (1.0 - vgg_macs(k) / f0)) <
+			    1e-12);
+		pb_model_free(out);
+	}
+	reference_means(N_REF, ref, sd);
+	print_message("layer  n   fewest kept  mean kept  reference  bound\n");
+	for (int i = 0; i < VGG_LAYERS; i++) {
+		double mean = sum[i] / VGG_DRAWS;
+		double bound = 4.0 * sd[i] * sqrt(1.0 / VGG_DRAWS +
+						  1.0 / N_REF);
+
+		print_message("conv%d %3d  %3d (%.3f)  %.4f     %.4f     "
+			      "%.4f\n", i + 1, vgg_n[i], lowest[i],
+			      (double)lowest[i] / vgg_n[i], mean, ref[i],
+			      bound);
+		if (fabs(mean - ref[i]) > bound)
+			fail_msg("conv%d: mean keep ratio %.4f over %d draws, "
+				 "but %.4f under the uniform range conditioned "
+				 "on the budget (bound %.4f)", i + 1, mean,
+				 VGG_DRAWS, ref[i], bound);
+	}
+	pb_model_free(m);
+	pb_plugin_close(p);
+}
+
+/* ratios = uniform: l1's per-layer shapes (one ratio in every layer, as
+ * scope = layer cuts it), the channels drawn at random: another seed,
+ * other channels. */
+static void test_random_uniform(void **state)
+{
+	static const char *kv[] = { "ratios=uniform", "samples=1",
+				    "short_finetune=0", NULL };
+	pb_plugin *rp = tu_open_plugin("random"), *lp = tu_open_plugin("l1");
+	pb_model *m = vgg_model(), *a = NULL, *b = NULL, *l = NULL;
+	pb_error err = { 0 };
+	pt_run_args ra = { .target = "macs=0.5", .kv = kv, .seed = 1 };
+	pt_run_args la = { .target = "macs=0.5" };
+	pb_param *pa, *pb;
+
+	(void)state;
+	if (pt_run(m, pb_plugin_pruner(rp), &ra, &a, NULL, &err))
+		fail_msg("%s", err.msg);
+	ra.seed = 2;
+	if (pt_run(m, pb_plugin_pruner(rp), &ra, &b, NULL, &err) ||
+	    pt_run(m, pb_plugin_pruner(lp), &la, &l, NULL, &err))
+		fail_msg("%s", err.msg);
+	for (int i = 0; i < VGG_LAYERS; i++) {
+		int k = pb_model_find_param(l, vgg_conv[i])->shape[0];
+
+		assert_int_equal(pb_model_find_param(a, vgg_conv[i])->shape[0],
+				 k);
+		assert_int_equal(pb_model_find_param(b, vgg_conv[i])->shape[0],
+				 k);
+		assert_true(k < vgg_n[i]);
+	}
+	pa = pb_model_find_param(a, "conv1.weight");
+	pb = pb_model_find_param(b, "conv1.weight");
+	assert_true(memcmp(pa->data, pb->data, pa->n * sizeof(float)) != 0);
+	pb_model_free(a);
+	pb_model_free(b);
+	pb_model_free(l);
+	pb_model_free(m);
+	pb_plugin_close(rp);
+	pb_plugin_close(lp);
+}
+
+/* A budget the range cannot meet fails at once, saying what the range
+ * can remove; one it can meet but rarely fails after max_draws draws,
+ * saying so; a range upside down is refused. */
+static void test_random_draw_budget(void **state)
+{
+	static const char *narrow[] = { "samples=1", "short_finetune=0",
+					"keep_min=0.9", NULL };
+	static const char *few[] = { "samples=1", "short_finetune=0",
+				     "tolerance=0", "max_draws=3", NULL };
+	static const char *upside[] = { "samples=1", "short_finetune=0",
+					"keep_min=0.6", "keep_max=0.5", NULL };
+	pb_plugin *p = tu_open_plugin("random");
+	pb_model *m = vgg_model(), *out = NULL;
+	pb_error err = { 0 };
+	pt_run_args a = { .target = "macs=0.7", .kv = narrow, .seed = 1 };
+
+	(void)state;
+	assert_int_not_equal(pt_run(m, pb_plugin_pruner(p), &a, &out, NULL,
+				    &err), 0);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "cannot be met"));
+	assert_non_null(strstr(err.msg, "keep_min"));
+	print_message("%s\n", err.msg);
+
+	a.kv = few;
+	assert_int_not_equal(pt_run(m, pb_plugin_pruner(p), &a, &out, NULL,
+				    &err), 0);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "in 3 draws (max_draws)"));
+	print_message("%s\n", err.msg);
+
+	a.kv = upside;
+	assert_int_not_equal(pt_run(m, pb_plugin_pruner(p), &a, &out, NULL,
+				    &err), 0);
+	assert_non_null(strstr(err.msg, "above keep_max"));
+	pb_model_free(m);
+	pb_plugin_close(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_budget_seed_best),
 		cmocka_unit_test(test_random_baseline_and_l1),
+		cmocka_unit_test(test_random_vgg_draws),
+		cmocka_unit_test(test_random_uniform),
+		cmocka_unit_test(test_random_draw_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
