@@ -282,6 +282,25 @@ static int is_done(const pb_record *recs, int n, const char *id,
 	return 0;
 }
 
+/* One line of --dry-run: what the cell is and, so that a control can be
+ * checked before hours are spent on it, whose draws it shares and which
+ * extra row it adds. */
+static void list_cell(const pbi_sweep *S, FILE *f, const pb_cell *c,
+		      int done)
+{
+	const pb_exp_method *me = c->method_index >= 0 ?
+		&S->e->methods[c->method_index] : NULL;
+	const char *sid = stream_id(S, c);
+
+	fprintf(f, "%-5s %-9s %s", done ? "done" : "todo",
+		pb_cell_kind_name(c->kind), c->id);
+	if (strcmp(sid, c->id))
+		fprintf(f, "  draws as %s", sid);
+	if (me && me->matched)
+		fprintf(f, "  + dense, same training");
+	fputc('\n', f);
+}
+
 /* The selected cells not yet recorded, into todo; the counts into sum.
  * A line that does not validate is not a record, so its cell runs again
  * (the table skips it by the same rule). */
@@ -310,12 +329,9 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 
 		for (int i = 0; i < n; i++)
 			if (selected(S->o, &cells[i]))
-				fprintf(f, "%-5s %-8s %s\n",
-					is_done(recs, n_recs, cells[i].id,
-						S->o->no_retry) ?
-					"done" : "todo",
-					pb_cell_kind_name(cells[i].kind),
-					cells[i].id);
+				list_cell(S, f, &cells[i],
+					  is_done(recs, n_recs, cells[i].id,
+						  S->o->no_retry));
 		fprintf(f, "output %s\ncache  %s\n", S->e->output,
 			S->e->cache);
 	}

@@ -556,6 +556,29 @@ static void test_reinit_control_shares_the_ticket(void **state)
 	int n;
 
 	(void)state;
+	/* --dry-run names the ticket cell the control draws as. */
+	{
+		pb_run_opts o = { 0 };
+		char *list = NULL, *line;
+		size_t len = 0;
+
+		o.threads = 1;
+		o.inner_threads = 1;
+		o.dry_run = 1;
+		o.list = open_memstream(&list, &len);
+		assert_non_null(o.list);
+		assert_int_equal(pb_experiment_run(e, &o, &sum, &err), 0);
+		fclose(o.list);
+		line = strstr(list, "lth-reinit-sparsity=0.36-s1-");
+		assert_non_null(line);
+		assert_non_null(strstr(line, "  draws as lth-sparsity=0.36-s1-"));
+		/* The ticket draws as itself. */
+		line = strstr(list, " lth-sparsity=0.36-s1-");
+		assert_non_null(line);
+		*strchr(line, '\n') = 0;
+		assert_null(strstr(line, "draws as"));
+		free(list);
+	}
 	run(e, 1, &sum);
 	assert_int_equal(sum.ok, 3);
 	r = read_cells("out-ctl", &n);
