@@ -16,6 +16,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_slurm(int argc, char **argv);
 
 /* Shared option handling. */
 typedef struct cli_common {

@@ -37,6 +37,22 @@ static const char run_usage[] =
 	"  --no-table          do not write or print the table at the end\n"
 	"  --quiet             no progress output\n"
 	"\n"
+	"Many tasks at once (a cluster's job arrays; docs/cluster.md):\n"
+	"  --phase dense       only load or train the dense models the cells\n"
+	"                      need (one per seed), for the cells phase\n"
+	"  --phase cells       only run cells; a dense model missing from the\n"
+	"                      cache is an error (run the dense phase first)\n"
+	"  --phase all         both, one after the other (the default without\n"
+	"                      --shard)\n"
+	"  --shard I/N         only shard I of N (0 <= I < N): the cells of\n"
+	"                      shard I, balanced by estimated cost, the same\n"
+	"                      for every run of the file (implies --phase\n"
+	"                      cells unless --phase says otherwise); with\n"
+	"                      --phase dense, the seeds whose index is I mod N\n"
+	"  --seed S            only the cells and dense model of seed S\n"
+	"Shards append to the same OUTPUT/runs.jsonl under a lock; `prunebench\n"
+	"slurm` writes and submits the job arrays.\n"
+	"\n"
 	"Each cell runs in a process of its own (`prunebench run FILE --cell\n"
 	"ID --report-fd N`, started by the sweep), so a plugin that crashes,\n"
 	"aborts or exits is recorded as crashed and the others go on.\n"
@@ -46,7 +62,8 @@ static const char run_usage[] =
 	"error.\n";
 
 enum { OPT_INNER = 256, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT,
-       OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD };
+       OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD, OPT_PHASE,
+       OPT_SHARD, OPT_SEED };
 
 static const struct option run_opts[] = {
 	{ "threads", required_argument, NULL, 't' },
@@ -61,11 +78,41 @@ static const struct option run_opts[] = {
 	{ "in-process", no_argument, NULL, OPT_IN_PROCESS },
 	{ "cell", required_argument, NULL, OPT_CELL },
 	{ "report-fd", required_argument, NULL, OPT_REPORT_FD },
+	{ "phase", required_argument, NULL, OPT_PHASE },
+	{ "shard", required_argument, NULL, OPT_SHARD },
+	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
 
 #define MAX_DIRS 32
+
+static int phase_of(const char *text)
+{
+	return !strcmp(text, "all") ? PB_PHASE_ALL : !strcmp(text, "dense") ?
+	       PB_PHASE_DENSE : !strcmp(text, "cells") ? PB_PHASE_CELLS : -1;
+}
+
+/* "I/N", 0 <= I < N; a usage error otherwise. */
+static int parse_shard(const char *text, int *shard, int *n_shards)
+{
+	const char *slash = strchr(text, '/');
+	char first[32];
+	long i, n;
+
+	if (!slash || slash == text || (size_t)(slash - text) >= sizeof first) {
+		cli_usage_error("run", "--shard %s: expected I/N, e.g. "
+				"--shard 0/8", text);
+		return 1;
+	}
+	snprintf(first, sizeof first, "%.*s", (int)(slash - text), text);
+	if (cli_int("--shard's N", slash + 1, 1, 100000, &n) ||
+	    cli_int("--shard's I", first, 0, n - 1, &i))
+		return 1;
+	*shard = (int)i;
+	*n_shards = (int)n;
+	return 0;
+}
 
 /* The sweep's side of `--cell ID --report-fd N`: one cell, its record on
  * the pipe. */
@@ -91,6 +138,7 @@ int cmd_run(int argc, char **argv)
 	char *dirs[MAX_DIRS], *child_args[2 * MAX_DIRS], self[4096];
 	const char *output = NULL, *cell = NULL;
 	int n_dirs = 0, opt, quiet = 0, table = 1, in_process = 0, rc;
+	int phase = -1;
 	long v, report_fd = -1;
 
 	optind = 1;
@@ -125,12 +173,34 @@ int cmd_run(int argc, char **argv)
 				    &report_fd))
 				return 2;
 			break;
+		case OPT_PHASE:
+			if ((phase = phase_of(optarg)) < 0)
+				return cli_usage_error("run", "--phase %s: "
+						       "expected dense, cells "
+						       "or all", optarg);
+			break;
+		case OPT_SHARD:
+			if (parse_shard(optarg, &ro.shard, &ro.n_shards))
+				return 2;
+			break;
+		case OPT_SEED:
+			if (cli_int("--seed", optarg, 0, 4294967295L, &v))
+				return 2;
+			ro.has_seed = 1;
+			ro.seed = (unsigned long)v;
+			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		default: return cli_usage_error("run", "bad option");
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("run", "expected one EXPERIMENT.ini");
+	/* Shards run at once: by default they wait for the dense phase
+	 * instead of racing to train the same dense models. */
+	ro.phase = phase >= 0 ? phase : ro.n_shards ? PB_PHASE_CELLS :
+		   PB_PHASE_ALL;
+	if (ro.phase == PB_PHASE_DENSE)
+		table = 0;
 	if (cli_plugin_path("run", dirs, n_dirs, &sp))
 		return 1;
 	rc = pb_experiment_load(&e, argv[optind], sp, &err);
@@ -176,6 +246,13 @@ int cmd_run(int argc, char **argv)
 	rc = pb_experiment_run(e, &ro, &sum, &err);
 	if (rc) {
 		cli_fail("run", &err);
+	} else if (!ro.dry_run && ro.phase == PB_PHASE_DENSE) {
+		if (!quiet)
+			fprintf(stderr, "%s: dense phase: %d dense model%s "
+				"trained, %d loaded from the cache (%.1fs)\n",
+				e->name, sum.dense_trained,
+				sum.dense_trained == 1 ? "" : "s",
+				sum.dense_loaded, sum.seconds);
 	} else if (!ro.dry_run) {
 		if (!quiet)
 			fprintf(stderr, "%s: %d cells: %d ok, %d diverged, %d "
@@ -183,6 +260,11 @@ int cmd_run(int argc, char **argv)
 				e->name, sum.total, sum.ok, sum.diverged,
 				sum.failed, sum.crashed, sum.skipped,
 				sum.seconds);
+		if (!quiet && sum.duplicates)
+			fprintf(stderr, "%s: %d cell%s ran here too but another "
+				"run recorded %s first; not recorded twice\n",
+				e->name, sum.duplicates, sum.duplicates > 1 ?
+				"s" : "", sum.duplicates > 1 ? "them" : "it");
 		if (table && pb_table_write(e->output, stdout, &err)) {
 			cli_fail("run", &err);
 			rc = 1;

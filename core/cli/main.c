@@ -17,6 +17,8 @@ static const char usage[] =
 	"  plugins [NAME]                                 list pruner plugins\n"
 	"  run EXPERIMENT.ini [--threads N] [--dry-run]   run or resume a sweep\n"
 	"  table RESULTS_DIR [--ci] [--plots]             tables of a sweep\n"
+	"  slurm EXPERIMENT.ini [--shards N] [--submit]   a sweep as Slurm "
+	"job arrays\n"
 	"  bench [--model FILE] [--batch N] [--threads N]\n"
 	"                                                 images/s vs the "
 	"machine's peaks\n"
@@ -60,6 +62,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "table"))
 		return cmd_table(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "slurm"))
+		return cmd_slurm(argc - 1, argv + 1);
 	fprintf(stderr, "prunebench: unknown command '%s'\n\n%s", argv[1],
 		usage);
 	return 2;

@@ -77,7 +77,8 @@ static const key_off all_strs[] = {
 	STR(id), STR(experiment), STR(method), STR(label), STR(plugin),
 	STR(granularity), STR(target), STR(target_kind), STR(scope),
 	STR(schedule), STR(error),
-	STR(warning), STR(dense_fingerprint), STR(blas), STR(matched_error), STR(curve),
+	STR(warning), STR(dense_fingerprint), STR(blas), STR(host),
+	STR(matched_error), STR(curve),
 	STR(finished),
 };
 static const key_off all_nums[] = {
@@ -185,6 +186,8 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 		pbi_jw_str(&j, "dense_fingerprint", r->dense_fingerprint);
 	pbi_jw_int(&j, "threads", r->threads);
 	pbi_jw_str(&j, "blas", r->blas);
+	if (r->host)
+		pbi_jw_str(&j, "host", r->host);
 	pbi_jw_str(&j, "status", pb_cell_status_name(r->status));
 	pbi_jw_str(&j, "error", r->status == PB_CELL_OK ? NULL : r->error);
 	if (r->warning)

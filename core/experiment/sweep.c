@@ -7,12 +7,10 @@
  * the progress display and the append to runs.jsonl, both inside
  * critical sections. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,7 +78,7 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 	const pb_pruner *pr = me ? pb_plugin_pruner(me->plugin) : NULL;
 	const pb_target *t = me ? &me->targets[c->target_index] : NULL;
 	const int si = seed_index(e, c->seed);
-	char buf[64], when[32], *curve = NULL;
+	char buf[64], when[32], host[256], *curve = NULL;
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc = 0;
@@ -114,6 +112,11 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 		rc |= pb_record_set(&r->dense_fingerprint, buf);
 	}
 	rc |= pb_record_set(&r->blas, pb_blas_name());
+	/* The machine it ran on: on a cluster, which node to look at. */
+	if (!gethostname(host, sizeof host)) {
+		host[sizeof host - 1] = '\0';
+		rc |= pb_record_set(&r->host, host);
+	}
 	rc |= pb_record_set(&r->finished, when);
 	if (wrote_curve && asprintf(&curve, "cells/%s.csv", c->id) < 0) {
 		curve = NULL;
@@ -227,9 +230,10 @@ void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r)
 {
 	pb_error werr = { 0 };
 	char eta[32], line[256];
+	int dup = 0;
 
 #pragma omp critical(pb_sweep_write)
-	pb_record_append(S->jsonl, r, &werr);
+	pbi_sweep_append(S, c, r, &dup, &werr);
 #pragma omp critical(pb_sweep_progress)
 	{
 		S->done++;
@@ -237,7 +241,13 @@ void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r)
 			r->status = PB_CELL_FAILED;
 			pb_record_set(&r->error, werr.msg);
 		}
-		if (r->status == PB_CELL_OK) {
+		if (dup) {
+			/* Another run (a shard started twice, say) recorded
+			 * it first: one line per run of a cell, never two. */
+			S->sum->duplicates++;
+			snprintf(line, sizeof line, "already recorded by "
+				 "another run; not recorded again");
+		} else if (r->status == PB_CELL_OK) {
 			S->sum->ok++;
 			snprintf(line, sizeof line, "ok  top-1 %.2f%% -> %.2f%%",
 				 100 * r->acc_before, 100 * r->acc_after);
@@ -262,11 +272,6 @@ void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r)
 }
 
 /* ---- which cells to run ------------------------------------------------------ */
-
-static int selected(const pb_run_opts *o, const pb_cell *c)
-{
-	return !o->only || !strcmp(o->only, c->method);
-}
 
 /* A cell is done when a record of it says so: ok or diverged (a result),
  * or anything at all with --no-retry. A failed or crashed cell runs
@@ -316,7 +321,7 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 	*n_todo = 0;
 	S->sum->total = S->sum->skipped = 0;
 	for (int i = 0; i < n; i++) {
-		if (!selected(S->o, &cells[i]))
+		if (!pbi_sweep_selected(S, &cells[i]))
 			continue;
 		S->sum->total++;
 		if (is_done(recs, n_recs, cells[i].id, S->o->no_retry))
@@ -328,37 +333,15 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 		FILE *f = S->o->list ? S->o->list : stdout;
 
 		for (int i = 0; i < n; i++)
-			if (selected(S->o, &cells[i]))
+			if (pbi_sweep_selected(S, &cells[i]))
 				list_cell(S, f, &cells[i],
 					  is_done(recs, n_recs, cells[i].id,
 						  S->o->no_retry));
 		fprintf(f, "output %s\ncache  %s\n", S->e->output,
 			S->e->cache);
 	}
+	pbi_sweep_note_seen(S, n, recs, n_recs);
 	pb_records_free(recs, n_recs);
-	return 0;
-}
-
-/* Two runs of one experiment at once would both run the missing cells
- * and record them twice: the second waits for nothing and says so. */
-static int lock_output(const pb_experiment *e, int *fd, pb_error *err)
-{
-	char *path = pbi_path_join(e->output, ".lock");
-
-	*fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
-	if (*fd < 0 || flock(*fd, LOCK_EX | LOCK_NB)) {
-		int e2 = errno;
-
-		pb_error_set(err, PB_EIO, "%s: %s; is another `prunebench run` "
-			     "working on %s? wait for it to finish",
-			     path ? path : e->output, strerror(e2), e->output);
-		free(path);
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
-		return PB_EIO;
-	}
-	free(path);
 	return 0;
 }
 
@@ -398,6 +381,7 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	pb_cell *cells = NULL;
 	int n = 0, *todo = NULL, n_todo = 0, rc, threads, lock_fd = -1;
 	pbi_sweep S = { 0 };
+	const int dense_only = o && o->phase == PB_PHASE_DENSE;
 
 	S.e = e;
 	S.o = o ? o : &no_opts;
@@ -416,7 +400,8 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = plan_cells(&S, cells, n, todo, &n_todo, err)))
+	if ((rc = pbi_sweep_shards(&S, cells, n, err)) ||
+	    (rc = plan_cells(&S, cells, n, todo, &n_todo, err)))
 		goto out;
 	if (S.o->only && !S.sum->total) {
 		rc = pb_error_set(err, PB_ENOTFOUND, "--only %s: no such method "
@@ -428,16 +413,22 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	if (S.o->dry_run)
 		goto out;
 	if (!n_todo) {
-		pbi_progress_line(&S.prog, "%s: all %d cells are already in %s",
-				  e->name, S.sum->total, S.jsonl);
+		pbi_progress_line(&S.prog, "%s: all %d cells%s are already in "
+				  "%s%s", e->name, S.sum->total,
+				  S.o->n_shards || S.o->has_seed ?
+				  " of this run" : "", S.jsonl, dense_only ?
+				  "; no dense model needed" : "");
 		goto out;
 	}
-	if ((rc = pbi_mkdirs(S.cells_dir, err)) ||
-	    (rc = lock_output(e, &lock_fd, err)))
+	/* The dense phase writes only to the cache (files renamed into
+	 * place), never to runs.jsonl: it takes no lock. */
+	if (!dense_only && ((rc = pbi_mkdirs(S.cells_dir, err)) ||
+			    (rc = pbi_sweep_lock(&S, &lock_fd, err))))
 		goto out;
 	/* Again under the lock: a run that just finished may have added
 	 * cells. */
-	if ((rc = plan_cells(&S, cells, n, todo, &n_todo, err)) || !n_todo)
+	if (!dense_only &&
+	    ((rc = plan_cells(&S, cells, n, todo, &n_todo, err)) || !n_todo))
 		goto out;
 	threads = S.o->threads > 0 ? S.o->threads : e->threads > 0 ?
 		  e->threads : omp_get_num_procs();
@@ -446,6 +437,10 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
+	if (S.o->n_shards)
+		pbi_progress_line(&S.prog, "%s: %s %d of %d", e->name,
+				  dense_only ? "dense phase, seeds of shard" :
+				  "shard", S.o->shard, S.o->n_shards);
 	pbi_progress_line(&S.prog, "%s: %d cells, %d already done, %d to run "
 			  "with %d thread%s", e->name, S.sum->total,
 			  S.sum->skipped, n_todo, threads,
@@ -456,10 +451,16 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	S.have_splits = 1;
 	if ((rc = pbi_sweep_points(&S, cells, todo, n_todo, err)))
 		goto out;
+	if (S.o->phase == PB_PHASE_CELLS &&
+	    (rc = pbi_sweep_dense_ready(&S, cells, todo, n_todo, err)))
+		goto out;
 	omp_set_max_active_levels(2);
 	if ((rc = pbi_sweep_dense(&S, cells, todo, n_todo, threads, err)))
 		goto out;
-	rc = run_cells(&S, cells, todo, n_todo, threads, err);
+	if (dense_only)
+		rc = pbi_sweep_dense_done(&S, err);
+	else
+		rc = run_cells(&S, cells, todo, n_todo, threads, err);
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);   /* releases the lock */
@@ -471,6 +472,8 @@ out:
 	free(todo);
 	free(S.jsonl);
 	free(S.cells_dir);
+	free(S.shard_of);
+	free(S.seen);
 	free(cells);
 	return rc;
 }

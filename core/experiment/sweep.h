@@ -41,6 +41,11 @@ typedef struct pbi_sweep {
 	 * record go (pb_experiment_run_cell). */
 	int child;
 	int report_fd;
+	/* Per cell of e: its shard (NULL: not sharded) and how many lines
+	 * of runs.jsonl it had when the run planned (another run's line
+	 * since then is not duplicated). */
+	int *shard_of;
+	int *seen;
 } pbi_sweep;
 
 /* ---- cells (sweep.c) ------------------------------------------------------ */
@@ -75,6 +80,42 @@ int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		    int n_todo, int threads, pb_error *err);
 /* Frees the dense models and their paths. */
 void pbi_sweep_dense_free(pbi_sweep *S);
+
+/* ---- phases and shards (sweep_phase.c) ------------------------------------ */
+
+/* Whether cell c is part of this run: --only, --seed and the shard. */
+int pbi_sweep_selected(const pbi_sweep *S, const pb_cell *c);
+/* Sets up S->cells, S->seen and, when sharded, S->shard_of. */
+int pbi_sweep_shards(pbi_sweep *S, const pb_cell *cells, int n,
+		     pb_error *err);
+/* The cells phase trains nothing: every dense model and training point
+ * the cells of todo start from must be in the cache; else an error that
+ * names the missing file and the dense phase's command. */
+int pbi_sweep_dense_ready(pbi_sweep *S, const pb_cell *cells,
+			  const int *todo, int n_todo, pb_error *err);
+/* After the dense phase: counts in S->sum; an error when a seed's dense
+ * model could not be had (the cells would fail with it). */
+int pbi_sweep_dense_done(pbi_sweep *S, pb_error *err);
+
+/* ---- the shared output (sweep_append.c) ---------------------------------- */
+
+/* Locks OUTPUT/.lock for the whole run: exclusively, or shared when
+ * sharded (shards run side by side; a whole run excludes them all). */
+int pbi_sweep_lock(const pbi_sweep *S, int *fd, pb_error *err);
+/* 1 when dir's file system keeps its locks on this machine (NFS with
+ * nolock or local_lock=flock|all, Lustre with localflock), described in
+ * why; 0 when they reach every machine or it cannot tell. mountinfo:
+ * NULL for /proc/self/mountinfo. */
+int pbi_locks_local(const char *dir, const char *mountinfo, char *why,
+		    size_t n);
+/* Counts, per cell, its lines among recs (S->seen). */
+void pbi_sweep_note_seen(pbi_sweep *S, int n_cells, const pb_record *recs,
+			 int n_recs);
+/* Appends c's record to runs.jsonl under OUTPUT/.runs.lock, unless
+ * another run has recorded c since this one planned (a result, or ours
+ * is none): then *dup = 1 and nothing is written. */
+int pbi_sweep_append(pbi_sweep *S, const pb_cell *c, const pb_record *r,
+		     int *dup, pb_error *err);
 
 /* ---- progress (sweep_progress.c) ----------------------------------------- */
 

@@ -129,15 +129,20 @@ int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 			S->dense_fp[s] = fingerprint(S->dense[s]);
 #pragma omp critical(pb_sweep_progress)
 		{
-			if (S->dense_rc[s])
+			if (S->dense_rc[s]) {
 				pbi_progress_line(&S->prog, "dense seed %lu: %s",
 						  e->seeds[s], derr.msg);
-			else
+			} else {
+				if (trained)
+					S->sum->dense_trained++;
+				else
+					S->sum->dense_loaded++;
 				pbi_progress_line(&S->prog, "dense seed %lu: %s "
 						  "(%.1fs)", e->seeds[s],
 						  trained ? "trained" :
 						  "loaded from cache",
 						  pbi_now() - t0);
+			}
 		}
 	}
 	return 0;

@@ -262,13 +262,33 @@ typedef struct pb_run_opts {
 	const char *cell_exec;
 	char *const *child_args;
 	int n_child_args;
+	/* Scaling out over several processes or machines (docs/cluster.md).
+	 * phase: PB_PHASE_ALL (default) loads or trains the dense models the
+	 * cells need, then runs the cells; PB_PHASE_DENSE only loads or
+	 * trains those dense models (one task per seed, before the cells);
+	 * PB_PHASE_CELLS only runs cells, and a dense model (or training
+	 * point) missing from the cache is an error that says to run the
+	 * dense phase first. */
+	int phase;
+	/* n_shards > 0: only shard `shard` (0 ... n_shards - 1): its cells
+	 * (pb_experiment_shards), or in the dense phase the seeds whose
+	 * index in the file is shard modulo n_shards. Shards share
+	 * runs.jsonl: each appends under a lock, never twice for a cell. */
+	int shard, n_shards;
+	int has_seed;         /* 1: only the cells and dense model of seed */
+	unsigned long seed;
 } pb_run_opts;
+
+enum { PB_PHASE_ALL = 0, PB_PHASE_DENSE = 1, PB_PHASE_CELLS = 2 };
 
 typedef struct pb_run_summary {
 	int total;            /* cells selected */
 	int skipped;          /* already in runs.jsonl */
 	int ok, diverged, failed, crashed;
 	double seconds;
+	int duplicates;       /* cells another run recorded first: not
+				 recorded again */
+	int dense_trained, dense_loaded;   /* dense models, by seed */
 } pb_run_summary;
 
 /* Runs every cell of e not yet in OUTPUT/runs.jsonl. A cell's own failure
@@ -288,6 +308,41 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *opts,
 int pb_experiment_run_cell(const pb_experiment *e, const char *id,
 			   const pb_run_opts *opts, int report_fd,
 			   pb_error *err);
+
+/* ---- shards ------------------------------------------------------------------
+ * Splitting a sweep into shards that run at once, e.g. as the tasks of a
+ * Slurm job array (docs/cluster.md). */
+
+/* The estimated cost of cell c in epochs of training (one unit = one
+ * epoch over the training set; pruned models are counted as if dense),
+ * from what the cell trains:
+ *   dense          0
+ *   dense+ft       F (the fine-tune's epochs)
+ *   pruned         P + F, and twice that with matched_dense
+ *   scratch-e      P + D (the dense recipe's epochs)
+ *   scratch-b      P + D x min(scratch_b_cap, 1 / (1 - X)), X the target
+ * plus 0.25 for every cell (its start, evaluations and measurement). P,
+ * the pruning phase, is (rounds - 1) x round_epochs for iterative
+ * schedules, plus per call of the plugin every number option of the
+ * plugin whose name ends in "_epochs" (a negative value: D, the
+ * "recipe's epochs" convention of lth's retrain_epochs and slimming's
+ * sparsity_epochs); a plugin that has a number option `rate` in (0, 1)
+ * and a sparsity target X prunes in ceil(log(1 - X) / log(1 - rate))
+ * rounds of those epochs (lth). An estimate for balancing shards, not a
+ * prediction of time. */
+double pb_cell_cost(const pb_experiment *e, const pb_cell *c);
+
+/* Assigns each of the n cells to one of n_shards shards, into
+ * shard_of[n]: cells by decreasing cost (ties by id), each to the shard
+ * with the least cost so far (ties: the lowest shard). The assignment
+ * depends only on the cells (ids and costs), so the same experiment file
+ * gives the same shards on every machine and every run, whatever is
+ * already done. Bound: the most loaded shard exceeds the least loaded
+ * by at most the largest single cell's cost. load[n_shards] (may be
+ * NULL) gets each shard's estimated cost. */
+int pb_experiment_shards(const pb_experiment *e, const pb_cell *cells,
+			 int n, int n_shards, int *shard_of, double *load,
+			 pb_error *err);
 
 #ifdef __cplusplus
 }

@@ -66,6 +66,8 @@ typedef struct pb_record {
 	long seed;
 	int threads;         /* threads inside the cell; 0 unknown */
 	char *blas;          /* the BLAS kernel it ran on */
+	char *host;          /* the machine it ran on (a cluster's node);
+				NULL: not known (lines before the key) */
 	char *dense_fingerprint; /* CRC-32 of the dense model it came from */
 	double target_amount, reached;
 	double *rounds;      /* reached amount after each round, or NULL */
