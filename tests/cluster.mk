@@ -6,7 +6,7 @@ check_PROGRAMS += \
 	tests/cluster/test_shard \
 	tests/cluster/test_runs_shared
 tests_cluster_test_shard_SOURCES = tests/cluster/test_shard.c \
-	tests/testutil.h
+	tests/testutil.h tests/experiment/tiny.h
 tests_cluster_test_shard_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_test_shard_LDADD = $(TEST_SHARED_LDADD)
 tests_cluster_test_runs_shared_SOURCES = tests/cluster/test_runs_shared.c \

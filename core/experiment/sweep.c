@@ -474,6 +474,7 @@ out:
 	free(S.cells_dir);
 	free(S.shard_of);
 	free(S.seen);
+	pbi_sweep_appends_free(&S);
 	free(cells);
 	return rc;
 }

@@ -46,6 +46,7 @@ typedef struct pbi_sweep {
 	 * since then is not duplicated). */
 	int *shard_of;
 	int *seen;
+	struct pbi_appends *appends;  /* what the appends have read since */
 } pbi_sweep;
 
 /* ---- cells (sweep.c) ------------------------------------------------------ */
@@ -85,7 +86,7 @@ void pbi_sweep_dense_free(pbi_sweep *S);
 
 /* Whether cell c is part of this run: --only, --seed and the shard. */
 int pbi_sweep_selected(const pbi_sweep *S, const pb_cell *c);
-/* Sets up S->cells, S->seen and, when sharded, S->shard_of. */
+/* Sets up S->seen and, when sharded, S->shard_of, for S->cells. */
 int pbi_sweep_shards(pbi_sweep *S, const pb_cell *cells, int n,
 		     pb_error *err);
 /* The cells phase trains nothing: every dense model and training point
@@ -113,9 +114,11 @@ void pbi_sweep_note_seen(pbi_sweep *S, int n_cells, const pb_record *recs,
 			 int n_recs);
 /* Appends c's record to runs.jsonl under OUTPUT/.runs.lock, unless
  * another run has recorded c since this one planned (a result, or ours
- * is none): then *dup = 1 and nothing is written. */
+ * is none): then *dup = 1 and nothing is written. Each append reads
+ * only the lines added since the previous one. */
 int pbi_sweep_append(pbi_sweep *S, const pb_cell *c, const pb_record *r,
 		     int *dup, pb_error *err);
+void pbi_sweep_appends_free(pbi_sweep *S);
 
 /* ---- progress (sweep_progress.c) ----------------------------------------- */
 

@@ -7,9 +7,10 @@
  * - .lock, for the whole run: exclusive for a run of every cell, shared
  *   by shards, so shards run side by side and a whole run excludes them.
  * - .runs.lock, exclusive around each append, held for milliseconds:
- *   under it the run reads runs.jsonl and appends its line only when no
- *   other run recorded the cell since this one planned. A cell run twice
- *   by mistake (a shard started twice) is then still recorded once.
+ *   under it the run reads the lines runs.jsonl gained since its last
+ *   append and appends its own only when no other run recorded the cell
+ *   since this one planned. A cell run twice by mistake (a shard started
+ *   twice) is then still recorded once.
  *
  * Why this is safe on NFS: O_APPEND alone is not (the client emulates it
  * with the size it knows, so two clients appending at once overwrite
@@ -190,41 +191,138 @@ void pbi_sweep_note_seen(pbi_sweep *S, int n_cells, const pb_record *recs,
 	}
 }
 
-static int is_result(const pb_record *r)
+/* What the appends of this run have read of runs.jsonl: its first `off`
+ * bytes, whole lines only (the file only grows), and per cell how many
+ * of its lines they held and whether one came after the seen[i] lines
+ * this run planned with: any line, and a result. So each append reads
+ * only what was added since the previous one. */
+typedef struct by_id {
+	const char *id;
+	int index;
+} by_id;
+
+struct pbi_appends {
+	long off;
+	int *count;
+	unsigned char *since_any, *since_result;
+	by_id *ids;          /* the cells sorted by id */
+};
+
+static int cmp_id(const void *a, const void *b)
 {
-	return r->status == PB_CELL_OK || r->status == PB_CELL_DIVERGED;
+	return strcmp(((const by_id *)a)->id, ((const by_id *)b)->id);
 }
 
-/* Whether the lines of c's id after the first `seen` (another run's,
- * written since this one planned) make ours a duplicate: one of them is
- * a result, or ours is not one either. */
-static int recorded_since(const pb_record *recs, int n, const char *id,
-			  int seen, const pb_record *ours)
+void pbi_sweep_appends_free(pbi_sweep *S)
 {
-	int k = 0;
+	struct pbi_appends *a = S->appends;
 
-	for (int i = 0; i < n; i++) {
-		if (strcmp(recs[i].id, id))
-			continue;
-		if (k++ < seen)
-			continue;
-		if (is_result(&recs[i]) || !is_result(ours))
-			return 1;
+	if (!a)
+		return;
+	free(a->count);
+	free(a->since_any);
+	free(a->since_result);
+	free(a->ids);
+	free(a);
+	S->appends = NULL;
+}
+
+static struct pbi_appends *appends_new(const pbi_sweep *S)
+{
+	const int n = S->n_cells > 0 ? S->n_cells : 1;
+	struct pbi_appends *a = calloc(1, sizeof *a);
+
+	if (!a)
+		return NULL;
+	a->count = calloc((size_t)n, sizeof *a->count);
+	a->since_any = calloc((size_t)n, 1);
+	a->since_result = calloc((size_t)n, 1);
+	a->ids = malloc(sizeof *a->ids * (size_t)n);
+	if (!a->count || !a->since_any || !a->since_result || !a->ids) {
+		free(a->count);
+		free(a->since_any);
+		free(a->since_result);
+		free(a->ids);
+		free(a);
+		return NULL;
 	}
-	return 0;
+	for (int i = 0; i < S->n_cells; i++)
+		a->ids[i] = (by_id){ S->cells[i].id, i };
+	qsort(a->ids, (size_t)S->n_cells, sizeof *a->ids, cmp_id);
+	return a;
+}
+
+static int is_result(pb_cell_status s)
+{
+	return s == PB_CELL_OK || s == PB_CELL_DIVERGED;
+}
+
+/* Reads the whole lines of runs.jsonl past a->off. A line that does not
+ * validate is no record (as for every reader); a cut last line is left
+ * for a later read, when the next append has ended it. */
+static int read_new_lines(pbi_sweep *S, struct pbi_appends *a,
+			  pb_error *err)
+{
+	FILE *f = fopen(S->jsonl, "rb");
+	char *line = NULL, why[256];
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (!f)
+		return errno == ENOENT ? 0 : pb_error_set(err, PB_EIO,
+			"%s: %s", S->jsonl, strerror(errno));
+	if (fseek(f, a->off, SEEK_SET)) {
+		rc = pb_error_set(err, PB_EIO, "%s: %s", S->jsonl,
+				  strerror(errno));
+		goto out;
+	}
+	while ((len = getline(&line, &cap, f)) > 0 && line[len - 1] == '\n') {
+		pb_record r;
+		by_id key = { NULL, 0 }, *hit;
+
+		a->off += (long)len;
+		if (pb_record_parse(line, (size_t)len - 1, &r, why, sizeof why))
+			continue;
+		key.id = r.id;
+		hit = bsearch(&key, a->ids, (size_t)S->n_cells,
+			      sizeof *a->ids, cmp_id);
+		if (hit) {
+			int i = hit->index;
+
+			if (a->count[i]++ >= S->seen[i]) {
+				a->since_any[i] = 1;
+				if (is_result(r.status))
+					a->since_result[i] = 1;
+			}
+		}
+		pb_record_clear(&r);
+	}
+	if (ferror(f))
+		rc = pb_error_set(err, PB_EIO, "%s: read error", S->jsonl);
+out:
+	free(line);
+	fclose(f);
+	return rc;
 }
 
 int pbi_sweep_append(pbi_sweep *S, const pb_cell *c, const pb_record *r,
 		     int *dup, pb_error *err)
 {
 	char *path = pbi_path_join(S->e->output, ".runs.lock");
-	pb_record *recs = NULL;
-	int fd, n = 0, rc, locked = -1;
+	int fd, rc, locked = -1;
 	int i = S->cells ? (int)(c - S->cells) : -1;
+	struct pbi_appends *a;
 
 	*dup = 0;
 	if (!path)
 		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	if (i >= 0 && S->seen && !S->appends && !(S->appends =
+						  appends_new(S))) {
+		free(path);
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	}
+	a = i >= 0 && S->seen ? S->appends : NULL;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (fd >= 0)
 		while ((locked = flock(fd, LOCK_EX)) && errno == EINTR)
@@ -240,17 +338,18 @@ int pbi_sweep_append(pbi_sweep *S, const pb_cell *c, const pb_record *r,
 	}
 	/* Read under the lock: on NFS, taking it revalidated our view of
 	 * runs.jsonl, so the other runs' lines are all there. */
-	if ((rc = pb_records_read(S->jsonl, 1, &recs, &n, NULL, NULL, err)))
+	if (a && (rc = read_new_lines(S, a, err)))
 		goto out;
-	if (i >= 0 && S->seen && recorded_since(recs, n, c->id, S->seen[i],
-						r)) {
+	if (a && (a->since_result[i] ||
+		  (a->since_any[i] && !is_result(r->status)))) {
 		*dup = 1;
 		goto out;
 	}
-	if (!(rc = pb_record_append(S->jsonl, r, err)) && i >= 0 && S->seen)
-		S->seen[i]++;
+	rc = pb_record_append(S->jsonl, r, err);
+	/* Ours is the next line of the cell: not another run's. */
+	if (!rc && a)
+		S->seen[i] = a->count[i] + 1;
 out:
-	pb_records_free(recs, n);
 	if (fd >= 0)
 		close(fd);      /* after the append's fsync: releases the lock */
 	free(path);

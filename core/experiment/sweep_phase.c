@@ -44,7 +44,6 @@ int pbi_sweep_shards(pbi_sweep *S, const pb_cell *cells, int n,
 	const pb_run_opts *o = S->o;
 	const pb_experiment *e = S->e;
 
-	S->cells = cells;
 	S->seen = calloc((size_t)(n > 0 ? n : 1), sizeof *S->seen);
 	if (!S->seen)
 		return pb_error_set(err, PB_ENOMEM, "out of memory");

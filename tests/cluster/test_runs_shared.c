@@ -105,12 +105,19 @@ static void fake(fake_run *f, const char *name, int seen0, int seen1)
 	snprintf(f->cells[0].id, sizeof f->cells[0].id, "dense-s1-aaaaaaaa");
 	snprintf(f->cells[1].id, sizeof f->cells[1].id, "dense-s2-bbbbbbbb");
 	f->S.cells = f->cells;
+	f->S.n_cells = 2;
 	f->S.seen = f->seen;
 	f->seen[0] = seen0;
 	f->seen[1] = seen1;
 }
 
-static int lines_of(const char *name)
+static void unfake(fake_run *f)
+{
+	pbi_sweep_appends_free(&f->S);
+}
+
+/* The records of dir/NAME/runs.jsonl; `bad` lines must not read. */
+static int lines_bad(const char *name, int bad_lines)
 {
 	char path[700];
 	pb_record *r;
@@ -120,9 +127,14 @@ static int lines_of(const char *name)
 	snprintf(path, sizeof path, "%s/%s/runs.jsonl", dir, name);
 	assert_int_equal(pb_records_read(path, 1, &r, &n, &bad, NULL, &err),
 			 0);
-	assert_int_equal(bad, 0);
+	assert_int_equal(bad, bad_lines);
 	pb_records_free(r, n);
 	return n;
+}
+
+static int lines_of(const char *name)
+{
+	return lines_bad(name, 0);
 }
 
 static void append(fake_run *f, int cell, pb_cell_status st, int want_dup)
@@ -160,9 +172,32 @@ static void test_append_once(void **state)
 	append(&c, 1, PB_CELL_OK, 1);
 	assert_int_equal(lines_of("once"), 3);
 	/* A run that planned after all that appends a retry as usual. */
+	unfake(&c);
 	fake(&c, "once", 1, 2);
 	append(&c, 1, PB_CELL_DIVERGED, 0);
 	assert_int_equal(lines_of("once"), 4);
+	/* A line cut by a crash: reads stop before it until the next
+	 * append ends it (a line that is no record), then read past it. */
+	{
+		char path[700];
+		FILE *f;
+
+		snprintf(path, sizeof path, "%s/once/runs.jsonl", dir);
+		f = fopen(path, "ab");
+		fputs("{\"schema\":2,\"id\":\"dense-s1-aaa", f);
+		fclose(f);
+	}
+	unfake(&b);
+	fake(&b, "once", 0, 0);
+	append(&b, 0, PB_CELL_FAILED, 1);
+	unfake(&c);
+	fake(&c, "once", 1, 3);
+	append(&c, 1, PB_CELL_OK, 0);
+	append(&b, 1, PB_CELL_FAILED, 1);
+	assert_int_equal(lines_bad("once", 1), 5);
+	unfake(&a);
+	unfake(&b);
+	unfake(&c);
 }
 
 /* ---- the run's lock -------------------------------------------------------- */

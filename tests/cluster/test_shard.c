@@ -6,18 +6,9 @@
  * sharded run gives bitwise the numbers and models of an unsharded one. */
 #include "testutil.h"
 
+#include "experiment/tiny.h"
 #include "prunebench/experiment.h"
 #include "prunebench/plugin.h"
-
-static const char tiny_model[] =
-	"[model]\nname = tiny\ninput = 1x28x28\nclasses = 10\n"
-	"[conv1]\ntype = conv\nout = 4\nkernel = 3\npad = 1\nbias = no\n"
-	"[bn1]\ntype = bn\n[relu1]\ntype = relu\n"
-	"[pool1]\ntype = maxpool\nkernel = 4\n"
-	"[conv2]\ntype = conv\nout = 8\nkernel = 3\npad = 1\nbias = no\n"
-	"[bn2]\ntype = bn\n[relu2]\ntype = relu\n"
-	"[pool2]\ntype = maxpool\nkernel = 7\n"
-	"[flatten]\ntype = flatten\n[fc]\ntype = linear\nout = 10\n";
 
 /* D = 6 dense epochs, F = 2 fine-tune epochs. */
 static const char cost_exp[] =

@@ -4,104 +4,129 @@
 # by seed; three shard processes at once plus a second copy of one of
 # them end with every cell exactly once in runs.jsonl, bitwise as an
 # unsharded run; `prunebench slurm` writes a script bash accepts and
-# prints the two sbatch commands, and nothing to submit once all is done.
+# prints the two sbatch commands, only for what is missing, and nothing
+# to submit once all is done.
 set -u
 
 builddir=${PB_BUILDDIR:-.}
-srcdir=${PB_SRCDIR:-.}
 pb="$builddir/prunebench"
 [ -x "$pb" ] || { echo "no $pb; skipping"; exit 77; }
 plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
 [ -d "$plugdir" ] || { echo "no plugin folder $plugdir; skipping"; exit 77; }
-. "$srcdir/tests/cluster/tiny-experiment.sh"
 
 tmp=$(mktemp -d /tmp/pbshardsXXXXXX)
 trap '[ -n "${PB_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
+. "$(dirname "$0")/../testlib.sh"
+. "$(dirname "$0")/tiny-experiment.sh"
 tiny_experiment "$tmp" cache
-fail() { echo "FAIL: $*"; exit 1; }
+jsonl=$tmp/results/runs.jsonl
 
-run() {
-	"$pb" run "$tmp/exp.ini" --plugin-dir "$plugdir" --threads 2 \
-		--inner-threads 1 --no-table "$@"
-}
+run=("$pb" run "$tmp/exp.ini" --plugin-dir "$plugdir" --threads 2
+	--inner-threads 1 --no-table)
 
-# Usage errors.
 for bad in "--shard 2/2" "--shard 1" "--shard -1/2" "--shard 0/0" \
 	   "--phase train"; do
 	# shellcheck disable=SC2086
-	run $bad --quiet 2> "$tmp/err"
-	rc=$?
-	[ $rc -eq 2 ] || fail "$bad: exit $rc, expected 2"
+	expect_fail "run $bad: a usage error" 2 "" "${run[@]}" $bad --quiet
 done
 
-# The cells phase before the dense phase: an error that says what to do.
-run --shard 0/3 2> "$tmp/err" && fail "cells phase ran without dense models"
-grep -q -- "--phase dense" "$tmp/err" || { cat "$tmp/err"; fail "no hint"; }
-ls "$tmp/cache"/*.ckpt 2>/dev/null && fail "the cells phase trained"
+expect_fail "the cells phase without the dense models says to run the dense phase" \
+	1 "run the dense phase first: prunebench run .* --phase dense --seed" \
+	"${run[@]}" --shard 0/3
+if ls "$tmp/cache"/*.ckpt > /dev/null 2>&1; then
+	not_ok "the cells phase trained nothing"
+else
+	echo "ok - the cells phase trained nothing"
+fi
 
-# The dense phase: seed 2, then shard 0 of 2 of the seeds (seed 1).
-run --phase dense --seed 2 2> "$tmp/err" || { cat "$tmp/err"; fail "dense seed 2"; }
-grep -q "1 dense model trained" "$tmp/err" || { cat "$tmp/err"; fail "seed 2 not trained"; }
-run --phase dense --shard 0/2 2> "$tmp/err" || { cat "$tmp/err"; fail "dense 0/2"; }
-grep -q "1 dense model trained, 0 loaded" "$tmp/err" || { cat "$tmp/err"; fail "seed 1 not trained"; }
-[ -e "$tmp/out/runs.jsonl" ] && fail "the dense phase wrote runs.jsonl"
+# check's own output goes to $tmp/out and $tmp/err: keep what to grep.
+check "the dense phase of seed 2" "${run[@]}" --phase dense --seed 2
+cp "$tmp/err" "$tmp/said"
+check "... trains one dense model" grep -q "1 dense model trained" "$tmp/said"
+check "the dense phase of shard 0 of 2 (seed 1)" "${run[@]}" --phase dense --shard 0/2
+cp "$tmp/err" "$tmp/said"
+check "... trains the other one" grep -q "1 dense model trained, 0 loaded" "$tmp/said"
+if [ -e "$jsonl" ]; then
+	not_ok "the dense phase records no cell"
+else
+	echo "ok - the dense phase records no cell"
+fi
 
 # Three shards at once, and shard 1 a second time beside them.
 pids=
+k=0
 for s in 0 1 2 1; do
-	run --shard $s/3 --quiet &
+	k=$((k + 1))
+	"${run[@]}" --shard $s/3 > "$tmp/shard$k.out" 2>&1 &
 	pids="$pids $!"
 done
+all_ok=1
 for p in $pids; do
-	wait "$p" || fail "a shard failed"
+	wait "$p" || all_ok=0
 done
-jsonl=$tmp/out/runs.jsonl
+if [ $all_ok = 1 ]; then
+	echo "ok - four shard processes at once"
+else
+	not_ok "four shard processes at once"
+	cat "$tmp"/shard*.out
+fi
 lines=$(wc -l < "$jsonl")
 unique=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$jsonl" | sort -u | wc -l)
-echo "cells $N_CELLS, lines $lines, unique ids $unique"
-[ "$unique" -eq "$N_CELLS" ] || fail "$unique cells recorded of $N_CELLS"
-[ "$lines" -eq "$N_CELLS" ] || fail "$lines lines for $N_CELLS cells"
-grep -q '"status":"ok"' "$jsonl" || fail "no ok cell"
-[ "$(grep -c '"host":"' "$jsonl")" -eq "$N_CELLS" ] || fail "lines without host"
+echo "# $N_CELLS cells: $lines lines, $unique ids"
+check "every cell recorded" test "$unique" -eq "$N_CELLS"
+check "... once" test "$lines" -eq "$N_CELLS"
+check "... ok" test "$(grep -c '"status":"ok"' "$jsonl")" -eq "$N_CELLS"
+check "... with its host" test "$(grep -c "\"host\":\"$(hostname)\"" "$jsonl")" -eq "$N_CELLS"
+grep -h "not recorded twice" "$tmp"/shard*.out | sed 's/^/# /'
 
 # The same, unsharded, with a cache of its own: bitwise the same.
 sed 's/^cache = cache$/cache = cache2/' "$tmp/exp.ini" > "$tmp/exp2.ini"
-"$pb" run "$tmp/exp2.ini" --plugin-dir "$plugdir" --threads 2 \
-	--inner-threads 1 --no-table --quiet --output "$tmp/whole" ||
-	fail "the unsharded run"
+check "the same experiment unsharded" "$pb" run "$tmp/exp2.ini" \
+	--plugin-dir "$plugdir" --threads 2 --inner-threads 1 --no-table \
+	--quiet --output "$tmp/whole"
 stable_lines "$jsonl" > "$tmp/a"
 stable_lines "$tmp/whole/runs.jsonl" > "$tmp/b"
-diff "$tmp/a" "$tmp/b" > "$tmp/diff" || { head -c 3000 "$tmp/diff"; fail "numbers differ"; }
+check "sharded and unsharded records are the same but for times and host" \
+	diff "$tmp/a" "$tmp/b"
+same_models=1
 for f in "$tmp"/whole/cells/*.ckpt; do
-	cmp -s "$f" "$tmp/out/cells/${f##*/}" || fail "${f##*/} differs"
+	cmp -s "$f" "$tmp/results/cells/${f##*/}" || same_models=0
 done
+check "... and so are the final models" test $same_models = 1
 
-# prunebench slurm: nothing to submit now; after removing two lines, the
-# arrays hold only the seeds and shards of those cells.
-"$pb" slurm "$tmp/exp.ini" --plugin-dir "$plugdir" --shards 3 \
-	> "$tmp/cmds" 2> "$tmp/err" || { cat "$tmp/err"; fail "slurm"; }
-grep -q "nothing to submit" "$tmp/err" || { cat "$tmp/err"; fail "all done"; }
-[ -s "$tmp/cmds" ] && fail "commands printed with nothing to submit"
+slurm=("$pb" slurm "$tmp/exp.ini" --plugin-dir "$plugdir" --shards 3)
+check "prunebench slurm when every cell is done" "${slurm[@]}"
+cp "$tmp/out" "$tmp/cmds"
+cp "$tmp/err" "$tmp/said"
+check "... says there is nothing to submit" grep -q "nothing to submit" "$tmp/said"
+check "... and prints no command" test ! -s "$tmp/cmds"
+
+# One cell lost: the arrays hold only its seed and its shard.
 grep -v '"id":"l1-channels=0.5-s2-' "$jsonl" > "$tmp/j" && mv "$tmp/j" "$jsonl"
-"$pb" slurm "$tmp/exp.ini" --plugin-dir "$plugdir" --shards 3 \
-	--cpus-per-task 2 --time 0:10:00 --mem 1G --array-max 2 \
-	> "$tmp/cmds" 2> "$tmp/err" || { cat "$tmp/err"; fail "slurm"; }
-cat "$tmp/err"
-cat "$tmp/cmds"
-script=$tmp/out/slurm/cluster.sbatch
-[ -x "$script" ] || fail "no script $script"
-bash -n "$script" || fail "the script does not parse"
-bash -n "$tmp/cmds" || fail "the commands do not parse"
-grep -q '^#SBATCH --cpus-per-task=2$' "$script" || fail "cpus"
-grep -q '^#SBATCH --time=0:10:00$' "$script" || fail "time"
-grep -q '^#SBATCH --mem=1G$' "$script" || fail "mem"
-grep -q -- '--array=1%2 ' "$tmp/cmds" || fail "dense array is not seed index 1"
-grep -q -- 'afterok:${dense%%;\*}' "$tmp/cmds" || fail "no dependency"
-grep -q 'dense-%A_%a.log' "$tmp/cmds" || fail "no dense log"
-grep -q 'cells-%A_%a.log' "$tmp/cmds" || fail "no cells log"
-# The one shard that has the missing cell.
+check "prunebench slurm with one cell missing" "${slurm[@]}" \
+	--cpus-per-task 2 --time 0:10:00 --mem 1G --array-max 2
+cp "$tmp/out" "$tmp/cmds"
+sed 's/^/# /' "$tmp/cmds"
+script=$tmp/results/slurm/cluster.sbatch
+check "the script is written, executable" test -x "$script"
+check "... and bash reads it" bash -n "$script"
+check "... with the CPUs, time and memory" grep -q \
+	'^#SBATCH --cpus-per-task=2$' "$script"
+check "... time" grep -q '^#SBATCH --time=0:10:00$' "$script"
+check "... memory" grep -q '^#SBATCH --mem=1G$' "$script"
+check "the commands parse" bash -n "$tmp/cmds"
+check "the dense array is seed index 1 only" grep -q -- \
+	'--job-name=cluster-dense --array=1%2 ' "$tmp/cmds"
+check "the cells wait for the dense array" grep -q -- \
+	'"--dependency=afterok:${dense%%;\*}" --kill-on-invalid-dep=yes' "$tmp/cmds"
+check "logs per task" grep -q 'dense-%A_%a.log.*cells-%A_%a.log' \
+	<(tr '\n' ' ' < "$tmp/cmds")
 shard=$(sed -n 's/.*--job-name=cluster-cells --array=\([0-9]*\)%2 .*/\1/p' "$tmp/cmds")
-[ -n "$shard" ] || fail "the cells array is not one shard"
-run --shard "$shard/3" --dry-run | grep -q '^todo .*l1-channels=0.5-s2-' ||
-	fail "shard $shard does not hold the missing cell"
-echo "ok"
+if [ -n "$shard" ]; then
+	check "the cells array is the missing cell's shard" bash -c \
+		"\"\$@\" --shard $shard/3 --dry-run | grep -q '^todo .*l1-channels=0.5-s2-'" \
+		_ "${run[@]}"
+else
+	not_ok "the cells array is one shard"
+fi
+finish

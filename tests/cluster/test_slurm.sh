@@ -15,18 +15,19 @@
 set -u
 
 builddir=${PB_BUILDDIR:-.}
-srcdir=${PB_SRCDIR:-.}
 pb="$builddir/prunebench"
 plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
 wait_max=${PB_SLURM_WAIT:-900}     # seconds for the jobs of one submission
+PATH=$PATH:/usr/sbin:/sbin          # the daemons, for users whose PATH lacks them
 
 skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
-log() { echo "slurm test: $*"; }
+fail() { echo "not ok - $*"; exit 1; }
+ok() { echo "ok - $*"; }
+log() { echo "# $*"; }
 
 [ -x "$pb" ] || skip "no $pb"
 [ -d "$plugdir" ] || skip "no plugin folder $plugdir"
-. "$srcdir/tests/cluster/tiny-experiment.sh"
+. "$(dirname "$0")/tiny-experiment.sh"
 
 # ---- the packages -------------------------------------------------------
 packages="munge slurmctld slurmd slurm-client"
@@ -46,7 +47,7 @@ if [ -n "$missing" ]; then
 		> /dev/null 2>&1 || skip "cannot install$missing with apt-get"
 fi
 for c in munged slurmctld slurmd sbatch squeue scontrol sinfo scancel; do
-	command -v "$c" > /dev/null || skip "no $c after installing$missing"
+	command -v "$c" > /dev/null || skip "no $c in PATH ($PATH)"
 done
 [ "$(id -u)" -eq 0 ] || skip "not root: slurmd must run as root to start jobs"
 
@@ -152,22 +153,23 @@ for _ in $(seq 150); do
 	sleep 0.2
 done
 [ "$state" = idle ] || skip "the Slurm daemons do not start (node state '$state'): slurmctld: $(tail_of "$tmp/slurmctld.log") slurmd: $(tail_of "$tmp/slurmd.log")"
-log "cluster up: node $host, $(sinfo -h -o '%c CPUs, %m MB'), controller port $port"
+ok "cluster up: node $host, $(sinfo -h -o '%c CPUs, %m MB'), controller port $port"
 
 # ---- the experiment, on Slurm -------------------------------------------------
 tiny_experiment "$tmp" cache
-out=$tmp/out
+out=$tmp/results
 
 submit() {
 	"$pb" slurm "${1:-$tmp/exp.ini}" --plugin-dir "$plugdir" --shards 3 \
 		--cpus-per-task 1 --inner-threads 1 --time 0:30:00 --submit \
 		> "$tmp/ids" 2> "$tmp/submit.err" ||
 		{ cat "$tmp/submit.err"; fail "prunebench slurm --submit"; }
-	cat "$tmp/submit.err"
+	sed 's/^/# /' "$tmp/submit.err"
 	dense=$(sed -n 's/^dense \([0-9]*\)$/\1/p' "$tmp/ids")
 	cells=$(sed -n 's/^cells \([0-9]*\)$/\1/p' "$tmp/ids")
 	[ -n "$dense" ] && [ -n "$cells" ] || fail "no job ids: $(cat "$tmp/ids")"
 	jobs_="$dense $cells"
+	ok "submitted: dense models job $dense, cells job $cells"
 }
 
 # Waits for both jobs to leave the queue; every task must have completed
@@ -184,7 +186,7 @@ wait_jobs() {
 	scontrol -o show job "$dense" > "$tmp/state.txt"
 	scontrol -o show job "$cells" >> "$tmp/state.txt"
 	sed 's/.*\(JobId=[0-9]* \).*\(ArrayTaskId=[0-9]*\).*\(JobState=[A-Z]*\).*\(ExitCode=[0-9:]*\).*\(NodeList=[^ ]*\).*/\1\2 \3 \4 \5/' \
-		"$tmp/state.txt"
+		"$tmp/state.txt" | sed 's/^/# /'
 	if [ -n "${1:-}" ]; then
 		grep "JobId=$dense " "$tmp/state.txt" | grep -v 'JobState=COMPLETED' |
 			grep -q . && fail "a dense task did not complete"
@@ -192,6 +194,7 @@ wait_jobs() {
 			fail "not one cells task failed with exit code 1"
 		[ "$(grep "JobId=$cells " "$tmp/state.txt" | grep -vc 'JobState=COMPLETED')" -eq 1 ] ||
 			fail "the other cells tasks did not complete"
+		ok "the failing cell's task failed (exit code 1), the others completed"
 		return
 	fi
 	if grep -v 'JobState=COMPLETED' "$tmp/state.txt" | grep -q .; then
@@ -202,6 +205,7 @@ wait_jobs() {
 		fail "a task did not complete"
 	fi
 	grep -q 'ExitCode=[1-9]' "$tmp/state.txt" && fail "a task exited with an error"
+	ok "every task completed with exit code 0"
 }
 
 submit
@@ -213,7 +217,7 @@ for f in "$out"/slurm/dense-"$dense"_0.log "$out"/slurm/dense-"$dense"_1.log \
 	[ -s "$f" ] || fail "no log $f"
 	log "$(basename "$f"): $(head -n 1 "$f")"
 done
-grep -h "dense seed" "$out"/slurm/dense-*.log
+grep -h "dense seed" "$out"/slurm/dense-*.log | sed 's/^/# /'
 
 # Every cell once, ok, from this node.
 jsonl=$out/runs.jsonl
@@ -227,6 +231,7 @@ check_once() {
 	[ "$(grep -c '"status":"ok"' "$jsonl")" -eq "$N_CELLS" ] || fail "cells not ok"
 	[ "$(grep -c "\"host\":\"$(hostname)\"" "$jsonl")" -eq "$N_CELLS" ] ||
 		fail "lines without this node as host"
+	ok "every cell in runs.jsonl exactly once, ok, with this node as host"
 }
 check_once
 
@@ -244,7 +249,7 @@ compare() {
 	for f in "$tmp"/local/cells/*.ckpt; do
 		cmp -s "$f" "$out/cells/${f##*/}" || fail "${f##*/} differs from the local run"
 	done
-	log "$(wc -l < "$tmp/slurm.lines") cells: numbers, dense fingerprints and final models bitwise those of the local run"
+	ok "$(wc -l < "$tmp/slurm.lines") cells: numbers, dense fingerprints and final models bitwise those of the local run"
 }
 compare
 
@@ -254,10 +259,11 @@ mv "$tmp/j" "$jsonl"
 [ "$(wc -l < "$jsonl")" -eq $((N_CELLS - 2)) ] || fail "the test removed the wrong lines"
 submit
 grep -q "2 of the cells to run" "$tmp/submit.err" || fail "not 2 cells to run"
+ok "submitted again: 2 cells to run"
 wait_jobs
 check_once
 compare
-grep -h "already done" "$out"/slurm/cells-"$cells"_*.log | sed 's/^/slurm test: /'
+grep -h "already done" "$out"/slurm/cells-"$cells"_*.log | sed 's/^/# /'
 
 # A cell that fails on its node: recorded once, failed, with the node
 # and the message; its task fails (exit code 1), the others go on.
@@ -290,12 +296,13 @@ case $line in
 *'"host":"'"$(hostname)"'"'*'"status":"failed","error":"plugin '"'l1'"' (prune): channels=0.5 cannot be reached'*) ;;
 *) fail "the failed cell's line: $line" ;;
 esac
-log "failed cell: $(echo "$line" | sed 's/.*\("host":"[^"]*"\).*\("status":"[^"]*","error":"[^;]*\).*/\1 \2/')"
+ok "failed cell: $(echo "$line" | sed 's/.*\("host":"[^"]*"\).*\("status":"[^"]*","error":"[^;]*\).*/\1 \2/')"
 out=$out_ok
 
 # And once all is there, nothing to submit.
 "$pb" slurm "$tmp/exp.ini" --plugin-dir "$plugdir" --shards 3 --submit \
 	> "$tmp/ids" 2> "$tmp/submit.err" || fail "the last prunebench slurm"
 grep -q "nothing to submit" "$tmp/submit.err" || fail "submitted with nothing to do"
+ok "nothing to submit once every cell is there"
 "$pb" table "$out" --quiet || fail "prunebench table"
-log "ok"
+ok "prunebench table"

@@ -52,7 +52,7 @@ data = synthetic:1200
 seeds = 1 2
 val_size = 100
 cache = $2
-output = out
+output = results
 latency = no
 [train]
 epochs = 2
