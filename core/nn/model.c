@@ -58,10 +58,18 @@ static int add_param(pb_model *m, int layer, pb_param_kind kind, int ndim,
 		p->n *= (size_t)shape[d];
 	}
 	p->trainable = kind != PB_PARAM_BN_MEAN && kind != PB_PARAM_BN_VAR;
-	if (p->n > MAX_TENSOR_ELEMS)
-		return pbi_layer_err(err, PB_EFORMAT, m->source,
-				 &m->nodes[layer].info,
-				 "%s has %zu elements, too many", name, p->n);
+	if (p->n > MAX_TENSOR_ELEMS) {
+		/* Not counted in n_params, so pb_model_free would not free
+		 * its name. */
+		int rc = pbi_layer_err(err, PB_EFORMAT, m->source,
+				       &m->nodes[layer].info,
+				       "%s has %zu elements, too many", name,
+				       p->n);
+
+		free(name);
+		p->name = NULL;
+		return rc;
+	}
 	return m->n_params++;
 }
 
