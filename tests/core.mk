@@ -16,8 +16,9 @@ tests_base_test_json_read_SOURCES = tests/base/test_json_read.c \
 tests_base_test_json_read_CFLAGS = $(TEST_CFLAGS)
 tests_base_test_json_read_LDADD = $(TEST_LDADD)
 
-# nn: layers against finite differences, the model graph, its INI and
-# sizes, checkpoints, masks, the fast conv paths.
+# nn: layers against finite differences, the model graph (its gradients
+# in training and in eval mode), its INI and sizes, checkpoints, masks,
+# the fast conv paths.
 check_PROGRAMS += \
 	tests/nn/test_conv_grad \
 	tests/nn/test_bn_grad \
@@ -26,6 +27,7 @@ check_PROGRAMS += \
 	tests/nn/test_elementwise_grad \
 	tests/nn/test_softmax_xent_grad \
 	tests/nn/test_model_grad \
+	tests/nn/test_model_eval_grad \
 	tests/nn/test_model_ini \
 	tests/nn/test_model_limits \
 	tests/nn/test_model_info \
@@ -60,6 +62,10 @@ tests_nn_test_softmax_xent_grad_LDADD = $(TEST_LDADD)
 tests_nn_test_model_grad_SOURCES = tests/nn/test_model_grad.c tests/testutil.h
 tests_nn_test_model_grad_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_model_grad_LDADD = $(TEST_LDADD)
+tests_nn_test_model_eval_grad_SOURCES = tests/nn/test_model_eval_grad.c \
+	tests/testutil.h
+tests_nn_test_model_eval_grad_CFLAGS = $(TEST_CFLAGS)
+tests_nn_test_model_eval_grad_LDADD = $(TEST_LDADD)
 tests_nn_test_model_limits_SOURCES = tests/nn/test_model_limits.c \
 	tests/testutil.h
 tests_nn_test_model_limits_CFLAGS = $(TEST_CFLAGS)

@@ -1,5 +1,5 @@
 # Tests of experiments: the INI, the record, one cell's pipeline, the
-# sweep, resume after SIGKILL.
+# sweep, pruning at initialisation through both, resume after SIGKILL.
 # Pruners that crash inside prune or prune nothing, for the sweep's
 # process isolation and its off-target warning.
 noinst_LTLIBRARIES += tests/experiment/plugins/crash_segv.la \
@@ -33,6 +33,7 @@ check_PROGRAMS += \
 	tests/experiment/test_cell \
 	tests/experiment/test_sweep \
 	tests/experiment/test_isolation \
+	tests/experiment/test_at_init \
 	tests/prune/test_schedule
 tests_experiment_test_experiment_ini_SOURCES = \
 	tests/experiment/test_experiment_ini.c tests/testutil.h \
@@ -55,6 +56,10 @@ tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
 	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_isolation_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_isolation_LDADD = $(TEST_SHARED_LDADD)
+tests_experiment_test_at_init_SOURCES = tests/experiment/test_at_init.c \
+	tests/testutil.h tests/experiment/tiny.h
+tests_experiment_test_at_init_CFLAGS = $(TEST_CFLAGS)
+tests_experiment_test_at_init_LDADD = $(TEST_SHARED_LDADD)
 # The pruning schedules run by the cell pipeline, with stand-in callbacks.
 tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h

@@ -1,6 +1,7 @@
 # Tests of the plugin host (tests/plugin/: the loader, option validation,
-# the context, the helpers of pruner.h, the header on its own) and of every
-# shipped pruner (tests/plugins/test_NAME.c).
+# the context, the helpers of pruner.h, gradients outside training, the
+# header on its own) and of every shipped pruner
+# (tests/plugins/test_NAME.c).
 #
 # Test plugins are built like real ones (noinst with -rpath, as
 # check_LTLIBRARIES would only give static archives): the refused and the
@@ -9,6 +10,7 @@
 noinst_LTLIBRARIES += tests/plugins/fixtures/bad_abi.la \
 	tests/plugins/fixtures/bad_size.la tests/plugins/fixtures/no_entry.la \
 	tests/plugins/fixtures/no_prune.la tests/plugins/fixtures/v1_size.la \
+	tests/plugins/fixtures/pre_at_init.la \
 	tests/plugins/template.la
 TEST_PLUGIN_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-rpath /nowhere
@@ -22,6 +24,9 @@ tests_plugins_fixtures_no_prune_la_SOURCES = tests/plugins/fixtures/no_prune.c
 tests_plugins_fixtures_no_prune_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 tests_plugins_fixtures_v1_size_la_SOURCES = tests/plugins/fixtures/v1_size.c
 tests_plugins_fixtures_v1_size_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
+tests_plugins_fixtures_pre_at_init_la_SOURCES = \
+	tests/plugins/fixtures/pre_at_init.c
+tests_plugins_fixtures_pre_at_init_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 tests_plugins_template_la_SOURCES = plugins/template/template.c
 tests_plugins_template_la_LDFLAGS = $(TEST_PLUGIN_LDFLAGS)
 
@@ -32,6 +37,7 @@ check_PROGRAMS += \
 	tests/plugin/test_ctx \
 	tests/plugin/test_helpers_target \
 	tests/plugin/test_helpers_model \
+	tests/plugin/test_ctx_grad \
 	tests/plugin/test_abi_header
 tests_plugin_test_loader_SOURCES = tests/plugin/test_loader.c tests/testutil.h
 tests_plugin_test_loader_CFLAGS = $(TEST_CFLAGS)
@@ -54,6 +60,10 @@ tests_plugin_test_helpers_model_SOURCES = \
 	tests/plugin/test_helpers_model.c $(HELPER_TEST_SOURCES)
 tests_plugin_test_helpers_model_CFLAGS = $(TEST_CFLAGS)
 tests_plugin_test_helpers_model_LDADD = $(TEST_SHARED_LDADD)
+tests_plugin_test_ctx_grad_SOURCES = tests/plugin/test_ctx_grad.c \
+	tests/plugins/pruner_test.h tests/testutil.h
+tests_plugin_test_ctx_grad_CFLAGS = $(TEST_CFLAGS)
+tests_plugin_test_ctx_grad_LDADD = $(TEST_SHARED_LDADD)
 # The public header on its own, as an out-of-tree plugin compiles it.
 tests_plugin_test_abi_header_SOURCES = tests/plugin/test_abi_header.c
 tests_plugin_test_abi_header_CFLAGS = -std=c99 -pedantic -Wall -Wextra \
@@ -70,6 +80,8 @@ check_PROGRAMS += \
 	tests/plugins/test_thinet \
 	tests/plugins/test_fpgm \
 	tests/plugins/test_random \
+	tests/plugins/test_snip \
+	tests/plugins/test_synflow \
 	tests/plugins/test_template
 PRUNER_TEST_SOURCES = tests/plugins/pruner_test.h tests/testutil.h
 tests_plugins_test_magnitude_SOURCES = tests/plugins/test_magnitude.c \
@@ -87,6 +99,10 @@ tests_plugins_test_fpgm_SOURCES = tests/plugins/test_fpgm.c \
 	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_random_SOURCES = tests/plugins/test_random.c \
 	$(PRUNER_TEST_SOURCES)
+tests_plugins_test_snip_SOURCES = tests/plugins/test_snip.c \
+	$(PRUNER_TEST_SOURCES)
+tests_plugins_test_synflow_SOURCES = tests/plugins/test_synflow.c \
+	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_template_SOURCES = tests/plugins/test_template.c \
 	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_magnitude_CFLAGS = $(TEST_CFLAGS)
@@ -97,6 +113,8 @@ tests_plugins_test_lth_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_thinet_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_fpgm_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_random_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_test_snip_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_test_synflow_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_template_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_magnitude_LDADD = $(TEST_SHARED_LDADD)
 tests_plugins_test_l1_LDADD = $(TEST_SHARED_LDADD)
@@ -106,6 +124,8 @@ tests_plugins_test_lth_LDADD = $(TEST_SHARED_LDADD)
 tests_plugins_test_thinet_LDADD = $(TEST_SHARED_LDADD)
 tests_plugins_test_fpgm_LDADD = $(TEST_SHARED_LDADD)
 tests_plugins_test_random_LDADD = $(TEST_SHARED_LDADD)
+tests_plugins_test_snip_LDADD = $(TEST_SHARED_LDADD)
+tests_plugins_test_synflow_LDADD = $(TEST_SHARED_LDADD)
 tests_plugins_test_template_LDADD = $(TEST_SHARED_LDADD)
 
 # The out-of-tree workflow of the template and the CLI's plugin refusals.

@@ -142,6 +142,12 @@ void pbi_jw_int(pbi_jw *j, const char *k, long long v)
 	puts_(j, buf);
 }
 
+void pbi_jw_bool(pbi_jw *j, const char *k, int v)
+{
+	key(j, k);
+	puts_(j, v ? "true" : "false");
+}
+
 void pbi_jw_null(pbi_jw *j, const char *k)
 {
 	key(j, k);

@@ -20,6 +20,7 @@ void pbi_jw_str(pbi_jw *j, const char *key, const char *val); /* NULL: null */
 void pbi_jw_num(pbi_jw *j, const char *key, double v);       /* NaN: null */
 void pbi_jw_int(pbi_jw *j, const char *key, long long v);
 void pbi_jw_null(pbi_jw *j, const char *key);
+void pbi_jw_bool(pbi_jw *j, const char *key, int v);       /* true/false */
 /* An array of n numbers (%.6g; non-finite as 0); v NULL writes null. */
 void pbi_jw_nums(pbi_jw *j, const char *key, const double *v, int n);
 int pbi_jw_end(pbi_jw *j, pb_error *err);

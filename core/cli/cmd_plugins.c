@@ -10,7 +10,8 @@ static const char plugins_usage[] =
 	"Usage: prunebench plugins [--plugin-dir DIR]... [NAME]\n"
 	"\n"
 	"Lists every pruner plugin on the search path (name, version,\n"
-	"granularity, description, citation, file and options), or only NAME.\n"
+	"granularity, whether it prunes at initialisation, description,\n"
+	"citation, file and options), or only NAME.\n"
 	"Search order: --plugin-dir folders, $" PB_PLUGIN_ENV " (colon-\n"
 	"separated), the build tree's plugins when run from it, then the\n"
 	"installed plugin folder. The first NAME.so found wins.\n"
@@ -62,9 +63,15 @@ static void print_plugin(const pb_plugin *p)
 {
 	const pb_pruner *d = pb_plugin_pruner(p);
 
-	printf("%s %s  (%s)\n", d->name, d->version,
-	       pb_granularity_name(d->granularity));
+	printf("%s %s  (%s%s)\n", d->name, d->version,
+	       pb_granularity_name(d->granularity),
+	       d->at_init ? ", at initialisation" : "");
 	printf("  %s\n", d->description);
+	if (d->at_init)
+		printf("  prunes at initialisation: it gets the model the "
+		       "dense training started from,\n  and the pruned "
+		       "model trains with the dense recipe, not the "
+		       "fine-tune\n");
 	if (d->citation[0])
 		printf("  cite: %s\n", d->citation);
 	printf("  file: %s\n", pb_plugin_file(p));

@@ -33,7 +33,10 @@ static const char prune_usage[] =
 	"  --finetune-epochs N  fine-tune the pruned model N epochs (needs\n"
 	"                       --data; default 0)\n"
 	"  --set KEY=VALUE      fine-tune recipe key (as for train --set)\n"
-	"  --seed S             the cell's seed (default 1)\n"
+	"  --seed S             the cell's seed (default 1); a plugin that\n"
+	"                       prunes at initialisation gets the model\n"
+	"                       `train --seed S` starts from (the recipe's\n"
+	"                       init), and trains N epochs from there\n"
 	"  --threads N          OpenMP threads (default: all cores)\n"
 	"  --no-latency         skip the latency measurement\n"
 	"  --quiet              no progress output\n";
@@ -293,6 +296,8 @@ static int run_prune(const prune_args *a)
 	env.target = &target;
 	env.latency = a->latency;
 	env.stream = stream;
+	env.seed = a->seed;
+	env.has_seed = 1;
 	env.out = a->out;
 	env.log = a->quiet ? NULL : stderr;
 	env.label = env.pruner->name;
@@ -310,12 +315,17 @@ static int run_prune(const prune_args *a)
 	if (res.have_report)
 		print_report(a, env.pruner, opts, &target, &res.rep);
 	pb_metrics_print(stdout, &mb, &res.mt, "dense", "pruned");
+	if (res.rec.at_init)
+		printf("pruned at initialisation: the model `prunebench train "
+		       "--seed %lu` starts from, not %s\n", a->seed, a->ckpt);
 	if (have_data) {
-		printf("test accuracy: dense %.2f%%  pruned %.2f%%",
-		       100 * acc0, 100 * res.rec.acc_before);
+		printf("test accuracy: dense %.2f%%  pruned%s %.2f%%",
+		       100 * acc0, res.rec.at_init ? " (untrained)" : "",
+		       100 * res.rec.acc_before);
 		if (a->finetune_epochs > 0)
-			printf("  fine-tuned (%ld epochs) %.2f%%",
-			       a->finetune_epochs, 100 * res.rec.acc_after);
+			printf("  %s (%ld epochs) %.2f%%", res.rec.at_init ?
+			       "trained" : "fine-tuned", a->finetune_epochs,
+			       100 * res.rec.acc_after);
 		printf("\n");
 	}
 	{

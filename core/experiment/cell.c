@@ -513,6 +513,41 @@ static void off_target(pb_record *r, const pb_target *t)
 	pb_record_set(&r->warning, msg);
 }
 
+/* A plugin that prunes at initialisation (pb_pruner.at_init: SNIP,
+ * SynFlow): it prunes the model the dense training started from (drawn
+ * again from the seed), not the trained one, once; the pruned model then
+ * trains with the dense recipe instead of a fine-tune, or from a fresh
+ * initialisation for the scratch controls. acc_before is the pruned,
+ * untrained network's. */
+static int run_at_init(cell *x, pb_model **m, const char *csv)
+{
+	const pb_cell_env *env = x->env;
+	pb_record *r = &x->res->rec;
+	double t = pbi_now();
+	int rc;
+
+	r->at_init = 1;
+	if ((rc = pbi_at_init_check(env, x->err)) ||
+	    (rc = pbi_at_init_model(env->dense, env->seed,
+				    env->dense_recipe->init, m, x->err)) ||
+	    (rc = op_prune(x, m, env->target, x->err)))
+		return rc;
+	r->time_prune_s = pbi_now() - t;
+	if ((rc = evaluate(x, *m, TEST, &r->acc_before)))
+		return rc;
+	t = pbi_now();
+	if (from_scratch(env->kind)) {
+		rc = train_from_scratch(x, *m, csv);
+		x->res->wrote_curve = csv != NULL;
+	} else if (env->splits && env->dense_recipe->epochs > 0) {
+		r->scratch_epochs = env->dense_recipe->epochs;
+		rc = train(x, *m, env->dense_recipe, 0, csv, "train");
+		x->res->wrote_curve = csv != NULL;
+	}
+	r->time_finetune_s = pbi_now() - t;
+	return rc;
+}
+
 /* A pruned cell: the schedule, then fine-tune or scratch training. */
 static int run_pruned(cell *x, pb_model **m, const char *csv)
 {
@@ -534,7 +569,9 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 	};
 	r->prune_epochs = 0.0;
 	status(x, "prune", 0, 0);
-	if (gradual) {
+	if (env->pruner->at_init) {
+		rc = run_at_init(x, m, csv);
+	} else if (gradual) {
 		if (!fine_tunes(env))
 			return pb_error_set(x->err, PB_EINVAL, "schedule = "
 					    "gradual prunes during the "

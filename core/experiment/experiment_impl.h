@@ -50,4 +50,19 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
  * this one's, and that has streams of its own. */
 int pbi_check_streams(pbi_ini_doc *c, const pb_experiment *e);
 
+/* ---- pruning at initialisation (core/experiment/at_init.c) --------------- */
+
+/* Refuses, as FILE:LINE of section s, what a method whose plugin prunes
+ * at initialisation cannot have: a schedule other than oneshot,
+ * matched_dense. 0 for other plugins. */
+int pbi_at_init_check_method(pbi_ini_doc *c, const pb_exp_method *m,
+			     const pbi_ini_section *s);
+/* The same for a cell's environment, and its seed and dense recipe. */
+int pbi_at_init_check(const pb_cell_env *env, pb_error *err);
+/* The model the dense training of `seed` started from: a copy of dense
+ * (its graph) initialised by pb_model_init with `init` from an RNG
+ * seeded with the seed alone, as the dense cache draws it. */
+int pbi_at_init_model(const pb_model *dense, unsigned long seed,
+		      pb_init_kind init, pb_model **out, pb_error *err);
+
 #endif

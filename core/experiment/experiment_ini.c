@@ -371,6 +371,9 @@ static int parse_all(pbi_ini_doc *c, pb_experiment *e,
 			continue;
 		rc = pbi_parse_method(c, e, &e->methods[e->n_methods++], s, sp,
 				  model);
+		if (!rc)
+			rc = pbi_at_init_check_method(c, &e->methods[
+						      e->n_methods - 1], s);
 		if (rc)
 			break;
 	}

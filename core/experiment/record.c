@@ -195,7 +195,10 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	put_nums(&j, r, result_nums, N_OF(result_nums));
 	if (r->kind == PB_CELL_PRUNE)
 		pbi_jw_num(&j, "prune_epochs", r->prune_epochs);
-	if (r->kind == PB_CELL_SCRATCH || r->kind == PB_CELL_SCRATCH_B)
+	if (r->at_init)
+		pbi_jw_bool(&j, "at_init", 1);
+	if (r->kind == PB_CELL_SCRATCH || r->kind == PB_CELL_SCRATCH_B ||
+	    r->at_init)
 		pbi_jw_num(&j, "scratch_epochs", r->scratch_epochs);
 	if (r->has_matched) {
 		put_nums(&j, r, matched_nums, N_OF(matched_nums));
@@ -315,6 +318,11 @@ int pb_record_parse(const char *line, size_t len, pb_record *r, char *why,
 		}
 	}
 	r->has_matched = isfinite(r->matched_top1) || r->matched_error;
+	v = pbi_json_get(&o, "at_init");
+	if (v && v->type == PBJ_BOOL)
+		r->at_init = v->boolean;
+	else if (v && v->type != PBJ_NULL)
+		bad = 1;
 
 	v = pbi_json_get(&o, "rounds");
 	if (v && v->type == PBJ_ARRAY && v->n_arr > 0) {

@@ -210,6 +210,8 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	}
 	env.latency = e->latency;
 	env.stream = stream;
+	env.seed = c->seed;
+	env.has_seed = 1;
 	env.out = base;
 	env.files = base;
 	env.log = log;

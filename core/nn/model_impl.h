@@ -91,7 +91,9 @@ struct pb_model {
 	size_t xbuf_cap;
 
 	int batch;            /* B of the last forward */
-	int have_train;       /* the last forward was a training one */
+	int have_train;       /* the last forward kept what backward needs */
+	int grad_eval;        /* ... and it was an eval-mode one
+				 (pbi_model_forward_eval_grad) */
 	int has_dropout;
 };
 
@@ -104,6 +106,14 @@ struct pb_model {
 int pbi_model_build(pb_model **out, const char *name, int in_c, int in_h,
 		    int in_w, int classes, const pb_layer_info *layers,
 		    int n_layers, const char *source, pb_error *err);
+
+/* An eval-mode forward (BN on its running statistics, a fixed affine
+ * map; dropout off; nothing updated) that keeps what backward needs, so
+ * that pb_model_backward then differentiates the model as it is
+ * evaluated, not as it trains: the gradients pruning criteria at
+ * initialisation take (SNIP, SynFlow). */
+int pbi_model_forward_eval_grad(pb_model *m, const float *x, int B,
+				const float **logits, pb_error *err);
 
 /* pb_model_backward that also ADDS the gradient w.r.t. the input x of the
  * last training forward into dx (B, C, H, W) when dx is not NULL. */

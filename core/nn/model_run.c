@@ -1,5 +1,9 @@
 /* Running the graph: forward in file order, backward in reverse, every
- * buffer sized once for the batch and reused from then on. */
+ * buffer sized once for the batch and reused from then on. A forward is
+ * one of three kinds: eval (nothing kept for backward), train (batch
+ * statistics, dropout, everything kept), or eval with gradient (eval's
+ * function, BN on its running statistics and dropout off, with what
+ * backward needs kept: pruning criteria at initialisation). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +52,8 @@ static int ensure_i32(int32_t **buf, size_t *cap, size_t n)
 	return 0;
 }
 
+enum fwd_mode { FWD_EVAL, FWD_TRAIN, FWD_EVAL_GRAD };
+
 static size_t conv_workspace(const pb_model *m, int B)
 {
 	size_t need = 0;
@@ -66,24 +72,25 @@ static size_t conv_workspace(const pb_model *m, int B)
 	return need;
 }
 
-/* A training forward fills the saved-for-backward buffers; eval writes
- * maxpool's argmax into a shared scratch so the saved one survives. */
-static int ensure_node(pb_model *m, pbi_node *n, size_t len, int train)
+/* A forward for backward fills the saved-for-backward buffers; eval
+ * writes maxpool's argmax into a shared scratch so the saved one
+ * survives. */
+static int ensure_node(pb_model *m, pbi_node *n, size_t len, int mode)
 {
 	int rc = pb_fensure(&n->out, &n->out_cap, len);
 
 	if (rc)
 		return rc;
 	if (n->info.type == PB_LAYER_MAXPOOL)
-		return train ? ensure_i32(&n->argmax, &n->argmax_cap, len) :
-			       ensure_i32(&m->eval_argmax,
-					  &m->eval_argmax_cap, len);
-	if (n->info.type == PB_LAYER_DROPOUT && train)
+		return mode != FWD_EVAL ?
+		       ensure_i32(&n->argmax, &n->argmax_cap, len) :
+		       ensure_i32(&m->eval_argmax, &m->eval_argmax_cap, len);
+	if (n->info.type == PB_LAYER_DROPOUT && mode == FWD_TRAIN)
 		return pb_fensure(&n->keep, &n->keep_cap, len);
 	return 0;
 }
 
-static int ensure_forward(pb_model *m, int B, int train)
+static int ensure_forward(pb_model *m, int B, int mode)
 {
 	size_t in_len = (size_t)B * m->in_c * m->in_h * m->in_w;
 	int rc = 0;
@@ -91,9 +98,9 @@ static int ensure_forward(pb_model *m, int B, int train)
 	for (int i = 0; i < m->n_nodes && !rc; i++) {
 		pbi_node *n = &m->nodes[i];
 		if (n->info.type != PB_LAYER_FLATTEN)
-			rc = ensure_node(m, n, (size_t)B * n->out_n, train);
+			rc = ensure_node(m, n, (size_t)B * n->out_n, mode);
 	}
-	if (!rc && train)
+	if (!rc && mode != FWD_EVAL)
 		rc = pb_fensure(&m->xbuf, &m->xbuf_cap, in_len);
 	if (!rc)
 		rc = pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
@@ -120,12 +127,12 @@ static void fwd_bn(pb_model *m, pbi_node *n, const float *in, int B,
 }
 
 static void fwd_pool(pb_model *m, pbi_node *n, const float *in, int B,
-		     int train)
+		     int save)
 {
 	const pb_layer_info *li = &n->info;
 
 	if (li->type == PB_LAYER_MAXPOOL)
-		pb_maxpool_forward(n->out, train ? n->argmax : m->eval_argmax,
+		pb_maxpool_forward(n->out, save ? n->argmax : m->eval_argmax,
 				   in, B, li->in_c, li->in_h, li->in_w,
 				   li->kernel, li->stride);
 	else if (li->global)
@@ -149,8 +156,9 @@ static void fwd_dropout(pbi_node *n, const float *in, size_t len,
 }
 
 static void forward_node(pb_model *m, int i, const float *x, int B,
-			 int train, gsl_rng *rng)
+			 int mode, gsl_rng *rng)
 {
+	const int train = mode == FWD_TRAIN;
 	pbi_node *n = &m->nodes[i];
 	const pb_layer_info *li = &n->info;
 	const float *in = act(m, li->inputs[0], x);
@@ -172,7 +180,7 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 		break;
 	case PB_LAYER_MAXPOOL:
 	case PB_LAYER_AVGPOOL:
-		fwd_pool(m, n, in, B, train);
+		fwd_pool(m, n, in, B, mode != FWD_EVAL);
 		break;
 	case PB_LAYER_LINEAR:
 		pb_linear_forward(n->out, in, pdata(m, n->weight),
@@ -244,8 +252,8 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	return rl ? 3 : 2;
 }
 
-int pb_model_forward(pb_model *m, const float *x, int B, int train,
-		     gsl_rng *rng, const float **logits, pb_error *err)
+static int forward(pb_model *m, const float *x, int B, int mode,
+		   gsl_rng *rng, const float **logits, pb_error *err)
 {
 	const float *xin = x;
 	size_t in_len;
@@ -254,18 +262,19 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 		return pb_error_set(err, PB_EINVAL,
 				    "pb_model_forward: %s", !x ? "x is NULL" :
 				    "batch size must be >= 1");
-	if (train && m->has_dropout && !rng)
+	if (mode == FWD_TRAIN && m->has_dropout && !rng)
 		return pb_error_set(err, PB_EINVAL,
 				    "model %s has dropout: a training forward "
 				    "needs an rng", m->name);
-	if (ensure_forward(m, B, train))
+	if (ensure_forward(m, B, mode))
 		return pb_error_set(err, PB_ENOMEM,
 				    "out of memory for the activations of "
 				    "model %s at batch size %d; use a smaller "
 				    "batch", m->name, B);
 	/* Activations are about to change: an old backward is void. */
 	m->have_train = 0;
-	if (train) {
+	m->grad_eval = 0;
+	if (mode != FWD_EVAL) {
 		/* Keep our own copy: backward reads it after the caller may
 		 * have refilled its batch buffer. */
 		in_len = (size_t)B * m->in_c * m->in_h * m->in_w;
@@ -273,19 +282,34 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 		xin = m->xbuf;
 	}
 	for (int i = 0; i < m->n_nodes;) {
-		int done = train ? 0 : forward_fused_eval(m, i, xin, B);
+		int done = mode != FWD_EVAL ? 0 :
+			   forward_fused_eval(m, i, xin, B);
 
 		if (!done) {
-			forward_node(m, i, xin, B, train, rng);
+			forward_node(m, i, xin, B, mode, rng);
 			done = 1;
 		}
 		i += done;
 	}
 	m->batch = B;
-	m->have_train = train != 0;
+	m->have_train = mode != FWD_EVAL;
+	m->grad_eval = mode == FWD_EVAL_GRAD;
 	if (logits)
 		*logits = m->nodes[m->n_nodes - 1].y;
 	return 0;
+}
+
+int pb_model_forward(pb_model *m, const float *x, int B, int train,
+		     gsl_rng *rng, const float **logits, pb_error *err)
+{
+	return forward(m, x, B, train ? FWD_TRAIN : FWD_EVAL, rng, logits,
+		       err);
+}
+
+int pbi_model_forward_eval_grad(pb_model *m, const float *x, int B,
+				const float **logits, pb_error *err)
+{
+	return forward(m, x, B, FWD_EVAL_GRAD, NULL, logits, err);
 }
 
 /* ---- backward ------------------------------------------------------------ */
@@ -326,7 +350,7 @@ static void bwd_add(pb_model *m, pbi_node *n, float *dx, size_t len)
 	pb_add_backward(da, db, n->dout, len);
 }
 
-static void bwd_flatten(pbi_node *n, float *din, size_t len)
+static void bwd_identity(pbi_node *n, float *din, size_t len)
 {
 	for (size_t j = 0; j < len; j++)
 		din[j] += n->dout[j];
@@ -349,10 +373,19 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 				   li->kernel, li->stride, li->pad, m->ws);
 		break;
 	case PB_LAYER_BN:
-		pb_bn_backward(din, pgrad(m, n->gamma), pgrad(m, n->beta),
-			       n->dout, in, n->bn_saved,
-			       n->bn_saved + li->out_c, pdata(m, n->gamma), B,
-			       li->out_c, li->out_h * li->out_w);
+		if (m->grad_eval)
+			pb_bn_backward_eval(din, pgrad(m, n->gamma),
+					    pgrad(m, n->beta), n->dout, in,
+					    pdata(m, n->gamma),
+					    pdata(m, n->run_mean),
+					    pdata(m, n->run_var), B, li->out_c,
+					    li->out_h * li->out_w, li->eps);
+		else
+			pb_bn_backward(din, pgrad(m, n->gamma),
+				       pgrad(m, n->beta), n->dout, in,
+				       n->bn_saved, n->bn_saved + li->out_c,
+				       pdata(m, n->gamma), B, li->out_c,
+				       li->out_h * li->out_w);
 		break;
 	case PB_LAYER_LINEAR:
 		pb_linear_backward(din, pgrad(m, n->weight), pgrad(m, n->bias),
@@ -368,10 +401,13 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 			break;
 		if (li->type == PB_LAYER_RELU)
 			pb_relu_backward(din, n->dout, n->y, len);
-		else if (li->type == PB_LAYER_DROPOUT)
+		else if (li->type == PB_LAYER_DROPOUT && !m->grad_eval)
 			pb_dropout_backward(din, n->dout, n->keep, len);
-		else if (li->type == PB_LAYER_FLATTEN)
-			bwd_flatten(n, din, len);
+		else if (li->type == PB_LAYER_FLATTEN ||
+			 li->type == PB_LAYER_DROPOUT)
+			/* Both pass the gradient through unchanged (dropout
+			 * is the identity in eval mode). */
+			bwd_identity(n, din, len);
 		else
 			bwd_pool(n, din, B);
 	}
@@ -400,8 +436,9 @@ int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
 	if (!m->have_train)
 		return pb_error_set(err, PB_EINVAL,
 				    "pb_model_backward: the last forward of "
-				    "model %s was not a training one; call "
-				    "pb_model_forward with train = 1 first",
+				    "model %s kept nothing for backward; call "
+				    "pb_model_forward with train = 1 (or "
+				    "pbi_model_forward_eval_grad) first",
 				    m->name);
 	if (!dlogits)
 		return pb_error_set(err, PB_EINVAL,

@@ -127,11 +127,19 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	case PB_CELL_DENSE_FT: label = "dense + fine-tune"; break;
 	default: label = c0->label ? c0->label : c0->method; break;
 	}
+	r->at_init = c0->at_init;
 	if (c0->kind == PB_CELL_SCRATCH || c0->kind == PB_CELL_SCRATCH_B ||
-	    c0->kind == PB_CELL_MATCHED) {
-		const char *what = c0->kind == PB_CELL_SCRATCH ? " (scratch-E)" :
+	    c0->kind == PB_CELL_MATCHED || c0->at_init) {
+		/* A row pruned at initialisation says so in its label, so it
+		 * is not read as one more fine-tuned row. */
+		const char *what = c0->kind == PB_CELL_SCRATCH ?
+				   (c0->at_init ? " (at init, scratch-E)" :
+				    " (scratch-E)") :
 				   c0->kind == PB_CELL_SCRATCH_B ?
-				   " (scratch-B)" : " (dense, same training)";
+				   (c0->at_init ? " (at init, scratch-B)" :
+				    " (scratch-B)") :
+				   c0->kind == PB_CELL_MATCHED ?
+				   " (dense, same training)" : " (at init)";
 		size_t n = strlen(label) + strlen(what) + 1;
 		r->label = malloc(n);
 		if (r->label)

@@ -123,6 +123,14 @@ static int any_matched(const pb_table *t)
 	return 0;
 }
 
+static int any_at_init(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].at_init)
+			return 1;
+	return 0;
+}
+
 static int any_eff(const pb_table *t)
 {
 	for (int i = 0; i < t->n_rows; i++) {
@@ -272,6 +280,13 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 		fprintf(f, "%seff.: MACs with zero weights skipped "
 			"(unstructured sparsity; dense hardware does not "
 			"skip them).%s\n", pre, post);
+	if (any_at_init(t))
+		fprintf(f, "%s(at init): pruned at initialisation, the model "
+			"the dense training started from (top-1 before: the "
+			"pruned, untrained network), then trained with the "
+			"dense recipe instead of fine-tuned; compare it with "
+			"the dense row, not with fine-tuned rows.%s\n", pre,
+			post);
 	if (any_matched(t))
 		fprintf(f, "%s(dense, same training): the dense model trained "
 			"exactly as that row's pruned model was (the pruning "

@@ -119,6 +119,42 @@ static void test_round_trip(void **state)
 	pb_record_clear(&a);
 }
 
+/* A cell pruned at initialisation says so, with the epochs it trained
+ * from there; other lines carry neither key and read as not at init. */
+static void test_at_init_key(void **state)
+{
+	pb_record a, b;
+	char why[256], *line, *at;
+
+	(void)state;
+	fill(&a);
+	line = format(&a);
+	assert_null(strstr(line, "at_init"));
+	assert_null(strstr(line, "scratch_epochs"));
+	if (parse(line, &b, why))
+		fail_msg("%s", why);
+	assert_int_equal(b.at_init, 0);
+	free(line);
+	pb_record_clear(&b);
+
+	a.at_init = 1;
+	a.scratch_epochs = 15;
+	line = format(&a);
+	assert_non_null(strstr(line, "\"at_init\":true"));
+	if (parse(line, &b, why))
+		fail_msg("%s", why);
+	assert_int_equal(b.at_init, 1);
+	assert_true(b.scratch_epochs == 15);
+	pb_record_clear(&b);
+	/* Of the wrong type, the line is not a record. */
+	at = strstr(line, "true");
+	memcpy(at, "\"t\" ", 4);
+	assert_int_equal(parse(line, &b, why), -1);
+	assert_non_null(strstr(why, "wrong type"));
+	free(line);
+	pb_record_clear(&a);
+}
+
 static void test_failed_cell_keeps_its_error(void **state)
 {
 	pb_record a, b;
@@ -327,6 +363,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_at_init_key),
 		cmocka_unit_test(test_failed_cell_keeps_its_error),
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_schemas),

@@ -1,8 +1,8 @@
 /* The plugin loader: refusals (ABI version, struct size, missing entry
- * symbol, missing prune hook, bad names, missing plugin), a plugin built
- * against the first version-1 header loading with its missing fields
- * zero, the search path, and the descriptor fields of the shipped
- * plugins. */
+ * symbol, missing prune hook, bad names, missing plugin), plugins built
+ * against older headers (the first version-1 one; the one just before
+ * at_init) loading with their missing fields zero, the search path, and
+ * the descriptor fields of the shipped plugins. */
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -91,9 +91,8 @@ static void test_missing_prune(void **state)
 
 /* A plugin built against that header loads: the host's copy holds its
  * struct_size bytes and zeros after them, its optional hooks read NULL,
- * and a cell runs with it (the host calls no hook it lacks). Today's
- * descriptor is no larger than V1_SIZE, so the bytes past it are checked
- * from the day a field is added. */
+ * fields added since (at_init) read 0, and a cell runs with it (the
+ * host calls no hook it lacks). */
 static void test_older_header_loads(void **state)
 {
 	pb_plugin_path *sp = path_with(test_plugins, NULL);
@@ -121,7 +120,9 @@ static void test_older_header_loads(void **state)
 	assert_null(d->after_backward);
 	assert_null(d->after_epoch);
 	assert_non_null(d->prune);
+	assert_int_equal(d->at_init, 0);
 	bytes = (const unsigned char *)d;
+	assert_true(sizeof *d > V1_SIZE);
 	for (size_t i = V1_SIZE; i < sizeof *d; i++)
 		assert_int_equal(bytes[i], 0);
 	su.pruner = d;
@@ -130,6 +131,28 @@ static void test_older_header_loads(void **state)
 		fail_msg("%s", err.msg);
 	pb_model_free(out);
 	pb_model_free(m);
+	pb_plugin_close(p);
+	pb_plugin_path_free(sp);
+}
+
+/* A plugin built just before at_init was added, whose own struct has
+ * a 1 right where at_init lies: the host reads its struct_size bytes
+ * only, so the plugin prunes the trained model (at_init 0). */
+static void test_pre_at_init_reads_zero(void **state)
+{
+	pb_plugin_path *sp = path_with(test_plugins, NULL);
+	pb_plugin *p = NULL;
+	pb_error err = { 0 };
+	const pb_pruner *d;
+
+	(void)state;
+	if (pb_plugin_open(&p, sp, "pre_at_init", &err))
+		fail_msg("%s", err.msg);
+	d = pb_plugin_pruner(p);
+	assert_int_equal(d->struct_size, offsetof(pb_pruner, at_init));
+	assert_true(d->struct_size < sizeof(pb_pruner));
+	assert_int_equal(d->at_init, 0);
+	assert_non_null(d->prune);
 	pb_plugin_close(p);
 	pb_plugin_path_free(sp);
 }
@@ -294,6 +317,20 @@ static void test_descriptors(void **state)
 	assert_string_equal(o->def, "1");
 	assert_true(o->min == 1 && o->max == 1e6);
 	pb_plugin_close(p);
+
+	/* The pruners at initialisation say so; the others do not. */
+	assert_int_equal(pb_plugin_open(&p, sp, "snip", &err), 0);
+	assert_int_equal(pb_plugin_pruner(p)->at_init, 1);
+	assert_int_equal(pb_plugin_pruner(p)->granularity,
+			 PB_GRANULARITY_WEIGHT);
+	pb_plugin_close(p);
+	assert_int_equal(pb_plugin_open(&p, sp, "synflow", &err), 0);
+	assert_int_equal(pb_plugin_pruner(p)->at_init, 1);
+	assert_int_equal(pb_plugin_pruner(p)->struct_size, sizeof(pb_pruner));
+	pb_plugin_close(p);
+	assert_int_equal(pb_plugin_open(&p, sp, "magnitude", &err), 0);
+	assert_int_equal(pb_plugin_pruner(p)->at_init, 0);
+	pb_plugin_close(p);
 	pb_plugin_path_free(sp);
 }
 
@@ -305,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_missing_entry),
 		cmocka_unit_test(test_missing_prune),
 		cmocka_unit_test(test_older_header_loads),
+		cmocka_unit_test(test_pre_at_init_reads_zero),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_missing_plugin_lists_available),
 		cmocka_unit_test(test_name_must_match_file),

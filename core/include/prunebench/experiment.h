@@ -28,7 +28,10 @@
  *   plugin = l1                  ; default: NAME
  *   targets = macs=0.3 macs=0.5  ; required
  *   scope = layer | global       ; default layer
- *   schedule = oneshot | iterative:N | gradual      ; default oneshot
+ *   schedule = oneshot | iterative:N | gradual      ; default oneshot;
+ *                                ; only oneshot for a plugin that prunes
+ *                                ; at initialisation (pb_pruner.at_init),
+ *                                ; which takes no matched_dense either
  *   round_epochs = 1             ; iterative: fine-tune epochs between
  *                                ; rounds (default: the fine-tune's)
  *   gradual_begin = 0            ; gradual (weight pruners): first epoch
@@ -176,8 +179,11 @@ uint64_t pb_fnv64(uint64_t h, const void *data, size_t n);
  * The pipeline every cell runs, whether the sweep runs it or `prunebench
  * prune` does: start from the dense model, prune (on the method's
  * schedule), evaluate, fine-tune (or train the pruned shape from
- * scratch), evaluate, measure, save. Everything it needs is in the
- * environment; nothing is global, so cells run side by side. */
+ * scratch), evaluate, measure, save. A plugin that prunes at
+ * initialisation starts instead from the model the dense training
+ * started from and trains with the dense recipe instead of the
+ * fine-tune (one-shot only, no matched control). Everything it needs is
+ * in the environment; nothing is global, so cells run side by side. */
 typedef struct pb_cell_env {
 	/* What it starts from; read only. */
 	pb_model *dense;
@@ -204,6 +210,14 @@ typedef struct pb_cell_env {
 	 * training phase's from "stream|phase", so adding a phase never
 	 * shifts the draws of the others. */
 	const char *stream;
+	/* The seed the dense model was trained from (with has_seed set):
+	 * its training started from pb_model_init with the dense recipe's
+	 * init and an RNG seeded with the seed alone (the dense cache,
+	 * `prunebench train --seed`). A plugin that prunes at
+	 * initialisation (pb_pruner.at_init) gets that model, drawn again;
+	 * its cell fails without has_seed. */
+	unsigned long seed;
+	int has_seed;
 	/* Where it writes; each may be NULL. */
 	const char *out;             /* OUT.ckpt and OUT.ini, as a pair */
 	const char *files;           /* FILES.csv (the fine-tune's curve),

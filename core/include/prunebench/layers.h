@@ -66,6 +66,13 @@ void pb_bn_backward(float *din, float *dgamma, float *dbeta,
 		    const float *dout, const float *in, const float *mean,
 		    const float *invstd, const float *gamma, int B, int C,
 		    int HW);
+/* Backward of the eval-mode forward, BN a fixed affine map of x (the
+ * running statistics are constants): din = dout * gamma /
+ * sqrt(running_var + eps). Adds into din, dgamma, dbeta. */
+void pb_bn_backward_eval(float *din, float *dgamma, float *dbeta,
+			 const float *dout, const float *in, const float *gamma,
+			 const float *running_mean, const float *running_var,
+			 int B, int C, int HW, float eps);
 
 /* ---- relu --------------------------------------------------------------
  * Elementwise over n values. Backward uses the forward OUTPUT (out > 0). */

@@ -331,9 +331,21 @@ typedef struct pb_pruner {
 	 * nothing: call pb_ctx_evaluate_val here when needed). */
 	int (*after_epoch)(void *state, pb_prune_ctx *ctx, int epoch);
 	/* The pruning decision itself: called once per cell on the dense
-	 * model (a copy); whatever the model is when it returns 0 is the
+	 * model (a copy; with at_init, the model the dense training
+	 * started from); whatever the model is when it returns 0 is the
 	 * pruned model. */
 	int (*prune)(void *state, pb_prune_ctx *ctx);
+
+	/* ---- added after version 1 (a plugin built before reads 0) ---- */
+
+	/* Nonzero: the plugin prunes at initialisation (SNIP, GraSP,
+	 * SynFlow). The runner then calls prune on the model the dense
+	 * training started from (the same weights: drawn again from the
+	 * seed with the dense recipe's init), not on the trained dense
+	 * model, and trains the pruned model with the dense recipe instead
+	 * of fine-tuning it; runs.jsonl and the table mark its cells
+	 * "at init". 0: prune gets the trained dense model. */
+	int at_init;
 } pb_pruner;
 
 /* Fills the ABI fields; use as the first initialiser of a descriptor:
@@ -563,6 +575,37 @@ int pb_ctx_keep_highest(pb_prune_ctx *ctx, const double *score, int n,
  * scratch without touching core internals (Slimming's and LTH's from =
  * scratch, LTH's reinit control). */
 int pb_ctx_reinit_params(pb_prune_ctx *ctx);
+
+/* ---- gradients outside training (added after version 1) ----------------
+ * For criteria that need a gradient of the model as it is evaluated,
+ * not as it trains (SNIP's |g*w|, SynFlow's synaptic flow): the forward
+ * runs in eval mode, BN being the fixed affine map of its running
+ * statistics (at initialisation mean 0 and variance 1) and dropout off,
+ * and the backward goes through that same function. Nothing in the
+ * model changes but the parameters' gradients; running statistics are
+ * not updated. */
+
+/* A plugin's scalar objective R of the logits: returns R and writes
+ * dR/dlogits into dlogits. logits and dlogits are (B, classes), row
+ * by row; dlogits is zeroed before the call. */
+typedef double (*pb_objective_fn)(void *user, const float *logits, int B,
+				  int classes, float *dlogits);
+
+/* Runs the current model on x (B inputs of the model's input shape, C x
+ * H x W each) in eval mode, asks fn for R and dR/dlogits, and
+ * backpropagates: afterwards every trainable parameter's grad holds
+ * dR/dparam, zeroed first (masked weights included: the gradient at
+ * their value 0). *value (may be NULL) gets R. Fails, the gradients
+ * then meaningless, when R, a logit or a gradient is not finite (say,
+ * overflow); not from a training hook. */
+int pb_ctx_objective_grad(pb_prune_ctx *ctx, const float *x, int B,
+			  pb_objective_fn fn, void *user, double *value);
+
+/* pb_ctx_objective_grad of the training loss, the mean cross-entropy of
+ * the logits against labels y (B of them, each below the model's
+ * classes): SNIP's objective. *loss (may be NULL) gets it. */
+int pb_ctx_loss_grad(pb_prune_ctx *ctx, const float *x, const uint8_t *y,
+		     int B, double *loss);
 
 #ifdef __cplusplus
 }

@@ -79,7 +79,13 @@ typedef struct pb_record {
 	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
 	double time_prune_s, time_finetune_s, time_total_s;
 	double prune_epochs; /* training epochs of the pruning phase */
-	double scratch_epochs; /* scratch cells: epochs trained from scratch */
+	double scratch_epochs; /* scratch cells, and cells pruned at
+				  initialisation: epochs trained from an
+				  initialisation (the dense recipe's) */
+	/* Its plugin pruned at initialisation (pb_pruner.at_init): the
+	 * model the dense training started from, then trained with the
+	 * dense recipe, not fine-tuned. Written only when set. */
+	int at_init;
 	/* matched_dense: the unpruned copy trained the same way. */
 	int has_matched;
 	double matched_top1, matched_val, matched_epochs, matched_time_s;

@@ -56,6 +56,9 @@ typedef struct pb_table_row {
 	int is_best;            /* this row is the best at its target */
 	double p_vs_best;       /* NaN when not tested */
 	int differs;            /* p_vs_best < 0.05: gets the marker */
+	/* Its cells were pruned at initialisation (record.h at_init):
+	 * the label says "(at init)" and a footnote explains it. */
+	int at_init;
 } pb_table_row;
 
 typedef struct pb_table {
