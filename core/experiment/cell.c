@@ -541,7 +541,7 @@ static int run_at_init(cell *x, pb_model **m, const char *csv)
 		x->res->wrote_curve = csv != NULL;
 	} else if (env->splits && env->dense_recipe->epochs > 0) {
 		r->scratch_epochs = env->dense_recipe->epochs;
-		rc = train(x, *m, env->dense_recipe, 0, csv, "train");
+		rc = train(x, *m, env->dense_recipe, 0, NULL, csv, "train");
 		x->res->wrote_curve = csv != NULL;
 	}
 	r->time_finetune_s = pbi_now() - t;
