@@ -14,9 +14,15 @@
  * runner.
  * mode = soft (the paper's schedule, inherited from soft filter pruning):
  * train `soft_epochs` epochs with the fine-tune recipe; after every epoch
- * re-score all filters and zero the selected ones, which may grow back
- * and be replaced by others in the next epoch; at the end remove the last
- * selection physically. Soft mode counts per layer (pb_ctx_layer_budget). */
+ * re-score all filters and zero the selected ones; at the end remove the
+ * last selection physically. Soft mode counts per layer
+ * (pb_ctx_layer_budget). With grad_mask (the authors' code, which masks
+ * the selected filters' gradients before every optimizer step) a mask
+ * holds the selection at exactly zero through the epoch; the masks are
+ * rewritten from each new selection, so a filter left out of it trains
+ * again from zero and may come back. Without it (the behaviour before
+ * 1.1) the selection trains during the epoch and is only zeroed after
+ * it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +33,11 @@ static const pb_pruner_option fpgm_options[] = {
 	{ .name = "mode", .type = PB_OPT_CHOICE, .def = "soft", .choices = "soft|hard",
 	  .help = "soft: zero the selection after every epoch of soft_epochs epochs of training, then remove it (the paper); hard: remove once" },
 	{ .name = "soft_epochs", .type = PB_OPT_DOUBLE, .def = "5", .min = 0, .max = 1e6,
-	  .help = "mode=soft: epochs trained with the fine-tune recipe while selected filters are zeroed after each" },
+	  .help = "mode=soft: epochs trained with the fine-tune recipe, the selection held at zero (grad_mask) and made anew after each" },
 	{ .name = "distance", .type = PB_OPT_CHOICE, .def = "l2", .choices = "l2|l1",
 	  .help = "distance between filters: l2 (the paper) or l1" },
+	{ .name = "grad_mask", .type = PB_OPT_BOOL, .def = "yes",
+	  .help = "mode=soft: hold the selected filters at zero through every step of the epoch (the reference code masks their gradients); no: they train during the epoch and are zeroed again after it" },
 	PB_OPTION_MIN_KEEP,
 };
 
@@ -37,7 +45,12 @@ typedef struct fpgm_state {
 	int ng;
 	int *kept;          /* soft mode: channels each group keeps */
 	uint8_t **keep;     /* soft mode: the current selection */
+	int masking;        /* soft mode: masks hold the selection at zero */
 } fpgm_state;
+
+/* Snapshot slots of grad_mask: the model before the first mask, and
+ * after the soft epochs. */
+enum { SNAP_START = 0, SNAP_TRAINED = 1 };
 
 static int fpgm_create(pb_prune_ctx *ctx, void **state)
 {
@@ -82,22 +95,49 @@ static int scores(pb_prune_ctx *ctx, pb_channel_scores **s)
 	return pb_ctx_filter_scores(ctx, distance_sum, &l1, s);
 }
 
-/* Soft pruning zeroes a filter and its bias, without removing them. */
-static int zero_unkept(void *user, const pb_filter *f)
-{
-	const uint8_t *keep = user;
+/* What soft pruning does to one group's filters. */
+typedef struct soft_job {
+	pb_prune_ctx *ctx;
+	const uint8_t *keep;
+	int masking;
+} soft_job;
 
-	if (keep[f->channel])
+/* Soft pruning zeroes a filter without removing it. With masking its
+ * mask row follows the selection, cleared for a filter kept now (one
+ * selected before trains again) and set for one selected now, so the
+ * optimizer holds it at zero as the reference's gradient mask does; its
+ * bias, which the reference leaves alone, trains. Without masking (the
+ * behaviour before 1.1) the bias is zeroed too, once. */
+static int soft_filter(void *user, const pb_filter *f)
+{
+	const soft_job *j = user;
+	int kept = j->keep[f->channel];
+
+	if (j->masking) {
+		pb_param *w = pb_ctx_layer_param(j->ctx, f->layer,
+						 PB_PARAM_WEIGHT);
+		float *mk = pb_ctx_mask(j->ctx, w);
+
+		if (!mk)
+			return pb_ctx_fail(j->ctx, "layer %d has no weight "
+					   "mask to hold its filters at zero",
+					   f->layer);
+		mk += f->weight - w->data;
+		for (size_t i = 0; i < f->len; i++)
+			mk[i] = kept ? 1.0f : 0.0f;
+	}
+	if (kept)
 		return 0;
 	memset(f->weight, 0, f->len * sizeof(float));
-	if (f->bias)
+	if (f->bias && !j->masking)
 		*f->bias = 0.0f;
 	return 0;
 }
 
 /* Soft mode: select the kept[g] highest-scored channels of every group
- * into st->keep and zero the producers' filters (and biases) of the
- * others. */
+ * into st->keep and zero the producers' filters of the others (masked
+ * with grad_mask). Scores read the weights only, so the masks of the
+ * previous selection cannot bias the new one. */
 static int soft_select_and_zero(fpgm_state *st, pb_prune_ctx *ctx)
 {
 	pb_channel_scores *s;
@@ -116,8 +156,11 @@ static int soft_select_and_zero(fpgm_state *st, pb_prune_ctx *ctx)
 		for (int c = 0; c < n; c++)
 			sc[c] = s->score[g][c];
 		rc = pb_ctx_keep_highest(ctx, sc, n, st->kept[g], st->keep[g]);
-		if (!rc && st->kept[g] < n)
-			rc = pb_ctx_each_filter(ctx, g, zero_unkept, st->keep[g]);
+		if (!rc && st->kept[g] < n) {
+			soft_job j = { ctx, st->keep[g], st->masking };
+
+			rc = pb_ctx_each_filter(ctx, g, soft_filter, &j);
+		}
 	}
 	free(sc);
 	pb_ctx_channel_scores_free(s);
@@ -132,6 +175,21 @@ static int fpgm_after_epoch(void *state, pb_prune_ctx *ctx, int epoch)
 	if (!st->keep)
 		return 0;
 	return soft_select_and_zero(st, ctx);
+}
+
+/* The masks only held the selection at zero during the soft epochs; the
+ * result must be a plain smaller model, as every channel pruner's is. So
+ * go back to the copy taken before the first mask, pour the trained
+ * values into it, and remove exactly the last selection. */
+static int remove_masked(fpgm_state *st, pb_prune_ctx *ctx)
+{
+	int rc;
+
+	if ((rc = pb_ctx_snapshot_save(ctx, SNAP_TRAINED)) ||
+	    (rc = pb_ctx_snapshot_revert(ctx, SNAP_START)) ||
+	    (rc = pb_ctx_snapshot_restore(ctx, SNAP_TRAINED)))
+		return rc;
+	return pb_ctx_keep_channels(ctx, (const uint8_t *const *)st->keep);
 }
 
 static int prune_soft(fpgm_state *st, pb_prune_ctx *ctx)
@@ -162,14 +220,20 @@ static int prune_soft(fpgm_state *st, pb_prune_ctx *ctx)
 				      grp->n_channels;
 	}
 	/* With no training the first selection is the last: hard mode at the
-	 * per-layer budget. */
-	if ((rc = soft_select_and_zero(st, ctx)))
+	 * per-layer budget, and nothing to hold at zero. */
+	st->masking = epochs > 0 && pb_ctx_opt_bool(ctx, "grad_mask");
+	if ((st->masking && (rc = pb_ctx_snapshot_save(ctx, SNAP_START))) ||
+	    (rc = soft_select_and_zero(st, ctx)))
 		return rc;
 	if (epochs > 0) {
-		pb_ctx_log(ctx, "fpgm: soft pruning for %g epochs", epochs);
+		pb_ctx_log(ctx, "fpgm: soft pruning for %g epochs, the selection "
+			   "%s", epochs, st->masking ? "held at zero by masks" :
+			   "zeroed after each epoch");
 		if ((rc = pb_ctx_train(ctx, PB_RECIPE_FINETUNE, epochs, 0)))
 			return rc;
 	}
+	if (st->masking)
+		return remove_masked(st, ctx);
 	return pb_ctx_keep_channels(ctx, (const uint8_t *const *)st->keep);
 }
 
@@ -186,14 +250,15 @@ static int fpgm_prune(void *state, pb_prune_ctx *ctx)
 				      (int)pb_ctx_opt_int(ctx, "min_keep"));
 }
 
-PB_PRUNER_DEFINE(fpgm, .version = "1.0",
+PB_PRUNER_DEFINE(fpgm, .version = "1.1",
 	.granularity = PB_GRANULARITY_CHANNEL, PB_PRUNER_OPTIONS(fpgm_options),
 	.create = fpgm_create, .destroy = fpgm_destroy,
 	.after_epoch = fpgm_after_epoch, .prune = fpgm_prune,
 	.description = "removes the filters nearest their layer's geometric "
 		       "median (smallest sum of distances to the others); "
-		       "mode=soft zeroes and re-selects them after every "
-		       "epoch of soft_epochs before removing them",
+		       "mode=soft holds them at zero and re-selects them "
+		       "after every epoch of soft_epochs before removing "
+		       "them",
 	.citation = "He, Liu, Wang, Hu, Yang. Filter Pruning via Geometric "
 		    "Median for Deep Convolutional Neural Networks "
 		    "Acceleration. CVPR 2019")

@@ -18,7 +18,7 @@
  * Then rounds of
  *
  *   prune `rate` of the remaining weights by |w| (the cell's scope: global
- *   by default in the experiments), the last layer at half the rate;
+ *   by default in the experiments), the last layer as `last_layer` says;
  *   rewind the surviving weights to iteration k (pruned ones stay zero);
  *   retrain: the T - k iterations that followed k in the dense training,
  *   with the learning rates they had (Frankle et al. 2020: the schedule
@@ -42,9 +42,15 @@
  * prune the surviving weights are drawn afresh (pb_ctx_reinit_params)
  * instead of rewound, and trained exactly as the ticket's last round.
  *
- * The last layer at half the rate: after round r it has 1 - (1 - rate/2)^r
- * of its weights pruned; the other layers take what is needed for the
- * total to be exactly 1 - (1 - rate)^r (the target on the last round). */
+ * The last layer (the last conv or linear weight: the classifier) follows
+ * the paper, which treats it differently by scope (last_layer = auto):
+ * its layer-wise networks prune it at half the rate (§2), its global runs
+ * leave it unpruned (App. I.2, I.3; open_lth ignores fc.weight). half:
+ * after round r it has 1 - (1 - rate/2)^r of its weights pruned; skip: it
+ * keeps them all; same: it is pruned like the others. In every case the
+ * other layers take what makes the total over every conv and linear
+ * weight exactly 1 - (1 - rate)^r (the target on the last round), which is
+ * what the rounds and the record report. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,9 +71,12 @@ static const pb_pruner_option lth_options[] = {
 	  .help = "the random-reinit control: the ticket's rounds, then its final mask's survivors drawn afresh and trained as the ticket's last round (use stream = TICKET in the experiment)" },
 	{ .name = "retrain_epochs", .type = PB_OPT_DOUBLE, .def = "-1", .min = -1, .max = 10000,
 	  .help = "retraining per round: -1 = the T - k iterations after the rewind point k with their rates (lr_rewind: the last T - k); X = that stretch of the schedule in X epochs (lr_rewind: the last X epochs); 0 = none" },
-	{ .name = "last_half", .type = PB_OPT_BOOL, .def = "yes",
-	  .help = "prune the last layer at half the rate (the paper's convention)" },
+	{ .name = "last_layer", .type = PB_OPT_CHOICE, .def = "auto", .choices = "auto|half|skip|same",
+	  .help = "the last conv/linear weight (the classifier): half = half the rate; skip = never pruned, the other layers pruned more; same = the full rate; auto = half with scope = layer, skip with scope = global (the paper's layer-wise and global runs)" },
 };
+
+/* How a round treats the last weight tensor. */
+typedef enum last_mode { LAST_HALF, LAST_SKIP, LAST_SAME } last_mode;
 
 typedef struct lth_state {
 	long rewind_step;    /* save at this step of the first training */
@@ -109,28 +118,25 @@ static int lth_after_backward(void *state, pb_prune_ctx *ctx, long step)
 	return 0;
 }
 
-/* Prunes to total sparsity `total` over all prunable weights, the last
- * tensor at `last` (when last_half); weights already masked count. */
-static int prune_round(pb_prune_ctx *ctx, double total, double last,
-		       int last_half)
+/* |w| as the score of tensors [0, n); the others keep their zero scores. */
+static void magnitudes(pb_weight_scores *s, int n)
 {
-	pb_weight_scores *s;
-	size_t n_all = 0, n_last;
-	double other;
-	int rc, nt;
+	for (int i = 0; i < n; i++)
+		for (size_t j = 0; j < s->params[i]->n; j++)
+			s->score[i][j] = fabsf(s->params[i]->data[j]);
+}
 
-	if ((rc = pb_ctx_weight_scores(ctx, &s)))
-		return rc;
-	nt = s->n;
+/* last_layer = half: the last tensor at `last`, the others at what makes
+ * the total over all of them `total`. */
+static int prune_half_last(pb_prune_ctx *ctx, pb_weight_scores *s,
+			   double total, double last)
+{
+	int nt = s->n, rc;
+	size_t n_all = 0, n_last = s->params[nt - 1]->n;
+	double other;
+
 	for (int i = 0; i < nt; i++)
 		n_all += s->params[i]->n;
-	n_last = s->params[nt - 1]->n;
-	if (!last_half || nt < 2) {
-		for (int i = 0; i < nt; i++)
-			for (size_t j = 0; j < s->params[i]->n; j++)
-				s->score[i][j] = fabsf(s->params[i]->data[j]);
-		return pb_ctx_select_weights(ctx, s, total);
-	}
 	if (last > total)
 		last = total;
 	other = (total * (double)n_all - last * (double)n_last) /
@@ -143,9 +149,7 @@ static int prune_round(pb_prune_ctx *ctx, double total, double last,
 			n_last)) / (double)n_last;
 	}
 	/* The other layers, ranked together (or per layer). */
-	for (int i = 0; i < nt - 1; i++)
-		for (size_t j = 0; j < s->params[i]->n; j++)
-			s->score[i][j] = fabsf(s->params[i]->data[j]);
+	magnitudes(s, nt - 1);
 	s->exclude[nt - 1] = 1;
 	if ((rc = pb_ctx_select_weights(ctx, s, other)) ||
 	    (rc = pb_ctx_weight_scores(ctx, &s)))
@@ -153,9 +157,119 @@ static int prune_round(pb_prune_ctx *ctx, double total, double last,
 	/* The last layer alone. */
 	for (int i = 0; i < nt - 1; i++)
 		s->exclude[i] = 1;
-	for (size_t j = 0; j < s->params[nt - 1]->n; j++)
+	for (size_t j = 0; j < n_last; j++)
 		s->score[nt - 1][j] = fabsf(s->params[nt - 1]->data[j]);
 	return pb_ctx_select_weights(ctx, s, last);
+}
+
+/* last_layer = skip: the last tensor is left out of the ranking, so the
+ * others are pruned to the count that makes `total` of the whole model
+ * (lth_prune checked that they can give it). */
+static int prune_skip_last(pb_prune_ctx *ctx, pb_weight_scores *s,
+			   double total)
+{
+	int nt = s->n;
+	size_t n_all = 0, n_last = s->params[nt - 1]->n;
+	double need;
+
+	for (int i = 0; i < nt; i++)
+		n_all += s->params[i]->n;
+	need = (double)llround(total * (double)n_all);
+	magnitudes(s, nt - 1);
+	s->exclude[nt - 1] = 1;
+	return pb_ctx_select_weights(ctx, s, need / (double)(n_all - n_last));
+}
+
+/* Prunes to total sparsity `total` over all prunable weights, the last
+ * tensor as `mode` says (`last`: its sparsity under half); weights
+ * already masked count. */
+static int prune_round(pb_prune_ctx *ctx, double total, double last,
+		       last_mode mode)
+{
+	pb_weight_scores *s;
+	int rc;
+
+	if ((rc = pb_ctx_weight_scores(ctx, &s)))
+		return rc;
+	if (mode == LAST_SKIP && s->n >= 2)
+		return prune_skip_last(ctx, s, total);
+	if (mode == LAST_HALF && s->n >= 2)
+		return prune_half_last(ctx, s, total, last);
+	magnitudes(s, s->n);
+	return pb_ctx_select_weights(ctx, s, total);
+}
+
+/* The last conv or linear weight in model order (the classifier), as
+ * pb_ctx_weight_scores orders them; NULL when the model has none. */
+static pb_param *last_weight(pb_prune_ctx *ctx)
+{
+	pb_model *m = pb_ctx_model(ctx);
+	pb_param *last = NULL;
+
+	for (int i = 0; i < pb_model_n_params(m); i++)
+		if (pb_model_param(m, i)->kind == PB_PARAM_WEIGHT)
+			last = pb_model_param(m, i);
+	return last;
+}
+
+/* The weights the core's selection lets a tensor of n lose: under global
+ * scope each keeps max(1, ceil(1% of n)), under layer scope one
+ * (docs/experiments.md, "Targets, scope and overrides"). */
+static size_t can_lose(size_t n, int global)
+{
+	size_t keep = global ? (n + 99) / 100 : 1;
+
+	if (keep < 1)
+		keep = 1;
+	return n > keep ? n - keep : 0;
+}
+
+/* last_layer = skip puts the whole target on the other layers: refuse,
+ * before any training, a target they cannot give, with the most they
+ * can. */
+static int check_skip_reachable(pb_prune_ctx *ctx, double target)
+{
+	pb_model *m = pb_ctx_model(ctx);
+	const pb_param *last = last_weight(ctx);
+	int global = pb_ctx_target(ctx)->scope == PB_SCOPE_GLOBAL;
+	size_t n_all = 0, room = 0;
+
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		const pb_param *p = pb_model_param(m, i);
+
+		if (p->kind != PB_PARAM_WEIGHT)
+			continue;
+		n_all += p->n;
+		if (p != last)
+			room += can_lose(p->n, global);
+	}
+	if (!last || (double)llround(target * (double)n_all) <= (double)room)
+		return 0;
+	return pb_ctx_fail(ctx, "sparsity %g cannot be reached with the last "
+			   "layer '%s' unpruned (last_layer = skip, the "
+			   "default under scope = global): it holds %zu of "
+			   "the %zu conv and linear weights, and the other "
+			   "layers, each keeping %s, can give at most %.4f of "
+			   "the whole model; lower the target, or prune the "
+			   "last layer too (last_layer = half or same)",
+			   target, pb_model_layer(m, last->layer)->name,
+			   last->n, n_all, global ? "max(1, 1%) of its weights" :
+			   "one weight", (double)room / (double)n_all);
+}
+
+/* last_layer = auto does what the paper did under each scope. */
+static last_mode last_layer_mode(pb_prune_ctx *ctx)
+{
+	const char *v = pb_ctx_opt_string(ctx, "last_layer");
+
+	if (!strcmp(v, "half"))
+		return LAST_HALF;
+	if (!strcmp(v, "skip"))
+		return LAST_SKIP;
+	if (!strcmp(v, "same"))
+		return LAST_SAME;
+	return pb_ctx_target(ctx)->scope == PB_SCOPE_GLOBAL ? LAST_SKIP :
+	       LAST_HALF;
 }
 
 /* The training after a round, from the dense training's schedule: the
@@ -216,7 +330,7 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	int scratch = !strcmp(pb_ctx_opt_string(ctx, "from"), "scratch");
 	int reinit = pb_ctx_opt_bool(ctx, "reinit");
 	int lr_rewind = pb_ctx_opt_bool(ctx, "lr_rewind");
-	int last_half = pb_ctx_opt_bool(ctx, "last_half");
+	last_mode last = last_layer_mode(ctx);
 	long per_epoch, total;
 	int dense_epochs, rounds, rc;
 
@@ -224,6 +338,8 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 		return pb_ctx_fail(ctx, "reinit = yes is the control of a "
 				   "rewinding ticket; with lr_rewind = yes "
 				   "there is no rewind to control");
+	if (last == LAST_SKIP && (rc = check_skip_reachable(ctx, target)))
+		return rc;
 	if ((rc = pb_ctx_recipe_steps(ctx, PB_RECIPE_DENSE, &per_epoch,
 				      &dense_epochs)) ||
 	    (rc = pb_ctx_opt_point(ctx, "rewind", &st->rewind_step)))
@@ -241,14 +357,15 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 		pb_ctx_log(ctx, "rewind point: iteration %ld of the dense "
 			   "model's own training", st->rewind_step);
 	}
-	pb_ctx_log(ctx, "%d rounds at rate %g to sparsity %g", rounds, rate,
-		   target);
+	pb_ctx_log(ctx, "%d rounds at rate %g to sparsity %g; last layer "
+		   "%s", rounds, rate, target, last == LAST_SKIP ? "unpruned" :
+		   last == LAST_HALF ? "at half the rate" : "at the full rate");
 	for (int r = 1; r <= rounds; r++) {
 		double total_sp = r < rounds ? 1.0 - pow(1.0 - rate, r) : target;
-		double last = 1.0 - pow(1.0 - rate / 2.0, r);
+		double half = 1.0 - pow(1.0 - rate / 2.0, r);
 		int fresh = reinit && r == rounds;
 
-		if ((rc = prune_round(ctx, total_sp, last, last_half)) ||
+		if ((rc = prune_round(ctx, total_sp, half, last)) ||
 		    (rc = pb_ctx_report_round(ctx)))
 			return rc;
 		if (fresh)
@@ -267,7 +384,7 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	return 0;
 }
 
-PB_PRUNER_DEFINE(lth, .version = "2.0", .granularity = PB_GRANULARITY_WEIGHT,
+PB_PRUNER_DEFINE(lth, .version = "2.1", .granularity = PB_GRANULARITY_WEIGHT,
 	PB_PRUNER_OPTIONS(lth_options), .create = lth_create, .destroy = free,
 	.on_train_begin = lth_on_train_begin,
 	.after_backward = lth_after_backward, .prune = lth_prune,

@@ -6,7 +6,9 @@
  *
  *  1. Sample points of the consumer's output (layer i+1) on training
  *     images: `per_image` random (location, output channel) points on each
- *     of `images` calibration images. At each point the pre-bias output is
+ *     of `images` calibration images, a fresh set for every layer (the
+ *     paper draws its evaluation set anew for each layer; resample = no
+ *     reuses the first set). At each point the pre-bias output is
  *     a sum over input channels c of contributions x_c (for a conv, the
  *     K x K window of channel c times the filter slice W[o, c]; for a
  *     linear after flatten, channel c's H*W features times their weights).
@@ -27,6 +29,7 @@
  * Residual networks: groups tied by an add (pb_channel_group.residual)
  * are left whole, as the paper's ResNet variant prunes only the inner
  * layers of each block; the remaining groups make up the whole target. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,8 @@ static const pb_pruner_option thinet_options[] = {
 	  .help = "calibration images from the training split per layer" },
 	{ .name = "per_image", .type = PB_OPT_INT, .def = "10", .min = 1, .max = 1e6,
 	  .help = "random (location, output channel) points of layer i+1 per image (the paper: 10)" },
+	{ .name = "resample", .type = PB_OPT_BOOL, .def = "yes",
+	  .help = "a fresh set of `images` training images for every layer (the paper); no: the same images for every layer" },
 	{ .name = "rescale", .type = PB_OPT_BOOL, .def = "yes",
 	  .help = "least-squares rescaling of the kept input channels of layer i+1" },
 	{ .name = "finetune_between", .type = PB_OPT_INT, .def = "0", .min = 0, .max = 1e9,
@@ -114,8 +119,37 @@ typedef struct samples {
 	double *X, *y;
 } samples;
 
+/* One layer's calibration images: `count` of them, image n at position
+ * (first + n) % avail of the `avail` images in the input buffer;
+ * `wrapped` when the training split had fewer than the set needed. */
+typedef struct calib {
+	int first, count, avail, wrapped;
+} calib;
+
+/* The input of `layer` on calibration set `set`: images [set * images,
+ * (set + 1) * images) of the cell's calibration order, a permutation of
+ * the training split drawn from the cell's RNG, so each set is a fresh
+ * draw. pb_ctx_layer_input gives a prefix of that order, so the set is
+ * the tail of a longer call (layer i forwards (i + 1) * images images);
+ * a training split too small for a set per layer wraps around. */
+static int calib_input(pb_prune_ctx *ctx, int layer, int images, int set,
+		       const float **act, calib *cb)
+{
+	long want = (long)set * images + images;
+	int rc;
+
+	if ((rc = pb_ctx_layer_input(ctx, layer, want < INT_MAX ? (int)want :
+				     INT_MAX, act, &cb->avail)))
+		return rc;
+	cb->count = images < cb->avail ? images : cb->avail;
+	cb->first = (int)(((long)set * images) % cb->avail);
+	cb->wrapped = cb->avail < want;
+	return 0;
+}
+
 static int sample_consumer(pb_prune_ctx *ctx, const pb_channel_group *grp,
-			   int k, int images, int per_image, samples *out)
+			   int k, int per_image, int set, samples *out,
+			   calib *cb)
 {
 	pb_model *m = pb_ctx_model(ctx);
 	int layer = grp->consumers[k], C = grp->n_channels, B, rc;
@@ -128,8 +162,10 @@ static int sample_consumer(pb_prune_ctx *ctx, const pb_channel_group *grp,
 	if (!W || (li->type != PB_LAYER_CONV && li->type != PB_LAYER_LINEAR))
 		return pb_ctx_fail(ctx, "layer %s reads group %d but is not a "
 				   "conv or linear", li->name, grp->id);
-	if ((rc = pb_ctx_layer_input(ctx, layer, images, &act, &B)))
+	if ((rc = calib_input(ctx, layer, (int)pb_ctx_opt_int(ctx, "images"),
+			      set, &act, cb)))
 		return rc;
+	B = cb->count;
 	out->S = B * per_image;
 	out->C = C;
 	out->X = calloc((size_t)out->S * C + 1, sizeof(double));
@@ -147,6 +183,7 @@ static int sample_consumer(pb_prune_ctx *ctx, const pb_channel_group *grp,
 		for (int n = 0; n < B; n++)
 			for (int j = 0; j < per_image; j++) {
 				int s = n * per_image + j;
+				size_t im = (size_t)((cb->first + n) % cb->avail);
 				int o = (int)gsl_rng_uniform_int(rng,
 						(unsigned long)li->out_c);
 				int oh = (int)gsl_rng_uniform_int(rng,
@@ -157,7 +194,7 @@ static int sample_consumer(pb_prune_ctx *ctx, const pb_channel_group *grp,
 
 				for (int c = 0; c < C; c++) {
 					const float *x = act +
-						((size_t)n * C + c) * H * Wd;
+						(im * C + c) * H * Wd;
 					const float *w = W->data +
 						((size_t)o * C + c) * K * K;
 					double v = 0.0;
@@ -192,9 +229,10 @@ static int sample_consumer(pb_prune_ctx *ctx, const pb_channel_group *grp,
 		for (int n = 0; n < B; n++)
 			for (int j = 0; j < per_image; j++) {
 				int s = n * per_image + j;
+				size_t im = (size_t)((cb->first + n) % cb->avail);
 				int o = (int)gsl_rng_uniform_int(rng,
 						(unsigned long)outs);
-				const float *x = act + (size_t)n * in;
+				const float *x = act + im * in;
 				const float *w = W->data + (size_t)o * in;
 				double *row = out->X + (size_t)s * C;
 
@@ -383,21 +421,23 @@ static int eligible_group(pb_prune_ctx *ctx, const pb_channel_group *g)
 	return 1;
 }
 
-static int prune_group(pb_prune_ctx *ctx, int g, int target_kept)
+/* Prunes group g to target_kept channels, sampling its consumers on
+ * calibration set `set`. */
+static int prune_group(pb_prune_ctx *ctx, int g, int target_kept, int set)
 {
 	const pb_channel_group *grp = pb_ctx_group(ctx, g);
-	int images = (int)pb_ctx_opt_int(ctx, "images");
 	int per_image = (int)pb_ctx_opt_int(ctx, "per_image");
 	int do_scale = pb_ctx_opt_bool(ctx, "rescale");
 	int nc = grp->n_consumers, C = grp->n_channels, rc = 0;
 	samples sm[PB_GROUP_MAX_MEMBERS];
 	uint8_t **keep = NULL;
 	double before = 0.0, after = 0.0, total = 0.0;
+	calib cb = { 0, 0, 1, 0 };
 
 	memset(sm, 0, sizeof sm);
 	rc = pb_ctx_keep_new(ctx, &keep);
 	for (int k = 0; k < nc && !rc; k++)
-		rc = sample_consumer(ctx, grp, k, images, per_image, &sm[k]);
+		rc = sample_consumer(ctx, grp, k, per_image, set, &sm[k], &cb);
 	if (!rc)
 		rc = greedy(ctx, sm, nc, C - target_kept, keep[g]);
 	for (int k = 0; k < nc && !rc; k++) {
@@ -410,11 +450,15 @@ static int prune_group(pb_prune_ctx *ctx, int g, int target_kept)
 			total += sm[k].y[s] * sm[k].y[s];
 	}
 	if (!rc) {
-		pb_ctx_log(ctx, "thinet: group %d (layer %s): keeps %d of %d; "
-			   "relative reconstruction error %.6g, %.6g after "
+		pb_ctx_log(ctx, "thinet: group %d (layer %s): calibration "
+			   "images %d to %d of the cell's order%s; keeps %d of "
+			   "%d; relative reconstruction error %.6g, %.6g after "
 			   "least squares", g,
 			   pb_model_layer(pb_ctx_model(ctx),
 					  first_producer(grp))->name,
+			   cb.first, (cb.first + cb.count - 1) % cb.avail,
+			   cb.wrapped ? " (wrapped: the training split is "
+			   "too small for a fresh set per layer)" : "",
 			   target_kept, C, total > 0 ? before / total : 0.0,
 			   total > 0 ? after / total : 0.0);
 		rc = pb_ctx_keep_channels(ctx, (const uint8_t *const *)keep);
@@ -462,7 +506,8 @@ static int thinet_prune(void *state, pb_prune_ctx *ctx)
 			order[j - 1] = t;
 		}
 	for (int i = 0; i < n_order && !rc; i++) {
-		rc = prune_group(ctx, order[i], kept[order[i]]);
+		rc = prune_group(ctx, order[i], kept[order[i]],
+				 pb_ctx_opt_bool(ctx, "resample") ? i : 0);
 		if (!rc && ft > 0 && i + 1 < n_order)
 			rc = pb_ctx_train(ctx, PB_RECIPE_FINETUNE, 0, ft);
 	}
@@ -473,7 +518,7 @@ out:
 	return rc;
 }
 
-PB_PRUNER_DEFINE(thinet, .version = "1.0", .prune = thinet_prune,
+PB_PRUNER_DEFINE(thinet, .version = "1.1", .prune = thinet_prune,
 	.granularity = PB_GRANULARITY_CHANNEL, PB_PRUNER_OPTIONS(thinet_options),
 	.description = "removes the channels whose removal changes the next "
 		       "layer's sampled outputs least (greedy), then rescales "

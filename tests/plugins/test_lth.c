@@ -1,7 +1,11 @@
 /* lth on a small net: after the rounds the surviving weights equal the
  * rewind point bitwise and the pruned ones are zero; sparsity after r
- * rounds is 1 - (1 - rate)^r within one weight, the last layer at half
- * the rate; reinit gives other survivors than rewinding; from = dense
+ * rounds is 1 - (1 - rate)^r of every conv and linear weight within one
+ * weight; the last layer is left whole under global scope and pruned at
+ * half the rate under layer scope (last_layer = auto, as the paper), at
+ * the full rate with last_layer = same, and a target the other layers
+ * cannot give alone is refused with the most they can; reinit gives
+ * other survivors than rewinding; from = dense
  * reads the dense training's own point, and says how to get it when it
  * was not kept; lr_rewind keeps the survivors where they are. The rewind
  * point is observed through a copy of the plugin's descriptor whose prune
@@ -44,12 +48,18 @@ static int lth_observed(void *state, pb_prune_ctx *ctx)
 	return 0;
 }
 
-/* Runs lth (wrapped) with options kv to sparsity 1 - 0.8^3, on dense
- * model m when given (else a fresh one), with the dense model's training
- * points at BASE.stepN.ckpt when points is given; returns the error code
- * (want_error) or fails the test on error. */
-static int run_lth_on(pb_model *dense, const char *const *kv,
-		      const char *points, int want_error,
+/* The target of most runs: three rounds at rate 0.2, one ranking. */
+static const pb_target three_global = {
+	.kind = PB_TARGET_SPARSITY, .amount = 1.0 - 0.8 * 0.8 * 0.8,
+	.scope = PB_SCOPE_GLOBAL
+};
+
+/* Runs lth (wrapped) with options kv to target t (three_global when
+ * NULL), on dense model m when given (else a fresh one), with the dense
+ * model's training points at BASE.stepN.ckpt when points is given;
+ * returns the error code (want_error) or fails the test on error. */
+static int run_lth_to(pb_model *dense, const char *const *kv,
+		      const pb_target *t, const char *points, int want_error,
 		      pb_prune_report *rep, pb_error *err)
 {
 	pb_plugin *p = tu_open_plugin("lth");
@@ -58,11 +68,8 @@ static int run_lth_on(pb_model *dense, const char *const *kv,
 	pb_model *out = NULL;
 	pb_splits sp;
 	pb_recipe recipe;
-	pb_target t = { .kind = PB_TARGET_SPARSITY,
-			.amount = 1.0 - 0.8 * 0.8 * 0.8,
-			.scope = PB_SCOPE_GLOBAL };
-	pt_run_args a = { .exact = &t, .kv = kv, .dense_points = points,
-			  .label = "lth", .seed = 5 };
+	pt_run_args a = { .exact = t ? t : &three_global, .kv = kv,
+			  .dense_points = points, .label = "lth", .seed = 5 };
 	int rc;
 
 	g_real = pb_plugin_pruner(p);
@@ -76,7 +83,7 @@ static int run_lth_on(pb_model *dense, const char *const *kv,
 	if (rc && !want_error)
 		fail_msg("%s", err->msg);
 	if (!rc && want_error)
-		fail_msg("lth ran without the rewind point it needs");
+		fail_msg("lth ran, but this run should have failed");
 	pb_model_free(out);
 	if (!dense)
 		pb_model_free(m);
@@ -85,11 +92,25 @@ static int run_lth_on(pb_model *dense, const char *const *kv,
 	return rc;
 }
 
+static int run_lth_on(pb_model *dense, const char *const *kv,
+		      const char *points, int want_error,
+		      pb_prune_report *rep, pb_error *err)
+{
+	return run_lth_to(dense, kv, NULL, points, want_error, rep, err);
+}
+
 static void run_lth(const char *const *kv, pb_prune_report *rep)
 {
 	pb_error err = { 0 };
 
 	run_lth_on(NULL, kv, NULL, 0, rep, &err);
+}
+
+static void free_observed(void)
+{
+	pb_model_free(g_pruned);
+	pb_model_free(g_rewind);
+	g_pruned = g_rewind = NULL;
 }
 
 /* Zeros in the weight tensors; survivors (and every other tensor) equal
@@ -150,11 +171,96 @@ static void test_lth_rewind(void **state)
 			fail_msg("round %d: sparsity %g, wanted %g", r + 1,
 				 rep.rounds[r], 1.0 - pow(0.8, r + 1));
 	assert_true(fabs((double)zeros - (1.0 - pow(0.8, 3)) * total) <= 1.0);
-	/* The last layer at half the rate. */
-	assert_true(fabs((double)fcz - (1.0 - pow(0.9, 3)) * fct) <= 1.0);
-	pb_model_free(g_pruned);
-	pb_model_free(g_rewind);
-	g_pruned = g_rewind = NULL;
+	/* Global scope: the output layer keeps every weight (the paper's
+	 * global runs), the others make up the whole target. */
+	assert_int_equal(fcz, 0);
+	free_observed();
+}
+
+/* The last layer under each last_layer and scope, with the total over
+ * every conv and linear weight at the target (within the rounding of
+ * each of the three tensors under layer scope). */
+static void check_last_layer(const char *opt, pb_scope scope, double fc_rate,
+			     const char *what)
+{
+	const char *kv[] = { "rewind=3", "retrain_epochs=0", "from=scratch",
+			     opt, NULL };
+	pb_target t = three_global;
+	pb_prune_report rep;
+	pb_error err = { 0 };
+	size_t zeros, total, fcz, fct;
+
+	t.scope = scope;
+	run_lth_to(NULL, kv, &t, NULL, 0, &rep, &err);
+	check_vs_rewind(1, &zeros, &total, &fcz, &fct);
+	assert_int_equal(rep.n_rounds, 3);
+	if (fabs((double)zeros - t.amount * total) > 1.5 ||
+	    fabs(rep.rounds[2] - t.amount) > 1.5 / total)
+		fail_msg("%s: %zu of %zu weights zero (reported %g), wanted "
+			 "%g", what, zeros, total, rep.rounds[2], t.amount);
+	if (fabs((double)fcz - fc_rate * fct) > 1.0)
+		fail_msg("%s: the last layer has %zu of %zu zero, wanted %g",
+			 what, fcz, fct, fc_rate * fct);
+	free_observed();
+}
+
+static void test_lth_last_layer(void **state)
+{
+	const double half = 1.0 - pow(0.9, 3), full = 1.0 - pow(0.8, 3);
+
+	(void)state;
+	check_last_layer("last_layer=auto", PB_SCOPE_GLOBAL, 0.0,
+			 "global, auto");
+	check_last_layer("last_layer=skip", PB_SCOPE_LAYER, 0.0,
+			 "layer, skip");
+	check_last_layer("last_layer=auto", PB_SCOPE_LAYER, half,
+			 "layer, auto");
+	check_last_layer("last_layer=half", PB_SCOPE_LAYER, half,
+			 "layer, half");
+	check_last_layer("last_layer=half", PB_SCOPE_GLOBAL, half,
+			 "global, half");
+	check_last_layer("last_layer=same", PB_SCOPE_LAYER, full,
+			 "layer, same");
+}
+
+/* Under global scope with last_layer = same the output layer is ranked
+ * with the others: it loses weights, but not at a fixed rate. */
+static void test_lth_last_layer_ranked(void **state)
+{
+	static const char *kv[] = { "rewind=3", "retrain_epochs=0",
+				    "from=scratch", "last_layer=same", NULL };
+	pb_prune_report rep;
+	size_t zeros, total, fcz, fct;
+
+	(void)state;
+	run_lth(kv, &rep);
+	check_vs_rewind(1, &zeros, &total, &fcz, &fct);
+	assert_true(fabs((double)zeros - (1.0 - pow(0.8, 3)) * total) <= 1.0);
+	assert_true(fcz > 0);
+	free_observed();
+}
+
+/* The output layer holds 96 of the 420 weights; the others can give 320
+ * under global scope (c1 keeps 1 of 36, c2 3 of 288), so 0.9 is out of
+ * reach with it unpruned: refused before any training, with the most the
+ * others can give. */
+static void test_lth_skip_unreachable(void **state)
+{
+	static const char *kv[] = { "rewind=3", "retrain_epochs=0",
+				    "from=scratch", NULL };
+	pb_target t = three_global;
+	pb_prune_report rep;
+	pb_error err = { 0 };
+
+	(void)state;
+	t.amount = 0.9;
+	run_lth_to(NULL, kv, &t, NULL, 1, &rep, &err);
+	if (!strstr(err.msg, "last layer 'fc' unpruned") ||
+	    !strstr(err.msg, "96 of the 420") ||
+	    !strstr(err.msg, "at most 0.7619") ||
+	    !strstr(err.msg, "last_layer = half or same"))
+		fail_msg("unexpected message: %s", err.msg);
+	assert_null(g_pruned);
 }
 
 static void test_lth_reinit(void **state)
@@ -168,9 +274,8 @@ static void test_lth_reinit(void **state)
 	run_lth(kv, &rep);
 	check_vs_rewind(0, &zeros, &total, &fcz, &fct);
 	assert_true(fabs((double)zeros - (1.0 - pow(0.8, 3)) * total) <= 1.0);
-	pb_model_free(g_pruned);
-	pb_model_free(g_rewind);
-	g_pruned = g_rewind = NULL;
+	assert_int_equal(fcz, 0);
+	free_observed();
 }
 
 /* With retraining, pruned weights stay exactly zero and the sparsity
@@ -188,9 +293,7 @@ static void test_lth_retrain(void **state)
 	check_vs_rewind(0, &zeros, &total, &fcz, &fct);
 	assert_true(fabs((double)zeros - (1.0 - pow(0.8, 3)) * total) <= 1.0);
 	assert_true(fabs(rep.rounds[2] - (1.0 - pow(0.8, 3))) <= 1.0 / total);
-	pb_model_free(g_pruned);
-	pb_model_free(g_rewind);
-	g_pruned = g_rewind = NULL;
+	free_observed();
 }
 
 /* from = dense (the default): the rewind point is the dense model's own
@@ -237,9 +340,7 @@ static void test_lth_dense_point(void **state)
 		}
 	}
 	assert_true(n > 0 && same_as_dense < n / 10);
-	pb_model_free(g_pruned);
-	pb_model_free(g_rewind);
-	g_pruned = g_rewind = NULL;
+	free_observed();
 	pb_model_free(point);
 	pb_model_free(dense);
 	unlink(path);
@@ -292,12 +393,17 @@ static void test_lth_lr_rewind(void **state)
 	for (int i = 0; i < pb_model_n_params(dense); i++) {
 		pb_param *a = pb_model_param(dense, i);
 		pb_param *b = pb_model_param(g_pruned, i);
+		int fc = !strcmp(a->name, "fc.weight");
 
-		for (size_t j = 0; j < a->n; j++)
+		for (size_t j = 0; j < a->n; j++) {
+			if (fc)
+				assert_true(b->data[j] != 0.0f);
 			if (b->data[j] != 0.0f)
 				assert_memory_equal(&a->data[j], &b->data[j],
 						    sizeof(float));
+		}
 	}
+	assert_true(fabs(rep.reached - three_global.amount) <= 1.0 / 420);
 	pb_model_free(g_pruned);
 	g_pruned = NULL;
 	pb_model_free(dense);
@@ -307,6 +413,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lth_rewind),
+		cmocka_unit_test(test_lth_last_layer),
+		cmocka_unit_test(test_lth_last_layer_ranked),
+		cmocka_unit_test(test_lth_skip_unreachable),
 		cmocka_unit_test(test_lth_reinit),
 		cmocka_unit_test(test_lth_retrain),
 		cmocka_unit_test(test_lth_dense_point),

@@ -1,7 +1,9 @@
 /* thinet on crafted models: it removes a large-norm channel whose
  * contributions to the next layer cancel (l1 keeps it), its least-squares
  * rescaling lowers the next layer's reconstruction error (both numbers
- * asserted), and residual-tied channels are left whole. */
+ * asserted), and residual-tied channels are left whole. Each layer is
+ * sampled on a fresh set of training images (resample = yes), the same
+ * set with resample = no, and the same seed gives the same bits. */
 #include "pruner_test.h"
 
 /* c1 (1x1 conv, 2 -> 4) -> relu -> flatten -> fc (64 -> 3): fc is layer
@@ -217,12 +219,194 @@ static void test_thinet_residual_inner_only(void **state)
 	pb_plugin_close(th);
 }
 
+/* ---- a fresh calibration set per layer ---------------------------------- */
+
+/* What the log says of one pruned group: the calibration images it used
+ * (positions in the cell's calibration order) and its reconstruction
+ * errors. */
+typedef struct group_line {
+	int first, last, wrapped;
+	char errors[96];
+} group_line;
+
+/* The "thinet: group" lines of a log, in order; returns how many. */
+static int group_lines(const char *log, group_line *out, int max)
+{
+	int n = 0;
+
+	for (const char *p = strstr(log, "calibration images "); p && n < max;
+	     p = strstr(p + 1, "calibration images ")) {
+		const char *e = strstr(p, "reconstruction error ");
+		const char *eol = strchr(p, '\n');
+		size_t len;
+
+		assert_int_equal(sscanf(p, "calibration images %d to %d",
+					&out[n].first, &out[n].last), 2);
+		assert_non_null(e);
+		assert_non_null(eol);
+		out[n].wrapped = strstr(p, "(wrapped") &&
+				 strstr(p, "(wrapped") < eol;
+		len = (size_t)(eol - e);
+		assert_true(len < sizeof out[n].errors);
+		memcpy(out[n].errors, e, len);
+		out[n].errors[len] = '\0';
+		n++;
+	}
+	return n;
+}
+
+/* The calibration order the plugin's sets are slices of: a wrapper whose
+ * prune reads the first images of it (the input of layer 0 is the image)
+ * before thinet runs, and checks what thinet relies on, that a longer
+ * call extends a shorter one. */
+static const pb_pruner *g_thinet;
+static float g_order[16][25];
+static int g_order_n;
+
+static int thinet_observed(void *state, pb_prune_ctx *ctx)
+{
+	const float *act;
+	int B;
+
+	if (pb_ctx_layer_input(ctx, 0, 16, &act, &B))
+		return -1;
+	assert_true(B >= 8 && B <= 16);
+	g_order_n = B;
+	memcpy(g_order, act, (size_t)B * sizeof g_order[0]);
+	if (pb_ctx_layer_input(ctx, 0, 8, &act, &B))
+		return -1;
+	assert_memory_equal(act, g_order, 8 * sizeof g_order[0]);
+	return g_thinet->prune(state, ctx);
+}
+
+/* thinet on pt_two_conv_ini (c1's channels sampled at c2, c2's at fc) at
+ * channels = 0.5 with 8 images of 4 points per layer, seed `seed`; the
+ * training split has n_train images, the validation split 20. Returns
+ * the pruned model; *log gets the progress text. */
+static pb_model *run_sets(const char *resample, int n_train,
+			  unsigned long seed, pt_log *log)
+{
+	const char *kv[] = { "images=8", "per_image=4", resample, NULL };
+	pb_plugin *th = tu_open_plugin("thinet");
+	pb_pruner w = *pb_plugin_pruner(th);
+	pb_model *m = tu_parse_model(pt_two_conv_ini, "test"), *out = NULL;
+	pb_dataset full = { 0 };
+	pb_splits sp = { 0 };
+	pb_error err = { 0 };
+
+	g_thinet = pb_plugin_pruner(th);
+	w.prune = thinet_observed;
+	tu_init_params(m, 4);
+	assert_int_equal(pb_dataset_synthetic(&full, n_train + 20, 1, 5, 5, 3,
+					      0.5f, 2, &err), 0);
+	assert_int_equal(pb_dataset_split(&full, 20, 3, &sp.train, &sp.val,
+					  &err), 0);
+	if (pt_run_data(m, &w, "channels=0.5", kv, &sp, NULL, seed,
+			pt_log_open(log), &out, &err))
+		fail_msg("%s", err.msg);
+	pt_log_close(log);
+	/* The order is of training images, none from validation. */
+	for (int i = 0; i < g_order_n; i++) {
+		int train = 0, val = 0;
+
+		for (int n = 0; n < sp.train.n; n++)
+			train += !memcmp(g_order[i], sp.train.x + 25 * n,
+					 sizeof g_order[i]);
+		for (int n = 0; n < sp.val.n; n++)
+			val += !memcmp(g_order[i], sp.val.x + 25 * n,
+				       sizeof g_order[i]);
+		assert_true(train > 0 && val == 0);
+	}
+	pb_dataset_free(&full);
+	pb_splits_free(&sp);
+	pb_model_free(m);
+	pb_plugin_close(th);
+	return out;
+}
+
+static void assert_same_model(pb_model *a, pb_model *b)
+{
+	assert_int_equal(pb_model_n_params(a), pb_model_n_params(b));
+	for (int i = 0; i < pb_model_n_params(a); i++) {
+		pb_param *p = pb_model_param(a, i), *q = pb_model_param(b, i);
+
+		assert_int_equal(p->n, q->n);
+		assert_memory_equal(p->data, q->data, p->n * sizeof(float));
+	}
+}
+
+static void test_thinet_fresh_images_per_layer(void **state)
+{
+	pt_log la, lb, lc;
+	group_line ga[4], gb[4], gc[4];
+	pb_model *a, *b, *c;
+
+	(void)state;
+	a = run_sets("resample=yes", 40, 1, &la);
+	b = run_sets("resample=yes", 40, 1, &lb);
+	c = run_sets("resample=no", 40, 1, &lc);
+	assert_int_equal(group_lines(la.text, ga, 4), 2);
+	assert_int_equal(group_lines(lb.text, gb, 4), 2);
+	assert_int_equal(group_lines(lc.text, gc, 4), 2);
+	/* resample: c1's channels on images 0-7 of the order, c2's on 8-15. */
+	assert_int_equal(ga[0].first, 0);
+	assert_int_equal(ga[0].last, 7);
+	assert_int_equal(ga[1].first, 8);
+	assert_int_equal(ga[1].last, 15);
+	assert_false(ga[0].wrapped || ga[1].wrapped);
+	/* no: both on images 0-7. */
+	assert_int_equal(gc[0].first, 0);
+	assert_int_equal(gc[1].first, 0);
+	assert_int_equal(gc[1].last, 7);
+	/* The first layer sees the same images and points either way; the
+	 * second sees other images, so its errors differ. */
+	assert_string_equal(ga[0].errors, gc[0].errors);
+	if (!strcmp(ga[1].errors, gc[1].errors))
+		fail_msg("c2's samples do not depend on resample: %s",
+			 ga[1].errors);
+	/* The same seed, the same bits. */
+	assert_string_equal(la.text, lb.text);
+	assert_same_model(a, b);
+	pb_model_free(a);
+	pb_model_free(b);
+	pb_model_free(c);
+	free(la.text);
+	free(lb.text);
+	free(lc.text);
+}
+
+/* A training split too small for a set per layer: the second set wraps
+ * around it, and the log says so (16 images are just enough). */
+static void test_thinet_sets_wrap(void **state)
+{
+	pt_log lg;
+	group_line g[4];
+	pb_model *out;
+
+	(void)state;
+	out = run_sets("resample=yes", 16, 1, &lg);
+	assert_int_equal(group_lines(lg.text, g, 4), 2);
+	assert_false(g[0].wrapped || g[1].wrapped);
+	pb_model_free(out);
+	free(lg.text);
+	out = run_sets("resample=yes", 12, 1, &lg);
+	assert_int_equal(group_lines(lg.text, g, 4), 2);
+	assert_false(g[0].wrapped);
+	assert_true(g[1].wrapped);
+	assert_int_equal(g[1].first, 8);
+	assert_int_equal(g[1].last, 3);
+	pb_model_free(out);
+	free(lg.text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thinet_removes_cancelling_channel),
 		cmocka_unit_test(test_thinet_least_squares),
 		cmocka_unit_test(test_thinet_residual_inner_only),
+		cmocka_unit_test(test_thinet_fresh_images_per_layer),
+		cmocka_unit_test(test_thinet_sets_wrap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -275,10 +275,13 @@ int pb_ctx_train(pb_prune_ctx *ctx, pb_recipe_which which, double epochs,
 /* Top-1 accuracy on the validation split (never the test set). */
 int pb_ctx_evaluate_val(pb_prune_ctx *ctx, double *acc);
 
-/* Calibration: `n` images from the training split (fixed for the cell),
- * run through the current model in eval mode; returns the INPUT of layer
- * `layer` (B, C, H, W of that layer's input) in a buffer owned by the
- * context and valid until the next call. */
+/* Calibration: `n` images from the training split (fixed for the cell:
+ * the first n of one order of the split, drawn from the cell's RNG on
+ * first use, so a call with more images extends one with fewer; B is n,
+ * or the split's size when smaller), run through the current model in
+ * eval mode; returns the INPUT of layer `layer` (B, C, H, W of that
+ * layer's input) in a buffer owned by the context and valid until the
+ * next call. */
 int pb_ctx_layer_input(pb_prune_ctx *ctx, int layer, int n,
 		       const float **act, int *B);
 /* A training batch with labels (from the cell's own shuffled stream),
