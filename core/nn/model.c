@@ -58,10 +58,17 @@ static int add_param(pb_model *m, int layer, pb_param_kind kind, int ndim,
 		p->n *= (size_t)shape[d];
 	}
 	p->trainable = kind != PB_PARAM_BN_MEAN && kind != PB_PARAM_BN_VAR;
-	if (p->n > MAX_TENSOR_ELEMS)
-		return pbi_layer_err(err, PB_EFORMAT, m->source,
-				 &m->nodes[layer].info,
-				 "%s has %zu elements, too many", name, p->n);
+	if (p->n > MAX_TENSOR_ELEMS) {
+		int rc = pbi_layer_err(err, PB_EFORMAT, m->source,
+				       &m->nodes[layer].info,
+				       "%s has %zu elements, too many", name,
+				       p->n);
+		/* Not counted in n_params, so pb_model_free would not free
+		 * its name (found by fuzzing). */
+		free(name);
+		p->name = NULL;
+		return rc;
+	}
 	return m->n_params++;
 }
 
