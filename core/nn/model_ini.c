@@ -194,6 +194,22 @@ static int parse_shape(const char *v, int *c, int *h, int *w)
 	return 0;
 }
 
+/* A model name must survive pb_model_write_ini, which writes it as
+ * "name = NAME" on a line of its own: a ';' there (after a blank) starts
+ * a comment, and a long name makes the line too long to read back. Both
+ * were accepted and gave files that do not load (found by fuzzing). */
+#define MODEL_NAME_MAX 64
+
+static int name_writable(const char *s)
+{
+	if (strlen(s) > MODEL_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (*s == ';' || iscntrl((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
 static int model_key(pbi_ini_doc *c, const pbi_ini_section *s,
 		     const pbi_ini_key *k, struct model_head *h)
 {
@@ -201,6 +217,12 @@ static int model_key(pbi_ini_doc *c, const pbi_ini_section *s,
 		if (!k->value[0])
 			return pbi_ini_err(c, PB_EPARSE, k->line,
 					   "[model] name is empty");
+		if (!name_writable(k->value))
+			return pbi_ini_err(c, PB_EPARSE, k->line, "[model] "
+					   "name = '%s': use at most %d "
+					   "characters, none of them ';' or "
+					   "control characters", k->value,
+					   MODEL_NAME_MAX);
 		h->name = k->value;
 		return 0;
 	}

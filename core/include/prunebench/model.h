@@ -3,7 +3,7 @@
  * Model INI format (read with inih):
  *
  *   [model]
- *   name = vgg-s
+ *   name = vgg-s          ; at most 64 characters, no ';'
  *   input = 1x28x28        ; C x H x W of one sample
  *   classes = 10
  *
