@@ -57,8 +57,9 @@ int pbi_point_step(const char *text, double epochs, long per_epoch,
 		v *= (double)per_epoch;
 	v = floor(v + 0.5);
 	/* "1e300" is a point, but no long holds it: converting it would be
-	 * undefined behaviour (found by fuzzing). No training is that long,
-	 * so say so rather than let a caller compare garbage. */
+	 * undefined behaviour (UBSan, under the options fuzz harness). No
+	 * training is that long, so say so rather than let a caller compare
+	 * garbage. */
 	if (!(v < (double)LONG_MAX))
 		return pb_error_set(err, PB_EINVAL, "'%s' is past the end of "
 				    "any training (%g iterations)", text, v);
