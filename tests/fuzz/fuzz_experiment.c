@@ -8,8 +8,8 @@
  * are resolved, never created.
  *
  * A refused file must say why; an accepted one must expand into cells
- * (pb_experiment_cells) and dense-cache keys, as `prunebench run` does
- * next. */
+ * with ids (pb_experiment_cells) and into one dense-cache key per seed,
+ * as `prunebench run` does next. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -72,7 +72,7 @@ static void expand(const pb_experiment *e)
 {
 	pb_error err = { 0 };
 	pb_cell *cells = NULL;
-	char key[17];
+	char keys[PB_EXP_MAX_SEEDS][17];
 	int n = 0, rc;
 
 	rc = pb_experiment_cells(e, &cells, &n, &err);
@@ -86,9 +86,14 @@ static void expand(const pb_experiment *e)
 			fuzz_fail("cell %d has no id", i);
 	free(cells);
 	for (int s = 0; s < e->n_seeds; s++) {
-		pb_experiment_dense_key(e, e->seeds[s], key);
-		if (strlen(key) != 16)
-			fuzz_fail("dense key '%s' is not 16 hex digits", key);
+		pb_experiment_dense_key(e, e->seeds[s], keys[s]);
+		if (strlen(keys[s]) != 16)
+			fuzz_fail("dense key '%s' is not 16 hex digits", keys[s]);
+		/* Each seed trains its own dense model: one cache entry each. */
+		for (int t = 0; t < s; t++)
+			if (!strcmp(keys[s], keys[t]))
+				fuzz_fail("seeds %lu and %lu share the dense key %s",
+					  e->seeds[t], e->seeds[s], keys[s]);
 	}
 }
 
