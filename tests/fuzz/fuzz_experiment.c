@@ -4,8 +4,9 @@
  * experiment tests (tests/fuzz/tiny.ini) and
  * `model = ../../experiments/models/NAME.ini` the shipped ones; its
  * [prune.NAME] sections open the plugins of the build tree
- * (plugins/.libs). Parsing only reads files: output and cache folders
- * are resolved, never created.
+ * (plugins/.libs). An input of odd length is read through a folder path
+ * of about 1900 characters (tests/fuzz/./././...). Parsing only reads
+ * files: output and cache folders are resolved, never created.
  *
  * A refused file must say why; an accepted one must expand into cells
  * with ids (pb_experiment_cells) and into one dense-cache key per seed,
@@ -24,6 +25,10 @@
 #endif
 
 static pb_plugin_path *plugins;
+/* The same file as seen through a folder path of about 1900 characters
+ * (tests/fuzz/./././...), used for inputs of odd length: names, keys and
+ * messages built from long paths must still be whole. */
+static char long_path[4096];
 
 /* libFuzzer keeps counters inside every instrumented shared object it has
  * seen; one that is unloaded (pb_plugin_close) and loaded again elsewhere
@@ -65,6 +70,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    pb_plugin_path_add(plugins, PB_BUILD_PLUGINDIR, &err))
 		fuzz_fail("plugin path %s: %s", PB_BUILD_PLUGINDIR, err.msg);
 	pin_plugins(PB_BUILD_PLUGINDIR);
+	snprintf(long_path, sizeof long_path, "%s/tests/fuzz", PB_SRCDIR);
+	while (strlen(long_path) < 1900)
+		strcat(long_path, "/.");
+	strcat(long_path, "/fuzz.ini");
 	return 0;
 }
 
@@ -106,8 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!text)
 		return 0;
-	rc = pb_experiment_parse(&e, text, PB_SRCDIR "/tests/fuzz/fuzz.ini",
-				 plugins, &err);
+	rc = pb_experiment_parse(&e, text, size % 2 ? long_path :
+				 PB_SRCDIR "/tests/fuzz/fuzz.ini", plugins, &err);
 	if (rc) {
 		fuzz_check_error(rc, &err, "pb_experiment_parse");
 		if (e)
