@@ -139,6 +139,7 @@ static int get_float(pbi_ini_doc *c, const pbi_ini_section *s,
 		     double hi, int hi_open, float *out)
 {
 	double v;
+	float f;
 
 	if (pbi_parse_double(k->value, &v))
 		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = '%s' is "
@@ -149,7 +150,18 @@ static int get_float(pbi_ini_doc *c, const pbi_ini_section *s,
 				   "of range %c%g, %g%c", s->name, k->name, v,
 				   lo_open ? '(' : '[', lo, hi,
 				   hi_open ? ')' : ']');
-	*out = (float)v;
+	/* The layer keeps a float: eps = 1e-51 became 0 (a division by
+	 * zero in BN) and p = 0.99999999 became 1 (dropout scales by
+	 * 1/(1-p)), both past an open end the double was inside of (found
+	 * by fuzzing). */
+	f = (float)v;
+	if ((lo_open && (double)f <= lo) || (hi_open && (double)f >= hi))
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = %g rounds "
+				   "to %g in single precision, out of range "
+				   "%c%g, %g%c", s->name, k->name, v, (double)f,
+				   lo_open ? '(' : '[', lo, hi,
+				   hi_open ? ')' : ']');
+	*out = f;
 	return 0;
 }
 
