@@ -130,6 +130,11 @@ void pbi_jw_num(pbi_jw *j, const char *k, double v)
 		return;
 	}
 	snprintf(buf, sizeof buf, "%.10g", v);
+	/* Ten digits round the largest doubles (above 1.7976931345e308) up
+	 * past DBL_MAX: the text would read back as infinity, which readers
+	 * refuse, and the whole line with it. Those get every digit. */
+	if (!isfinite(strtod(buf, NULL)))
+		snprintf(buf, sizeof buf, "%.17g", v);
 	puts_(j, buf);
 }
 

@@ -73,10 +73,19 @@ static size_t dense_canon(const pb_experiment *e, unsigned long seed,
 	return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
 }
 
+/* Room for the longest canonical texts: a data folder of 4095
+ * characters, a recipe of 1024, and for a cell its fine-tune recipe,
+ * plugin options (1024) and 64 overrides. A text cut short loses what
+ * comes last, the seed: with a folder path of some 1700 characters every
+ * seed got the same dense model (found in review; the experiment fuzz
+ * harness now reads inputs through such a path). */
+#define DENSE_CANON_MAX 8192
+#define CELL_CANON_MAX 16384
+
 void pb_experiment_dense_key(const pb_experiment *e, unsigned long seed,
 			     char key[17])
 {
-	char buf[2048];
+	char buf[DENSE_CANON_MAX];
 	size_t len = dense_canon(e, seed, buf, sizeof buf);
 	/* The BLAS kernel too: OpenBLAS picks it per CPU or from
 	 * OPENBLAS_CORETYPE, and two kernels sum in different orders, so
@@ -124,7 +133,7 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 static uint32_t cell_hash(const pb_experiment *e, pb_cell_kind kind,
 			  int mi, int t, unsigned long seed)
 {
-	char buf[8192], rec[1024];
+	char buf[CELL_CANON_MAX], rec[1024];
 	size_t len = dense_canon(e, seed, buf, sizeof buf);
 	uint64_t h;
 

@@ -64,7 +64,8 @@ static int add_param(pb_model *m, int layer, pb_param_kind kind, int ndim,
 				       "elements, more than %zu", name, p->n,
 				       MAX_TENSOR_ELEMS);
 
-		/* Not counted in n_params, so pb_model_free would not. */
+		/* Not counted in n_params, so pb_model_free would not free
+		 * its name (found by fuzzing). */
 		free(name);
 		p->name = NULL;
 		return rc;
@@ -117,6 +118,7 @@ static int node_params(pb_model *m, int i, pb_error *err)
 static int layout_params(pb_model *m, pb_error *err)
 {
 	size_t tr = 0, st = 0;
+	const pb_param *big = NULL;
 
 	for (int i = 0; i < m->n_params; i++) {
 		pb_param *p = &m->params[i];
@@ -124,7 +126,22 @@ static int layout_params(pb_model *m, pb_error *err)
 			tr += align_up(p->n);
 		else
 			st += align_up(p->n);
+		if (!big || p->n > big->n)
+			big = p;
 	}
+	/* Every tensor may be within its own limit and the model still ask
+	 * for more memory than any machine has: each layer of a file could
+	 * hold 2^30 weights, and the weights and gradients are zeroed here,
+	 * so such a file took the machine down (found by fuzzing) instead
+	 * of being refused. */
+	if (tr + st > MAX_MODEL_ELEMS)
+		return pb_error_set(err, PB_EFORMAT, "%s: the model has %zu "
+				    "parameters and statistics, more than the "
+				    "%zu prunebench builds (the largest tensor, "
+				    "%s, has %zu); use fewer or narrower "
+				    "layers", m->source,
+				    tr + st, MAX_MODEL_ELEMS, big->name,
+				    big->n);
 	m->n_train = tr;
 	m->n_stats = st;
 	m->data = pb_falloc(tr);

@@ -24,6 +24,10 @@
 #define MAX_DIM (1 << 16)
 #define MAX_SAMPLE_ELEMS ((size_t)1 << 28)
 #define MAX_TENSOR_ELEMS ((size_t)1 << 30)
+/* All of a model's parameters and statistics: 2^27 floats is 512 MiB for
+ * the weights and as much for their gradients, past any model for 28x28
+ * or 32x32 images (VGG-16 for CIFAR-10 has 15 million). */
+#define MAX_MODEL_ELEMS ((size_t)1 << 27)
 
 typedef struct pbi_node {
 	pb_layer_info info;   /* info.name points at name */

@@ -139,6 +139,7 @@ static int get_float(pbi_ini_doc *c, const pbi_ini_section *s,
 		     double hi, int hi_open, float *out)
 {
 	double v;
+	float f;
 
 	if (pbi_parse_double(k->value, &v))
 		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = '%s' is "
@@ -149,7 +150,18 @@ static int get_float(pbi_ini_doc *c, const pbi_ini_section *s,
 				   "of range %c%g, %g%c", s->name, k->name, v,
 				   lo_open ? '(' : '[', lo, hi,
 				   hi_open ? ')' : ']');
-	*out = (float)v;
+	/* The layer keeps a float: eps = 1e-51 became 0 (a division by
+	 * zero in BN) and p = 0.99999999 became 1 (dropout scales by
+	 * 1/(1-p)), both past an open end the double was inside of (found
+	 * by fuzzing). */
+	f = (float)v;
+	if ((lo_open && (double)f <= lo) || (hi_open && (double)f >= hi))
+		return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = %g rounds "
+				   "to %g in single precision, out of range "
+				   "%c%g, %g%c", s->name, k->name, v, (double)f,
+				   lo_open ? '(' : '[', lo, hi,
+				   hi_open ? ')' : ']');
+	*out = f;
 	return 0;
 }
 
@@ -194,6 +206,22 @@ static int parse_shape(const char *v, int *c, int *h, int *w)
 	return 0;
 }
 
+/* A model name must survive pb_model_write_ini, which writes it as
+ * "name = NAME" on a line of its own: a ';' there (after a blank) starts
+ * a comment, and a long name makes the line too long to read back. Both
+ * were accepted and gave files that do not load (found by fuzzing). */
+#define MODEL_NAME_MAX 64
+
+static int name_writable(const char *s)
+{
+	if (strlen(s) > MODEL_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (*s == ';' || iscntrl((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
 static int model_key(pbi_ini_doc *c, const pbi_ini_section *s,
 		     const pbi_ini_key *k, struct model_head *h)
 {
@@ -201,6 +229,12 @@ static int model_key(pbi_ini_doc *c, const pbi_ini_section *s,
 		if (!k->value[0])
 			return pbi_ini_err(c, PB_EPARSE, k->line,
 					   "[model] name is empty");
+		if (!name_writable(k->value))
+			return pbi_ini_err(c, PB_EPARSE, k->line, "[model] "
+					   "name = '%s': use at most %d "
+					   "characters, none of them ';' or "
+					   "control characters", k->value,
+					   MODEL_NAME_MAX);
 		h->name = k->value;
 		return 0;
 	}

@@ -210,12 +210,21 @@ int pb_target_parse(pb_target *t, const char *text, pb_error *err)
 void pb_target_format(const pb_target *t, char *buf, size_t n)
 {
 	const char *k = "?";
+	char num[32];
 
 	if (!n)
 		return;
 	if ((unsigned)t->kind < sizeof kind_names / sizeof *kind_names)
 		k = kind_names[t->kind];
-	snprintf(buf, n, "%s=%g", k, t->amount);
+	/* The shortest spelling that reads back as the same amount: "%g"
+	 * alone wrote 0.9999999 as "1", which is out of range, and made
+	 * nearby targets one cell (found by fuzzing). */
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(num, sizeof num, "%.*g", prec, t->amount);
+		if (strtod(num, NULL) == t->amount)
+			break;
+	}
+	snprintf(buf, n, "%s=%s", k, num);
 }
 
 const char *pb_target_kind_name(pb_target_kind k)

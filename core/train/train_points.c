@@ -5,6 +5,7 @@
  * hook (after the update of step k-1) so that the weights, the BN
  * running statistics and the step count all describe the same moment. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,15 @@ int pbi_point_step(const char *text, double epochs, long per_epoch,
 		v = v / 100.0 * epochs * (double)per_epoch;
 	else if (!strcmp(unit, "ep"))
 		v *= (double)per_epoch;
-	*step = (long)floor(v + 0.5);
+	v = floor(v + 0.5);
+	/* "1e300" is a point, but no long holds it: converting it would be
+	 * undefined behaviour (UBSan, under the options fuzz harness). No
+	 * training is that long, so say so rather than let a caller compare
+	 * garbage. */
+	if (!(v < (double)LONG_MAX))
+		return pb_error_set(err, PB_EINVAL, "'%s' is past the end of "
+				    "any training (%g iterations)", text, v);
+	*step = (long)v;
 	return 0;
 }
 

@@ -3,7 +3,7 @@
  * Model INI format (read with inih):
  *
  *   [model]
- *   name = vgg-s
+ *   name = vgg-s          ; at most 64 characters, no ';'
  *   input = 1x28x28        ; C x H x W of one sample
  *   classes = 10
  *
@@ -24,7 +24,8 @@
  *   maxpool/avgpool: kernel, stride (default = kernel); avgpool also
  *   global = yes. bn: eps (1e-5), momentum (0.1). dropout: p (0.5).
  *
- * The last layer's output is the logits, shape (classes). Every error names
+ * The last layer's output is the logits, shape (classes). A model holds at
+ * most 2^27 (134 million) parameters and statistics. Every error names
  * file:line and the offending key. */
 #ifndef PRUNEBENCH_MODEL_H
 #define PRUNEBENCH_MODEL_H

@@ -16,7 +16,8 @@ extern "C" {
 /* "KIND=X[, scope=layer|global][, LAYER=X]...", KIND one of sparsity,
  * channels, params, macs, X the fraction removed. */
 int pb_target_parse(pb_target *t, const char *text, pb_error *err);
-/* "macs=0.5" (kind and amount). */
+/* "macs=0.5": kind and amount, the amount in the fewest digits that
+ * read back as the same number. */
 void pb_target_format(const pb_target *t, char *buf, size_t n);
 /* Name of a target kind ("sparsity", "channels", "params", "macs"). */
 const char *pb_target_kind_name(pb_target_kind k);
