@@ -52,6 +52,10 @@ typedef struct pbi_node {
 	size_t argmax_cap;
 	float *keep;          /* dropout keep mask (B, n) */
 	size_t keep_cap;
+
+	/* During a sparse inference session, the compressed weight of a
+	 * conv or linear layer that takes the sparse kernel; else NULL. */
+	struct pbi_sparse_layer *sparse;
 } pbi_node;
 
 struct pb_model {
@@ -90,6 +94,12 @@ struct pb_model {
 	float *xbuf;          /* copy of the training input, read by backward */
 	size_t xbuf_cap;
 
+	/* Sparse inference session (model_sparse.c): layers with a
+	 * pbi_node.sparse run on the sparse kernels in eval forwards. */
+	int sparse_on;
+	float *sp_ws;         /* their workspace */
+	size_t sp_ws_cap;
+
 	int batch;            /* B of the last forward */
 	int have_train;       /* the last forward was a training one */
 	int has_dropout;
@@ -109,6 +119,18 @@ int pbi_model_build(pb_model **out, const char *name, int in_c, int in_h,
  * last training forward into dx (B, C, H, W) when dx is not NULL. */
 int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
 			  pb_error *err);
+
+/* Sparse inference session. From begin to end, eval forwards run every
+ * conv and linear layer whose weight is sparse enough to gain (its
+ * density measured at begin against the kernels' break-even densities)
+ * on the sparse kernels of nn/layers/sparse.h, which read the weights
+ * as they were at begin: the weights must not change before end. A
+ * training forward, a checkpoint load and pb_model_free end it. Without
+ * a sparse kernel on this CPU (or with PB_SPARSE=off) no layer takes it.
+ * Returns the number of layers on the sparse kernel, or PB_ENOMEM (then
+ * no session is open). end is a no-op without a session. */
+int pbi_model_sparse_begin(pb_model *m);
+void pbi_model_sparse_end(pb_model *m);
 
 /* Parses the type names written in model files ("conv"); -1 if unknown. */
 int pbi_layer_type_parse(const char *s);

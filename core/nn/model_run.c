@@ -8,6 +8,7 @@
 #include "prunebench/tensor.h"
 #include "nn/model_impl.h"
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/sparse.h"
 
 static float *pdata(pb_model *m, int idx)
 {
@@ -97,6 +98,13 @@ static int ensure_forward(pb_model *m, int B, int train)
 		rc = pb_fensure(&m->xbuf, &m->xbuf_cap, in_len);
 	if (!rc)
 		rc = pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
+	if (!rc && !train && m->sparse_on)
+		for (int i = 0; i < m->n_nodes && !rc; i++)
+			if (m->nodes[i].sparse &&
+			    m->nodes[i].info.type == PB_LAYER_CONV)
+				rc = pb_fensure(&m->sp_ws, &m->sp_ws_cap,
+						pbi_sparse_conv_workspace(
+							&m->nodes[i].sparse->g));
 	return rc;
 }
 
@@ -157,6 +165,18 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 	const size_t len = (size_t)B * n->out_n;
 
 	n->y = n->out;
+	if (!train && n->sparse) {
+		if (li->type == PB_LAYER_CONV)
+			pbi_sparse_conv_forward(n->out, in, &n->sparse->w,
+						pdata(m, n->bias),
+						&n->sparse->g, B, NULL,
+						m->sp_ws);
+		else
+			pbi_sparse_linear_forward(n->out, in, &n->sparse->w,
+						  pdata(m, n->bias), B,
+						  (int)n->in_n, li->out_c);
+		return;
+	}
 	switch (li->type) {
 	case PB_LAYER_CONV:
 		pb_conv2d_forward(n->out, in, pdata(m, n->weight),
@@ -194,7 +214,7 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 }
 
 /* Eval forward of conv -> BN (-> ReLU) in one pass when the conv takes
- * the direct kernel: BN and ReLU are applied while the conv result is in
+ * the direct kernel or the sparse one: BN and ReLU are applied while the conv result is in
  * registers. All three outputs are still stored, so every layer's
  * activation reads as before (calibration uses them) and the values are
  * bitwise those of the unfused layers. Returns how many nodes it ran (0:
@@ -211,8 +231,9 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 
 	if (li->type != PB_LAYER_CONV || i + 1 >= m->n_nodes ||
 	    li->out_c > FUSE_MAX_C ||
-	    !pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel, li->stride,
-				li->pad))
+	    (!cv->sparse &&
+	     !pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel, li->stride,
+				 li->pad)))
 		return 0;
 	bn = &m->nodes[i + 1];
 	if (bn->info.type != PB_LAYER_BN || bn->info.inputs[0] != i)
@@ -233,10 +254,16 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	ep.shift = shift;
 	ep.bn_out = bn->out;
 	ep.relu_out = rl ? rl->out : NULL;
-	pbi_conv_direct_forward(cv->out, act(m, li->inputs[0], x),
-				pdata(m, cv->weight), pdata(m, cv->bias), B,
-				li->in_c, li->in_h, li->in_w, li->out_c, 0,
-				&ep);
+	if (cv->sparse)
+		pbi_sparse_conv_forward(cv->out, act(m, li->inputs[0], x),
+					&cv->sparse->w, pdata(m, cv->bias),
+					&cv->sparse->g, B, &ep, m->sp_ws);
+	else
+		pbi_conv_direct_forward(cv->out, act(m, li->inputs[0], x),
+					pdata(m, cv->weight),
+					pdata(m, cv->bias), B, li->in_c,
+					li->in_h, li->in_w, li->out_c, 0,
+					&ep);
 	cv->y = cv->out;
 	bn->y = bn->out;
 	if (rl)
@@ -265,6 +292,9 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 				    "batch", m->name, B);
 	/* Activations are about to change: an old backward is void. */
 	m->have_train = 0;
+	/* Training changes the weights a sparse session compressed. */
+	if (train && m->sparse_on)
+		pbi_model_sparse_end(m);
 	if (train) {
 		/* Keep our own copy: backward reads it after the caller may
 		 * have refilled its batch buffer. */
