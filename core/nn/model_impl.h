@@ -42,9 +42,14 @@ typedef struct pbi_node {
 	float *out;
 	size_t out_cap;
 	const float *y;
-	/* Gradient of the loss w.r.t. y, zeroed before every backward. */
+	/* Gradient of the loss w.r.t. y. Not zeroed before backward: its
+	 * first consumer writes it, later ones add (dout_ok set once
+	 * written). n_use counts the consumers (an add reading the node
+	 * twice counts twice); user is the last one. */
 	float *dout;
 	size_t dout_cap;
+	int dout_ok;
+	int n_use, user;
 
 	/* Saved by a training forward for backward; eval never writes them. */
 	float *bn_saved;      /* bn: batch mean (C) then 1/sqrt(var+eps) (C) */
@@ -99,6 +104,9 @@ struct pb_model {
 	int sparse_on;
 	float *sp_ws;         /* their workspace */
 	size_t sp_ws_cap;
+	/* Lean eval forwards (pbi_model_set_lean): a fused conv -> BN
+	 * (-> ReLU) stores only the outputs other layers read. */
+	int lean;
 
 	int batch;            /* B of the last forward */
 	int have_train;       /* the last forward was a training one */
@@ -131,6 +139,13 @@ int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
  * no session is open). end is a no-op without a session. */
 int pbi_model_sparse_begin(pb_model *m);
 void pbi_model_sparse_end(pb_model *m);
+
+/* Lean eval forwards, for callers that read only the logits (timing,
+ * throughput): the conv and BN outputs inside a fused conv -> BN -> ReLU
+ * are not stored (their y is NULL), saving two of three activation
+ * writes. Calibration, which reads any layer's input, needs the default
+ * (off). */
+void pbi_model_set_lean(pb_model *m, int on);
 
 /* Parses the type names written in model files ("conv"); -1 if unknown. */
 int pbi_layer_type_parse(const char *s);

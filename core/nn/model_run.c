@@ -8,6 +8,7 @@
 #include "prunebench/tensor.h"
 #include "nn/model_impl.h"
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/layers_impl.h"
 #include "nn/layers/sparse.h"
 
 static float *pdata(pb_model *m, int idx)
@@ -25,13 +26,6 @@ static float *pgrad(pb_model *m, int idx)
 static const float *act(const pb_model *m, int idx, const float *x)
 {
 	return idx < 0 ? x : m->nodes[idx].y;
-}
-
-/* Where a layer adds the gradient for that input; NULL when nobody
- * wants it (the model input, unless the caller asked for dx). */
-static float *act_grad(pb_model *m, int idx, float *dx)
-{
-	return idx < 0 ? dx : m->nodes[idx].dout;
 }
 
 static int ensure_i32(int32_t **buf, size_t *cap, size_t n)
@@ -110,17 +104,20 @@ static int ensure_forward(pb_model *m, int B, int train)
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* relu_out (train only, may be NULL): the following ReLU's output,
+ * written in the same pass. */
 static void fwd_bn(pb_model *m, pbi_node *n, const float *in, int B,
-		   int train)
+		   int train, float *relu_out)
 {
 	const pb_layer_info *li = &n->info;
 	const int C = li->out_c, HW = li->out_h * li->out_w;
 
 	if (train)
-		pb_bn_forward_train(n->out, n->bn_saved, n->bn_saved + C,
-				    pdata(m, n->run_mean), pdata(m, n->run_var),
-				    in, pdata(m, n->gamma), pdata(m, n->beta),
-				    B, C, HW, li->eps, li->momentum);
+		pbi_bn_forward_train(n->out, relu_out, n->bn_saved,
+				     n->bn_saved + C, pdata(m, n->run_mean),
+				     pdata(m, n->run_var), in,
+				     pdata(m, n->gamma), pdata(m, n->beta), B,
+				     C, HW, li->eps, li->momentum);
 	else
 		pb_bn_forward_eval(n->out, in, pdata(m, n->gamma),
 				   pdata(m, n->beta), pdata(m, n->run_mean),
@@ -185,7 +182,7 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 				  li->pad, m->ws);
 		break;
 	case PB_LAYER_BN:
-		fwd_bn(m, n, in, B, train);
+		fwd_bn(m, n, in, B, train, NULL);
 		break;
 	case PB_LAYER_RELU:
 		pb_relu_forward(n->out, in, len);
@@ -211,6 +208,23 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 		pb_add_forward(n->out, in, act(m, li->inputs[1], x), len);
 		break;
 	}
+}
+
+void pbi_model_set_lean(pb_model *m, int on)
+{
+	m->lean = on != 0;
+}
+
+/* Inputs of nodes other than `but` that read node i. */
+static int other_readers(const pb_model *m, int i, int but)
+{
+	int n = 0;
+
+	for (int j = i + 1; j < m->n_nodes; j++)
+		if (j != but)
+			for (int k = 0; k < m->nodes[j].info.n_inputs; k++)
+				n += m->nodes[j].info.inputs[k] == i;
+	return n;
 }
 
 /* Eval forward of conv -> BN (-> ReLU) in one pass when the conv takes
@@ -254,21 +268,65 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	ep.shift = shift;
 	ep.bn_out = bn->out;
 	ep.relu_out = rl ? rl->out : NULL;
+	cv->y = cv->out;
+	bn->y = bn->out;
+	if (m->lean && !other_readers(m, i, i + 1))
+		cv->y = NULL;
+	if (m->lean && rl && !other_readers(m, i + 1, i + 2))
+		bn->y = ep.bn_out = NULL;
 	if (cv->sparse)
-		pbi_sparse_conv_forward(cv->out, act(m, li->inputs[0], x),
+		pbi_sparse_conv_forward(cv->y ? cv->out : NULL,
+					act(m, li->inputs[0], x),
 					&cv->sparse->w, pdata(m, cv->bias),
 					&cv->sparse->g, B, &ep, m->sp_ws);
 	else
-		pbi_conv_direct_forward(cv->out, act(m, li->inputs[0], x),
+		pbi_conv_direct_forward(cv->y ? cv->out : NULL,
+					act(m, li->inputs[0], x),
 					pdata(m, cv->weight),
 					pdata(m, cv->bias), B, li->in_c,
 					li->in_h, li->in_w, li->out_c, 0,
 					&ep);
-	cv->y = cv->out;
-	bn->y = bn->out;
 	if (rl)
 		rl->y = rl->out;
 	return rl ? 3 : 2;
+}
+
+/* Training forward of BN -> ReLU in one pass, the same bits as the two
+ * layers. When nothing else reads the BN's output, it is not stored:
+ * backward needs only the BN's input and the ReLU's output, and only
+ * eval forwards' activations are ever read from outside (calibration).
+ * Returns how many nodes it ran (0: not this pattern). */
+static int forward_fused_train(pb_model *m, int i, const float *x, int B)
+{
+	pbi_node *bn = &m->nodes[i], *rl;
+	int others = 0;
+
+	if (bn->info.type != PB_LAYER_BN || i + 1 >= m->n_nodes)
+		return 0;
+	rl = &m->nodes[i + 1];
+	if (rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i)
+		return 0;
+	for (int j = i + 2; j < m->n_nodes && !others; j++)
+		for (int k = 0; k < m->nodes[j].info.n_inputs; k++)
+			others |= m->nodes[j].info.inputs[k] == i;
+	if (!others) {
+		pbi_bn_forward_train(NULL, rl->out, bn->bn_saved,
+				     bn->bn_saved + bn->info.out_c,
+				     pdata(m, bn->run_mean),
+				     pdata(m, bn->run_var),
+				     act(m, bn->info.inputs[0], x),
+				     pdata(m, bn->gamma), pdata(m, bn->beta),
+				     B, bn->info.out_c,
+				     bn->info.out_h * bn->info.out_w,
+				     bn->info.eps, bn->info.momentum);
+		bn->y = NULL;
+		rl->y = rl->out;
+		return 2;
+	}
+	fwd_bn(m, bn, act(m, bn->info.inputs[0], x), B, 1, rl->out);
+	bn->y = bn->out;
+	rl->y = rl->out;
+	return 2;
 }
 
 int pb_model_forward(pb_model *m, const float *x, int B, int train,
@@ -303,7 +361,8 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 		xin = m->xbuf;
 	}
 	for (int i = 0; i < m->n_nodes;) {
-		int done = train ? 0 : forward_fused_eval(m, i, xin, B);
+		int done = train ? forward_fused_train(m, i, xin, B) :
+				   forward_fused_eval(m, i, xin, B);
 
 		if (!done) {
 			forward_node(m, i, xin, B, train, rng);
@@ -325,41 +384,71 @@ void pb_model_zero_grad(pb_model *m)
 	memset(m->grad, 0, m->n_train * sizeof(float));
 }
 
-static void bwd_pool(pbi_node *n, float *din, int B)
+/* Where a layer puts the gradient for its input idx: the caller's dx
+ * (added into, as documented; NULL when not wanted) or that node's dout,
+ * which the first contribution overwrites (*ow = 1) and later ones add
+ * into. */
+static float *grad_to(pb_model *m, int idx, float *dx, int *ow)
+{
+	pbi_node *p;
+
+	if (idx < 0) {
+		*ow = 0;
+		return dx;
+	}
+	p = &m->nodes[idx];
+	*ow = !p->dout_ok;
+	p->dout_ok = 1;
+	return p->dout;
+}
+
+static void bwd_pool(pbi_node *n, float *din, int B, int ow)
 {
 	const pb_layer_info *li = &n->info;
 
 	if (li->type == PB_LAYER_MAXPOOL)
-		pb_maxpool_backward(din, n->dout, n->argmax, B, li->in_c,
-				    li->in_h, li->in_w, li->kernel,
-				    li->stride);
+		pbi_maxpool_backward(din, n->dout, n->argmax, B, li->in_c,
+				     li->in_h, li->in_w, li->kernel,
+				     li->stride, ow);
 	else if (li->global)
-		pb_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
-				    li->in_w, li->in_h, li->in_w, 1);
+		pbi_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
+				     li->in_w, li->in_h, li->in_w, 1, ow);
 	else
-		pb_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
-				    li->in_w, li->kernel, li->kernel,
-				    li->stride);
+		pbi_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
+				     li->in_w, li->kernel, li->kernel,
+				     li->stride, ow);
+}
+
+/* dout into din: copied (ow) or added. */
+static void pass_grad(float *din, const float *dout, size_t len, int ow)
+{
+	if (ow)
+		memcpy(din, dout, len * sizeof *din);
+	else
+		pb_add_backward(din, NULL, dout, len);
 }
 
 static void bwd_add(pb_model *m, pbi_node *n, float *dx, size_t len)
 {
-	float *da = act_grad(m, n->info.inputs[0], dx);
-	float *db = act_grad(m, n->info.inputs[1], dx);
+	int ow;
+	float *da = grad_to(m, n->info.inputs[0], dx, &ow);
 
-	/* x + x: one buffer takes both contributions, one call at a time. */
-	if (n->info.inputs[0] == n->info.inputs[1]) {
-		pb_add_backward(da, NULL, n->dout, len);
-		pb_add_backward(da, NULL, n->dout, len);
-		return;
-	}
-	pb_add_backward(da, db, n->dout, len);
+	/* For x + x the second grad_to sees the first's write and adds. */
+	if (da)
+		pass_grad(da, n->dout, len, ow);
+	da = grad_to(m, n->info.inputs[1], dx, &ow);
+	if (da)
+		pass_grad(da, n->dout, len, ow);
 }
 
-static void bwd_flatten(pbi_node *n, float *din, size_t len)
+/* A ReLU whose input is a BN read by nothing else: its backward is done
+ * by the BN's, in the same pass (pbi_bn_backward with relu_out). */
+static int relu_fused_into_bn(const pb_model *m, const pbi_node *rl)
 {
-	for (size_t j = 0; j < len; j++)
-		din[j] += n->dout[j];
+	const int j = rl->info.inputs[0];
+
+	return rl->info.type == PB_LAYER_RELU && j >= 0 &&
+	       m->nodes[j].info.type == PB_LAYER_BN && m->nodes[j].n_use == 1;
 }
 
 static void backward_node(pb_model *m, int i, const float *x, float *dx,
@@ -368,42 +457,53 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 	pbi_node *n = &m->nodes[i];
 	const pb_layer_info *li = &n->info;
 	const float *in = act(m, li->inputs[0], x);
-	float *din = act_grad(m, li->inputs[0], dx);
 	const size_t len = (size_t)B * n->out_n;
+	const pbi_node *rl = NULL;
+	float *din;
+	int ow;
 
+	if (li->type == PB_LAYER_ADD) {
+		bwd_add(m, n, dx, len);
+		return;
+	}
+	if (relu_fused_into_bn(m, n))
+		return;
+	din = grad_to(m, li->inputs[0], dx, &ow);
 	switch (li->type) {
 	case PB_LAYER_CONV:
-		pb_conv2d_backward(din, pgrad(m, n->weight), pgrad(m, n->bias),
-				   n->dout, in, pdata(m, n->weight), B,
-				   li->in_c, li->in_h, li->in_w, li->out_c,
-				   li->kernel, li->stride, li->pad, m->ws);
+		pbi_conv2d_backward(din, pgrad(m, n->weight),
+				    pgrad(m, n->bias), n->dout, in,
+				    pdata(m, n->weight), B, li->in_c, li->in_h,
+				    li->in_w, li->out_c, li->kernel,
+				    li->stride, li->pad, m->ws, ow);
 		break;
 	case PB_LAYER_BN:
-		pb_bn_backward(din, pgrad(m, n->gamma), pgrad(m, n->beta),
-			       n->dout, in, n->bn_saved,
-			       n->bn_saved + li->out_c, pdata(m, n->gamma), B,
-			       li->out_c, li->out_h * li->out_w);
+		if (n->n_use == 1 && relu_fused_into_bn(m, &m->nodes[n->user]))
+			rl = &m->nodes[n->user];
+		pbi_bn_backward(din, pgrad(m, n->gamma), pgrad(m, n->beta),
+				rl ? rl->dout : n->dout, rl ? rl->y : NULL, in,
+				n->bn_saved, n->bn_saved + li->out_c,
+				pdata(m, n->gamma), B, li->out_c,
+				li->out_h * li->out_w, ow);
 		break;
 	case PB_LAYER_LINEAR:
-		pb_linear_backward(din, pgrad(m, n->weight), pgrad(m, n->bias),
-				   n->dout, in, pdata(m, n->weight), B,
-				   (int)n->in_n, li->out_c);
-		break;
-	case PB_LAYER_ADD:
-		bwd_add(m, n, dx, len);
+		pbi_linear_backward(din, pgrad(m, n->weight),
+				    pgrad(m, n->bias), n->dout, in,
+				    pdata(m, n->weight), B, (int)n->in_n,
+				    li->out_c, ow);
 		break;
 	default:
 		/* The rest have no parameters: nothing to do without din. */
 		if (!din)
 			break;
 		if (li->type == PB_LAYER_RELU)
-			pb_relu_backward(din, n->dout, n->y, len);
+			pbi_relu_backward(din, n->dout, n->y, len, ow);
 		else if (li->type == PB_LAYER_DROPOUT)
-			pb_dropout_backward(din, n->dout, n->keep, len);
+			pbi_dropout_backward(din, n->dout, n->keep, len, ow);
 		else if (li->type == PB_LAYER_FLATTEN)
-			bwd_flatten(n, din, len);
+			pass_grad(din, n->dout, len, ow);
 		else
-			bwd_pool(n, din, B);
+			bwd_pool(n, din, B, ow);
 	}
 }
 
@@ -414,9 +514,19 @@ static int ensure_backward(pb_model *m, int B)
 		size_t len = (size_t)B * n->out_n;
 		if (pb_fensure(&n->dout, &n->dout_cap, len))
 			return PB_ENOMEM;
-		/* Consumers add into dout, residual fan-out included. */
-		memset(n->dout, 0, len * sizeof(float));
+		/* No zeroing: the first consumer overwrites (grad_to). */
+		n->dout_ok = 0;
+		n->n_use = 0;
+		n->user = -1;
 	}
+	for (int i = 0; i < m->n_nodes; i++)
+		for (int k = 0; k < m->nodes[i].info.n_inputs; k++) {
+			const int j = m->nodes[i].info.inputs[k];
+			if (j >= 0) {
+				m->nodes[j].n_use++;
+				m->nodes[j].user = i;
+			}
+		}
 	/* The thread count may differ from the forward's. */
 	return pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
 }
@@ -441,6 +551,7 @@ int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
 				    "out of memory for the gradients of model "
 				    "%s at batch size %d", m->name, B);
 	memcpy(last->dout, dlogits, (size_t)B * last->out_n * sizeof(float));
+	last->dout_ok = 1;
 	for (int i = m->n_nodes - 1; i >= 0; i--)
 		backward_node(m, i, m->xbuf, dx, B);
 	return 0;

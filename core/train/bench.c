@@ -70,11 +70,17 @@ static int train_step(bench_state *s, pb_error *err)
 	return 0;
 }
 
+/* Inference as a deployed model runs it: lean (only what later layers
+ * read is stored). */
 static int infer_step(bench_state *s, pb_error *err)
 {
 	const float *logits;
+	int rc;
 
-	return pb_model_forward(s->m, s->x, s->B, 0, NULL, &logits, err);
+	pbi_model_set_lean(s->m, 1);
+	rc = pb_model_forward(s->m, s->x, s->B, 0, NULL, &logits, err);
+	pbi_model_set_lean(s->m, 0);
+	return rc;
 }
 
 /* Images/s of `repeats` runs of `iters` steps, after `warmup` steps. */
@@ -269,6 +275,8 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 		goto done;
 	}
 	res->sparse_layers = used;
+	pbi_model_set_lean(m, 1);
+	pbi_model_set_lean(sp, 1);
 	for (int i = 0; i < warmup && !rc; i++) {
 		rc = infer_timed(m, x, B, 1, &ips, err);
 		if (!rc)
@@ -297,6 +305,7 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 		res->sparse_ips = median(vs, repeats, &res->sparse_spread);
 	}
 done:
+	pbi_model_set_lean(m, 0);
 	pb_model_free(sp);
 	gsl_rng_free(rng);
 	pb_ffree(x);

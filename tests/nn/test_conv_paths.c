@@ -147,7 +147,7 @@ static void test_backward_matches_ref(void **state)
 		pbi_conv_direct_backward_weight(dw, db, dout, in, s->B, s->C,
 						s->H, s->W, s->OC);
 		pbi_conv_direct_backward_data(din, dout, w, s->B, s->C, s->H,
-					      s->W, s->OC, wt);
+					      s->W, s->OC, wt, 1);
 		expect_close(din, rdin, nin, 1e-5, "din", s);
 		expect_close(dw, rdw, nw, 1e-4, "dweight", s);
 		expect_close(db, rdb, (size_t)s->OC, 1e-4, "dbias", s);
@@ -227,7 +227,7 @@ static void test_thread_count_invariant(void **state)
 		pbi_conv_direct_backward_weight(dw[k], NULL, dout, in, s.B,
 						s.C, s.H, s.W, s.OC);
 		pbi_conv_direct_backward_data(din[k], dout, w, s.B, s.C, s.H,
-					      s.W, s.OC, wt);
+					      s.W, s.OC, wt, 1);
 	}
 	omp_set_num_threads(saved);
 	assert_memory_equal(o[0], o[1], nout * sizeof(float));

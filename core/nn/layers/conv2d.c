@@ -13,6 +13,7 @@
 #endif
 
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 #include "nn/layers/conv2d_direct.h"
 
 /* Every workspace slice starts on a 64-byte boundary (16 floats), so that
@@ -242,6 +243,16 @@ void pb_conv2d_backward(float *din, float *dweight, float *dbias,
 			const float *weight, int B, int C, int H, int W,
 			int OC, int K, int stride, int pad, float *ws)
 {
+	pbi_conv2d_backward(din, dweight, dbias, dout, in, weight, B, C, H, W,
+			    OC, K, stride, pad, ws, 0);
+}
+
+void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
+			 const float *dout, const float *in,
+			 const float *weight, int B, int C, int H, int W,
+			 int OC, int K, int stride, int pad, float *ws,
+			 int overwrite)
+{
 	const int OH = pb_out_dim(H, K, stride, pad);
 	const int OW = pb_out_dim(W, K, stride, pad);
 	const size_t chw = (size_t)C * H * W, ohw = (size_t)OH * OW;
@@ -254,9 +265,12 @@ void pb_conv2d_backward(float *din, float *dweight, float *dbias,
 							in, B, C, H, W, OC);
 		if (din)
 			pbi_conv_direct_backward_data(din, dout, weight, B, C,
-						      H, W, OC, ws);
+						      H, W, OC, ws, !overwrite);
 		return;
 	}
+	/* col2im scatters: a fresh gradient starts from zeros. */
+	if (din && overwrite)
+		memset(din, 0, (size_t)B * chw * sizeof *din);
 #pragma omp parallel
 	{
 		int t = 0, nt = 1;

@@ -249,9 +249,10 @@ typedef struct item {
 	int nnz;
 	const uint16_t *keep;    /* per run: lanes on kept columns */
 	const int32_t *at;       /* per run: output index of its first */
-	float *out, *bn, *relu;  /* the channel's planes (bn, relu: NULL
-				    without an epilogue, relu also without
-				    a ReLU) */
+	float *out, *bn, *relu;  /* the channel's planes, NULL where not
+				    stored (no epilogue, no ReLU, or a
+				    lean forward's intermediates) */
+	int has_ep;
 	int has_bias;
 	float bias, scale, shift;
 	float *tmp;              /* nx runs, for the AVX2 kernel's emit */
@@ -287,15 +288,18 @@ body512(const item *it, const int nx)
 
 		if (it->has_bias)
 			r = _mm512_add_ps(r, _mm512_set1_ps(it->bias));
-		_mm512_mask_storeu_ps(it->out + at, head,
-				      _mm512_maskz_compress_ps(keep, r));
-		if (it->bn) {
+		if (it->out)
+			_mm512_mask_storeu_ps(it->out + at, head,
+					      _mm512_maskz_compress_ps(keep, r));
+		if (it->has_ep) {
 			const __m512 bn = _mm512_add_ps(
 				_mm512_mul_ps(r, _mm512_set1_ps(it->scale)),
 				_mm512_set1_ps(it->shift));
 
-			_mm512_mask_storeu_ps(it->bn + at, head,
-					      _mm512_maskz_compress_ps(keep, bn));
+			if (it->bn)
+				_mm512_mask_storeu_ps(
+					it->bn + at, head,
+					_mm512_maskz_compress_ps(keep, bn));
 			if (it->relu)
 				_mm512_mask_storeu_ps(
 					it->relu + at, head,
@@ -322,11 +326,13 @@ static void emit(const item *it, int nx)
 				continue;
 			r = it->has_bias ? src[l] + it->bias : src[l];
 			o = (size_t)it->at[j] + (size_t)n++;
-			it->out[o] = r;
-			if (it->bn) {
+			if (it->out)
+				it->out[o] = r;
+			if (it->has_ep) {
 				const float bn = r * it->scale + it->shift;
 
-				it->bn[o] = bn;
+				if (it->bn)
+					it->bn[o] = bn;
 				if (it->relu)
 					it->relu[o] = bn > 0.0f ? bn : 0.0f;
 			}
@@ -494,8 +500,9 @@ static void run_item(const conv_args *a, int b, long i, const float *x,
 	it.nnz = a->sw->start[oc + 1] - k0;
 	it.keep = a->keep + q0;
 	it.at = a->at + q0;
-	it.out = a->out + plane;
-	it.bn = a->ep ? a->ep->bn_out + plane : NULL;
+	it.out = a->out ? a->out + plane : NULL;
+	it.has_ep = a->ep != NULL;
+	it.bn = a->ep && a->ep->bn_out ? a->ep->bn_out + plane : NULL;
 	it.relu = a->ep && a->ep->relu_out ? a->ep->relu_out + plane : NULL;
 	it.has_bias = a->bias != NULL;
 	it.bias = a->bias ? a->bias[oc] : 0.0f;
