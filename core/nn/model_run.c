@@ -242,12 +242,17 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	float scale[FUSE_MAX_C], shift[FUSE_MAX_C];
 	const float *g, *be, *rm, *rv;
 	pbi_conv_epilogue ep;
+	pbi_sparse_geom pg;
+	int direct;
 
 	if (li->type != PB_LAYER_CONV || i + 1 >= m->n_nodes ||
-	    li->out_c > FUSE_MAX_C ||
-	    (!cv->sparse &&
-	     !pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel, li->stride,
-				 li->pad)))
+	    li->out_c > FUSE_MAX_C)
+		return 0;
+	direct = pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel,
+				    li->stride, li->pad);
+	pbi_sparse_geom_init(&pg, li->in_c, li->in_h, li->in_w, li->out_c,
+			     li->kernel, li->stride, li->pad);
+	if (!cv->sparse && !direct && !pbi_conv_phase_ok(&pg))
 		return 0;
 	bn = &m->nodes[i + 1];
 	if (bn->info.type != PB_LAYER_BN || bn->info.inputs[0] != i)
@@ -279,6 +284,11 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 					act(m, li->inputs[0], x),
 					&cv->sparse->w, pdata(m, cv->bias),
 					&cv->sparse->g, B, &ep, m->sp_ws);
+	else if (!direct)
+		pbi_conv_phase_forward(cv->y ? cv->out : NULL,
+				       act(m, li->inputs[0], x),
+				       pdata(m, cv->weight), pdata(m, cv->bias),
+				       &pg, B, &ep, m->ws);
 	else
 		pbi_conv_direct_forward(cv->y ? cv->out : NULL,
 					act(m, li->inputs[0], x),

@@ -181,7 +181,8 @@ size_t pbi_sparse_conv_workspace(const pbi_sparse_geom *g)
 }
 
 /* One sample (C,H,W) into the padded, phase-split layout of g. */
-static void pad_sample(float *dst, const float *x, const pbi_sparse_geom *g)
+void pbi_phase_pad_sample(float *dst, const float *x,
+			  const pbi_sparse_geom *g)
 {
 	const int s = g->stride, H = g->H, W = g->W, pad = g->pad;
 	const int Hq = g->Hq, Wq = g->Wq, np = g->np;
@@ -519,8 +520,8 @@ static void run_item(const conv_args *a, int b, long i, const float *x,
 
 /* Per run of the wide grid: which lanes fall on kept columns (x < OW,
  * inside the grid), and the output index of the first of them. */
-static void run_layout(uint16_t *keep, int32_t *at, int nq,
-		       const pbi_sparse_geom *g)
+void pbi_phase_run_layout(uint16_t *keep, int32_t *at, int nq,
+			  const pbi_sparse_geom *g)
 {
 	int y = 0, x = 0;
 
@@ -566,7 +567,7 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 	keep = (uint16_t *)(runs + (size_t)max_threads() * NX512 * RUN);
 	at = (int32_t *)(runs + (size_t)max_threads() * NX512 * RUN +
 			 ((size_t)a.nq + 1) / 2);
-	run_layout(keep, at, a.nq, g);
+	pbi_phase_run_layout(keep, at, a.nq, g);
 	a.keep = keep;
 	a.at = at;
 #ifdef HAVE_SPARSE
@@ -587,7 +588,7 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 			float *x = ws + (size_t)t * SAMPLES_PER_THREAD *
 					g->slice;
 
-			pad_sample(x, in + (size_t)b * chw, g);
+			pbi_phase_pad_sample(x, in + (size_t)b * chw, g);
 			for (long i = 0; i < per; i++)
 				run_item(&a, b, i, x,
 					 runs + (size_t)t * NX512 * RUN);
@@ -601,7 +602,7 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 
 #pragma omp for schedule(static)
 		for (int b = 0; b < B; b++)
-			pad_sample(ws + (size_t)b * g->slice,
+			pbi_phase_pad_sample(ws + (size_t)b * g->slice,
 				   in + (size_t)b * chw, g);
 #pragma omp for schedule(static)
 		for (long i = 0; i < (long)B * per; i++)

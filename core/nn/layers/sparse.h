@@ -54,6 +54,31 @@ typedef struct pbi_sparse_layer {
 void pbi_sparse_geom_init(pbi_sparse_geom *g, int C, int H, int W, int OC,
 			  int K, int stride, int pad);
 
+/* One sample (C,H,W) into the padded, phase-split layout of g
+ * (g->slice floats, the slack zeroed). */
+void pbi_phase_pad_sample(float *dst, const float *x,
+			  const pbi_sparse_geom *g);
+/* For each of the nq runs of 16 wide pixels: keep[q], the lanes on kept
+ * columns; at[q], the output index of the first of them. */
+void pbi_phase_run_layout(uint16_t *keep, int32_t *at, int nq,
+			  const pbi_sparse_geom *g);
+
+/* ---- the dense kernel on the same layout (conv2d_phase.c) ----
+ * For the convs the direct 3x3 kernel does not take (stride 2, 1x1,
+ * 5x5): 1 when this CPU and shape take it (AVX-512F; PB_CONV=im2col
+ * forces 0). */
+int pbi_conv_phase_ok(const pbi_sparse_geom *g);
+/* Floats of workspace with the current thread count. */
+size_t pbi_conv_phase_workspace(const pbi_sparse_geom *g);
+/* in (B,C,H,W), weight (OC,C,K,K), bias (OC) or NULL -> out
+ * (B,OC,OH,OW) (may be NULL with ep), with the eval BN (+ ReLU)
+ * epilogue ep (may be NULL). Each output is one FMA chain over
+ * (c, ki, kj), one work item: the same bits for any thread count. */
+void pbi_conv_phase_forward(float *out, const float *in,
+			    const float *weight, const float *bias,
+			    const pbi_sparse_geom *g, int B,
+			    const pbi_conv_epilogue *ep, float *ws);
+
 /* 1 when this CPU has a sparse kernel (AVX-512F, or AVX2 with FMA);
  * PB_SPARSE=off in the environment forces 0 (for measurements). */
 int pbi_sparse_available(void);
