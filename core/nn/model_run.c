@@ -306,11 +306,16 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
  * backward needs only the BN's input and the ReLU's output, and only
  * eval forwards' activations are ever read from outside (calibration).
  * Returns how many nodes it ran (0: not this pattern). */
+static int forward_fused_add_relu(pb_model *m, int i, const float *x,
+				  int B, int train);
+
 static int forward_fused_train(pb_model *m, int i, const float *x, int B)
 {
 	pbi_node *bn = &m->nodes[i], *rl;
 	int others = 0;
 
+	if (bn->info.type == PB_LAYER_ADD)
+		return forward_fused_add_relu(m, i, x, B, 1);
 	if (bn->info.type != PB_LAYER_BN || i + 1 >= m->n_nodes)
 		return 0;
 	rl = &m->nodes[i + 1];
@@ -335,6 +340,30 @@ static int forward_fused_train(pb_model *m, int i, const float *x, int B)
 	}
 	fwd_bn(m, bn, act(m, bn->info.inputs[0], x), B, 1, rl->out);
 	bn->y = bn->out;
+	rl->y = rl->out;
+	return 2;
+}
+
+/* Residual add -> ReLU in one pass. The add's output is stored unless
+ * only the ReLU reads it and the forward is a training (backward needs
+ * only the ReLU's output) or a lean one. */
+static int forward_fused_add_relu(pb_model *m, int i, const float *x,
+				  int B, int train)
+{
+	pbi_node *ad = &m->nodes[i], *rl;
+	const size_t len = (size_t)B * ad->out_n;
+	int keep;
+
+	if (ad->info.type != PB_LAYER_ADD || i + 1 >= m->n_nodes)
+		return 0;
+	rl = &m->nodes[i + 1];
+	if (rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i)
+		return 0;
+	keep = !(train || m->lean) || other_readers(m, i, i + 1);
+	pbi_add_relu_forward(keep ? ad->out : NULL, rl->out,
+			     act(m, ad->info.inputs[0], x),
+			     act(m, ad->info.inputs[1], x), len);
+	ad->y = keep ? ad->out : NULL;
 	rl->y = rl->out;
 	return 2;
 }
@@ -373,6 +402,9 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 	for (int i = 0; i < m->n_nodes;) {
 		int done = train ? forward_fused_train(m, i, xin, B) :
 				   forward_fused_eval(m, i, xin, B);
+
+		if (!done && !train)
+			done = forward_fused_add_relu(m, i, xin, B, 0);
 
 		if (!done) {
 			forward_node(m, i, xin, B, train, rng);
@@ -438,10 +470,25 @@ static void pass_grad(float *din, const float *dout, size_t len, int ow)
 		pb_add_backward(din, NULL, dout, len);
 }
 
+static int relu_fused(const pb_model *m, const pbi_node *rl);
+
 static void bwd_add(pb_model *m, pbi_node *n, float *dx, size_t len)
 {
 	int ow;
-	float *da = grad_to(m, n->info.inputs[0], dx, &ow);
+	float *da;
+
+	if (n->n_use == 1 && relu_fused(m, &m->nodes[n->user])) {
+		/* ReLU(a + b) backward in one pass */
+		const pbi_node *rl = &m->nodes[n->user];
+		int ow_b;
+		float *db;
+
+		da = grad_to(m, n->info.inputs[0], dx, &ow);
+		db = grad_to(m, n->info.inputs[1], dx, &ow_b);
+		pbi_add_relu_backward(da, ow, db, ow_b, rl->dout, rl->y, len);
+		return;
+	}
+	da = grad_to(m, n->info.inputs[0], dx, &ow);
 
 	/* For x + x the second grad_to sees the first's write and adds. */
 	if (da)
@@ -451,14 +498,17 @@ static void bwd_add(pb_model *m, pbi_node *n, float *dx, size_t len)
 		pass_grad(da, n->dout, len, ow);
 }
 
-/* A ReLU whose input is a BN read by nothing else: its backward is done
- * by the BN's, in the same pass (pbi_bn_backward with relu_out). */
-static int relu_fused_into_bn(const pb_model *m, const pbi_node *rl)
+/* A ReLU whose input is a BN or a residual add read by nothing else:
+ * its backward is done by theirs, in the same pass (pbi_bn_backward with
+ * relu_out, pbi_add_relu_backward). */
+static int relu_fused(const pb_model *m, const pbi_node *rl)
 {
 	const int j = rl->info.inputs[0];
 
 	return rl->info.type == PB_LAYER_RELU && j >= 0 &&
-	       m->nodes[j].info.type == PB_LAYER_BN && m->nodes[j].n_use == 1;
+	       (m->nodes[j].info.type == PB_LAYER_BN ||
+		m->nodes[j].info.type == PB_LAYER_ADD) &&
+	       m->nodes[j].n_use == 1;
 }
 
 static void backward_node(pb_model *m, int i, const float *x, float *dx,
@@ -476,7 +526,7 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 		bwd_add(m, n, dx, len);
 		return;
 	}
-	if (relu_fused_into_bn(m, n))
+	if (relu_fused(m, n))
 		return;
 	din = grad_to(m, li->inputs[0], dx, &ow);
 	switch (li->type) {
@@ -488,7 +538,7 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 				    li->stride, li->pad, m->ws, ow);
 		break;
 	case PB_LAYER_BN:
-		if (n->n_use == 1 && relu_fused_into_bn(m, &m->nodes[n->user]))
+		if (n->n_use == 1 && relu_fused(m, &m->nodes[n->user]))
 			rl = &m->nodes[n->user];
 		pbi_bn_backward(din, pgrad(m, n->gamma), pgrad(m, n->beta),
 				rl ? rl->dout : n->dout, rl ? rl->y : NULL, in,

@@ -176,6 +176,55 @@ static void test_overwrite_equals_zero_then_add(void **state)
 	free(pin); free(pout); free(pdy);
 }
 
+/* ReLU(a + b) forward and backward in one pass against the add and ReLU
+ * layers: outputs, and gradients into two buffers, into one (x + x),
+ * written or added. */
+static void test_add_relu(void **state)
+{
+	float *a = filled(N, -1, 1, 80), *b = filled(N, -1, 1, 81);
+	float *dy = filled(N, -1, 1, 82);
+	float *sum = fbuf(N), *relu = fbuf(N), *fsum = fbuf(N);
+	float *frelu = fbuf(N), *g = fbuf(N);
+
+	(void)state;
+	pb_add_forward(sum, a, b, N);
+	pb_relu_forward(relu, sum, N);
+	pbi_add_relu_forward(fsum, frelu, a, b, N);
+	assert_memory_equal(sum, fsum, N * sizeof *sum);
+	assert_memory_equal(relu, frelu, N * sizeof *relu);
+	memset(frelu, 0, N * sizeof *frelu);
+	pbi_add_relu_forward(NULL, frelu, a, b, N);
+	assert_memory_equal(relu, frelu, N * sizeof *relu);
+
+	pb_relu_backward(g, dy, relu, N);   /* g: the add's output gradient */
+	for (int ow = 0; ow < 4; ow++) {
+		float *da = filled(N, -1, 1, 83), *db = filled(N, -1, 1, 84);
+		float *fa = fbuf(N), *fb = fbuf(N);
+
+		memcpy(fa, da, N * sizeof *da);
+		memcpy(fb, db, N * sizeof *db);
+		if (ow & 1)
+			memset(da, 0, N * sizeof *da);
+		if (ow & 2)
+			memset(db, 0, N * sizeof *db);
+		pb_add_backward(da, db, g, N);
+		pbi_add_relu_backward(fa, ow & 1, fb, (ow & 2) != 0, dy, relu,
+				      N);
+		assert_memory_equal(da, fa, N * sizeof *da);
+		assert_memory_equal(db, fb, N * sizeof *db);
+		/* x + x: one buffer, first written (or added), then added */
+		if (ow & 1)
+			memset(da, 0, N * sizeof *da);
+		pb_add_backward(da, NULL, g, N);
+		pb_add_backward(da, NULL, g, N);
+		pbi_add_relu_backward(fa, ow & 1, fa, 0, dy, relu, N);
+		assert_memory_equal(da, fa, N * sizeof *da);
+		free(da); free(db); free(fa); free(fb);
+	}
+	free(a); free(b); free(dy); free(sum); free(relu); free(fsum);
+	free(frelu); free(g);
+}
+
 /* A lean eval forward (intermediates of fused conv -> BN -> ReLU not
  * stored) gives the same logits, bit for bit, as the full one; so does
  * a training forward whose fused BN -> ReLU skips the BN output. */
@@ -217,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_bn_relu_forward),
 		cmocka_unit_test(test_relu_bn_backward),
 		cmocka_unit_test(test_overwrite_equals_zero_then_add),
+		cmocka_unit_test(test_add_relu),
 		cmocka_unit_test(test_lean_forward_same_logits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

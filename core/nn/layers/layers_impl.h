@@ -51,4 +51,14 @@ void pbi_bn_backward(float *din, float *dgamma, float *dbeta,
 		     const float *in, const float *mean, const float *invstd,
 		     const float *gamma, int B, int C, int HW, int overwrite);
 
+/* Residual add -> ReLU in one pass: out (may be NULL: not stored) =
+ * a + b, relu_out = ReLU of it, as pb_add_forward and pb_relu_forward. */
+void pbi_add_relu_forward(float *out, float *relu_out, const float *a,
+			  const float *b, size_t n);
+/* Backward of ReLU(a + b) in one pass: g = dout where relu_out > 0, else
+ * 0 (as pbi_relu_backward), into da and db (either may be NULL; ow_a,
+ * ow_b: overwrite rather than add). da == db takes g twice. */
+void pbi_add_relu_backward(float *da, int ow_a, float *db, int ow_b,
+			   const float *dout, const float *relu_out, size_t n);
+
 #endif
