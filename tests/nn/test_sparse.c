@@ -136,6 +136,16 @@ static void check_conv_shape(const pb_layer_info *li, int B,
 			 "B %d, density %.1f", li->name, g.C, g.H, g.W, g.OC,
 			 g.K, g.stride, g.pad, B, dens[d]);
 		expect_near(out, want, abs, nout, what);
+		/* the aligned layout: the same sums in the same order */
+		{
+			pbi_sparse_geom ga = g;
+			float *al = fbuf(nout);
+
+			pbi_sparse_geom_align(&ga);
+			sparse_conv(al, in, w, bias, B, &ga, NULL);
+			assert_memory_equal(out, al, nout * sizeof *al);
+			free(al);
+		}
 		if (dens[d] >= 0.5) {
 			pb_conv2d_forward(dense, in, w, bias, B, g.C, g.H, g.W,
 					  g.OC, g.K, g.stride, g.pad, cws);

@@ -55,11 +55,29 @@ static size_t round16(size_t n)
 	return (n + 15) / 16 * 16;
 }
 
+/* Plane, wide grid and slice sizes from the dimensions. */
+static void layout(pbi_sparse_geom *g)
+{
+	const int s = g->stride, K = g->K;
+	size_t planes, need, runs, last;
+
+	g->plane = (size_t)g->Hq * g->Wq;
+	g->nw = g->OH * g->Wq;
+	/* The last run of the last tap reads up to a run past the wide
+	 * grid: the slack after the planes is zeroed. */
+	planes = (size_t)g->C * g->np * g->np * g->plane;
+	runs = ((size_t)g->nw + RUN - 1) / RUN;
+	last = ((size_t)g->C * g->np * g->np - 1) * g->plane +
+	       (size_t)((K - 1) / s) * g->Wq + (size_t)((K - 1) / s);
+	need = last + runs * RUN;
+	g->copy = round16(need > planes ? need : planes);
+	g->slice = g->copy * (size_t)g->shifts;
+}
+
 void pbi_sparse_geom_init(pbi_sparse_geom *g, int C, int H, int W, int OC,
 			  int K, int stride, int pad)
 {
 	const int s = stride, Hp = H + 2 * pad, Wp = W + 2 * pad;
-	size_t planes, need, runs, last;
 
 	g->C = C;
 	g->H = H;
@@ -73,16 +91,19 @@ void pbi_sparse_geom_init(pbi_sparse_geom *g, int C, int H, int W, int OC,
 	g->Hq = (Hp + s - 1) / s;
 	g->Wq = (Wp + s - 1) / s;
 	g->np = s < K ? s : K;
-	g->plane = (size_t)g->Hq * g->Wq;
-	g->nw = g->OH * g->Wq;
-	/* The last run of the last tap reads up to a run past the wide
-	 * grid: the slack after the planes is zeroed. */
-	planes = (size_t)C * g->np * g->np * g->plane;
-	runs = ((size_t)g->nw + RUN - 1) / RUN;
-	last = ((size_t)C * g->np * g->np - 1) * g->plane +
-	       (size_t)((K - 1) / s) * g->Wq + (size_t)((K - 1) / s);
-	need = last + runs * RUN;
-	g->slice = round16(need > planes ? need : planes);
+	g->shifts = 1;
+	layout(g);
+}
+
+void pbi_sparse_geom_align(pbi_sparse_geom *g)
+{
+	const int Wp = g->W + 2 * g->pad, W16 = (Wp + 15) / 16 * 16;
+
+	if (g->stride != 1 || g->K < 2 || (W16 - Wp) * 8 > Wp)
+		return;
+	g->Wq = W16;
+	g->shifts = g->K;
+	layout(g);
 }
 
 size_t pbi_sparse_count(const float *w, size_t n)
@@ -140,9 +161,15 @@ int pbi_sparse_build_conv(pbi_sparse_w *s, const float *weight,
 
 			if (v == 0.0f)
 				continue;
-			s->off[k] = (int32_t)(ph * g->plane +
-					      (size_t)(ki / st) * g->Wq +
-					      (size_t)(kj / st));
+			if (g->shifts > 1)
+				/* stride 1: copy kj, aligned */
+				s->off[k] = (int32_t)((size_t)kj * g->copy +
+						      c * g->plane +
+						      (size_t)ki * g->Wq);
+			else
+				s->off[k] = (int32_t)(ph * g->plane +
+						      (size_t)(ki / st) * g->Wq +
+						      (size_t)(kj / st));
 			s->val[k++] = v;
 		}
 	}
@@ -180,6 +207,55 @@ size_t pbi_sparse_conv_workspace(const pbi_sparse_geom *g)
 	       (nq + 1) / 2 + nq;
 }
 
+#ifdef HAVE_SPARSE
+static int isa(void);
+
+/* Stride 1 with AVX-512: each padded row as whole vectors, the input
+ * row read with a lane mask (masked lanes do not fault, so reading from
+ * before the row is safe) and written over the full width; a row's
+ * spill past Wq lands on the next row or plane, written after it, or on
+ * the slack, zeroed after all. This runs for every sample of every
+ * sparse layer: libc's memcpy and memset per row cost as much as the
+ * convolution itself at 90% sparsity. */
+static __attribute__((target("avx512f"))) void
+pad_s1_avx512(float *dst, const float *x, const pbi_sparse_geom *g)
+{
+	const int H = g->H, W = g->W, pad = g->pad, Wq = g->Wq;
+	const int nv = (Wq + 15) / 16;
+
+	for (int c = 0; c < g->C; c++) {
+		float *pl = dst + (size_t)c * g->plane;
+		const float *xc = x + (size_t)c * H * W;
+
+		for (int i = 0; i < g->Hq; i++) {
+			const int r = i - pad;
+			float *row = pl + (size_t)i * Wq;
+
+			for (int v = 0; v < nv; v++) {
+				__m512 val = _mm512_setzero_ps();
+
+				if (r >= 0 && r < H) {
+					/* lanes l with 0 <= 16 v + l - pad < W */
+					const int lo = pad - 16 * v;
+					const int hi = W + pad - 16 * v;
+					uint32_t m = 0xffffu;
+
+					if (lo > 0)
+						m = lo >= 16 ? 0 : m << lo & 0xffffu;
+					if (hi < 16)
+						m &= hi <= 0 ? 0 : (1u << hi) - 1u;
+					val = _mm512_maskz_loadu_ps(
+						(__mmask16)m,
+						xc + (ptrdiff_t)r * W + 16 * v -
+						pad);
+				}
+				_mm512_storeu_ps(row + 16 * v, val);
+			}
+		}
+	}
+}
+#endif
+
 /* One sample (C,H,W) into the padded, phase-split layout of g. */
 void pbi_phase_pad_sample(float *dst, const float *x,
 			  const pbi_sparse_geom *g)
@@ -188,6 +264,14 @@ void pbi_phase_pad_sample(float *dst, const float *x,
 	const int Hq = g->Hq, Wq = g->Wq, np = g->np;
 	size_t planes = (size_t)g->C * np * np * g->plane;
 
+#ifdef HAVE_SPARSE
+	/* a row's spill must stay inside the slice: the slack holds at
+	 * least a run past the planes */
+	if (s == 1 && isa() == 2 && g->copy >= planes + 16) {
+		pad_s1_avx512(dst, x, g);
+		goto tail;
+	}
+#endif
 	for (int c = 0; c < g->C; c++)
 	for (int py = 0; py < np; py++)
 	for (int px = 0; px < np; px++) {
@@ -237,7 +321,17 @@ void pbi_phase_pad_sample(float *dst, const float *x,
 			}
 		}
 	}
-	memset(dst + planes, 0, (g->slice - planes) * sizeof *dst);
+#ifdef HAVE_SPARSE
+tail:
+#endif
+	memset(dst + planes, 0, (g->copy - planes) * sizeof *dst);
+	/* the shifted copies: copy r holds copy 0 from float r on */
+	for (int r = 1; r < g->shifts; r++) {
+		float *cp = dst + (size_t)r * g->copy;
+
+		memcpy(cp, dst + r, (g->copy - (size_t)r) * sizeof *dst);
+		memset(cp + g->copy - r, 0, (size_t)r * sizeof *dst);
+	}
 }
 
 /* One work item: an output channel's runs [q0, q0 + nx) of one sample.
@@ -523,21 +617,31 @@ static void run_item(const conv_args *a, int b, long i, const float *x,
 void pbi_phase_run_layout(uint16_t *keep, int32_t *at, int nq,
 			  const pbi_sparse_geom *g)
 {
-	int y = 0, x = 0;
+	int y = 0, x = 0;   /* where run q starts on the wide grid */
 
+	/* Row segments rather than lanes: this runs on every call. */
 	for (int q = 0; q < nq; q++) {
-		uint16_t k = 0;
+		uint32_t k = 0;
+		int l = 0, yy = y, xx = x;
 
 		at[q] = y * g->OW + (x < g->OW ? x : g->OW);
-		for (int l = 0; l < RUN; l++) {
-			if (y < g->OH && x < g->OW)
-				k |= (uint16_t)(1u << l);
-			if (++x == g->Wq) {
-				x = 0;
-				y++;
-			}
+		while (l < RUN && yy < g->OH) {
+			const int seg = g->Wq - xx < RUN - l ? g->Wq - xx :
+				       RUN - l;
+			const int kept = g->OW - xx < seg ? g->OW - xx : seg;
+
+			if (kept > 0)
+				k |= ((1u << kept) - 1u) << l;
+			l += seg;
+			yy++;
+			xx = 0;
 		}
-		keep[q] = k;
+		keep[q] = (uint16_t)k;
+		x += RUN;
+		while (x >= g->Wq) {
+			x -= g->Wq;
+			y++;
+		}
 	}
 }
 
