@@ -254,6 +254,62 @@ pad_s1_avx512(float *dst, const float *x, const pbi_sparse_geom *g)
 		}
 	}
 }
+
+/* Lanes l of a 16-float load at input column q0 + l inside [0, W). */
+static inline __mmask16 cols_in(int q0, int W)
+{
+	const int lo = q0 < 0 ? -q0 : 0, hi = W - q0;
+	uint32_t m;
+
+	if (lo >= 16 || hi <= 0)
+		return 0;
+	m = 0xffffu << lo & 0xffffu;
+	if (hi < 16)
+		m &= (1u << hi) - 1u;
+	return (__mmask16)m;
+}
+
+/* Stride 2 with AVX-512: the phase rows of each input row taken apart
+ * with a two-vector permute (even or odd columns), whole vectors
+ * written as in pad_s1_avx512. */
+static __attribute__((target("avx512f"))) void
+pad_s2_avx512(float *dst, const float *x, const pbi_sparse_geom *g)
+{
+	const int H = g->H, W = g->W, pad = g->pad, Wq = g->Wq, np = g->np;
+	const int nv = (Wq + 15) / 16;
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					      14, 12, 10, 8, 6, 4, 2, 0);
+
+	for (int c = 0; c < g->C; c++)
+	for (int py = 0; py < np; py++)
+	for (int px = 0; px < np; px++) {
+		float *pl = dst + (((size_t)c * np + py) * np + px) * g->plane;
+		const float *xc = x + (size_t)c * H * W;
+
+		for (int i = 0; i < g->Hq; i++) {
+			const int r = 2 * i + py - pad;
+			float *row = pl + (size_t)i * Wq;
+
+			for (int v = 0; v < nv; v++) {
+				/* row[j] = in[r][2 j + px - pad] */
+				const int q0 = 32 * v + px - pad;
+				__m512 val = _mm512_setzero_ps();
+
+				if (r >= 0 && r < H) {
+					const float *xr = xc + (ptrdiff_t)r * W;
+					const __m512 a = _mm512_maskz_loadu_ps(
+						cols_in(q0, W), xr + q0);
+					const __m512 b = _mm512_maskz_loadu_ps(
+						cols_in(q0 + 16, W),
+						xr + q0 + 16);
+
+					val = _mm512_permutex2var_ps(a, even, b);
+				}
+				_mm512_storeu_ps(row + 16 * v, val);
+			}
+		}
+	}
+}
 #endif
 
 /* One sample (C,H,W) into the padded, phase-split layout of g. */
@@ -269,6 +325,10 @@ void pbi_phase_pad_sample(float *dst, const float *x,
 	 * least a run past the planes */
 	if (s == 1 && isa() == 2 && g->copy >= planes + 16) {
 		pad_s1_avx512(dst, x, g);
+		goto tail;
+	}
+	if (s == 2 && isa() == 2 && g->copy >= planes + 16) {
+		pad_s2_avx512(dst, x, g);
 		goto tail;
 	}
 #endif
