@@ -228,11 +228,12 @@ static int other_readers(const pb_model *m, int i, int but)
 }
 
 /* Eval forward of conv -> BN (-> ReLU) in one pass when the conv takes
- * the direct kernel or the sparse one: BN and ReLU are applied while the conv result is in
- * registers. All three outputs are still stored, so every layer's
- * activation reads as before (calibration uses them) and the values are
- * bitwise those of the unfused layers. Returns how many nodes it ran (0:
- * not fusable here, 2 or 3). */
+ * the direct kernel, the phase kernel or the sparse one: BN and ReLU are
+ * applied while the conv result is in registers. All three outputs are
+ * stored, so every layer's activation reads as before (calibration uses
+ * them), except in a lean forward, which stores only what later layers
+ * read; the values are bitwise those of the unfused layers. Returns how
+ * many nodes it ran (0: not fusable here, 2 or 3). */
 #define FUSE_MAX_C 1024
 
 static int forward_fused_eval(pb_model *m, int i, const float *x, int B)

@@ -2,11 +2,10 @@
  * models) take the direct AVX-512 kernels of conv2d_direct.c when the CPU
  * has them; the forward of the other shapes takes the direct kernel of
  * conv2d_phase.c on AVX-512; everything else runs as im2col + SGEMM, one
- * sample per GEMM,
- * samples spread over OpenMP threads. Each thread owns a slice of the workspace: a column
- * buffer and private partial sums for the weight and bias gradients, which
- * are reduced afterwards in thread order so that a given thread count
- * always gives the same bits. */
+ * sample per GEMM, samples spread over OpenMP threads. Each thread owns a
+ * slice of the workspace: a column buffer and private partial sums for
+ * the weight and bias gradients, which are reduced afterwards in thread
+ * order so that a given thread count always gives the same bits. */
 #include <string.h>
 
 #include <gsl/gsl_cblas.h>

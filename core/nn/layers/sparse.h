@@ -119,9 +119,10 @@ size_t pbi_sparse_conv_workspace(const pbi_sparse_geom *g);
 
 /* in (B,C,H,W), bias (OC) or NULL -> out (B,OC,OH,OW), with the eval
  * BatchNorm (+ ReLU) epilogue ep (may be NULL) as the direct kernel
- * applies it (with ep, out and ep->bn_out may be NULL: not stored). Every output is summed over its non-zero weights in the
- * order (c, ki, kj), by one work item, so the bits do not depend on the
- * thread count (nor on the ISA: both kernels use FMA). */
+ * applies it (with ep, out and ep->bn_out may be NULL: not stored).
+ * Every output is summed over its non-zero weights in the order (c, ki,
+ * kj), by one work item, so the bits do not depend on the thread count
+ * (nor on the ISA: both kernels use FMA). */
 void pbi_sparse_conv_forward(float *out, const float *in,
 			     const pbi_sparse_w *sw, const float *bias,
 			     const pbi_sparse_geom *g, int B,
