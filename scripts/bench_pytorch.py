@@ -80,24 +80,27 @@ def macs(model):
     return total
 
 
+CLOCK = time.perf_counter
+
+
 def time_steps(step, batch, warmup, iters, repeats):
     for _ in range(warmup):
         step()
     if iters == 0:
-        t0, n = time.perf_counter(), 0
+        t0, n = CLOCK(), 0
         while True:
             step()
             n += 1
-            dt = time.perf_counter() - t0
+            dt = CLOCK() - t0
             if dt >= 0.05:
                 break
         iters = max(3, int(0.25 * n / dt))
     v = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(iters):
             step()
-        v.append(iters * batch / (time.perf_counter() - t0))
+        v.append(iters * batch / (CLOCK() - t0))
     med = statistics.median(v)
     return med, (max(v) - min(v)) / med
 
@@ -109,7 +112,12 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--repeats', type=int, default=7)
     ap.add_argument('--iters', type=int, default=0)
+    ap.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
+                    help='cpu: the process CPU time (as PB_BENCH_CLOCK=cpu)')
     a = ap.parse_args()
+    if a.clock == 'cpu':
+        global CLOCK
+        CLOCK = time.process_time
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     print('torch\t%s, %d threads' % (torch.__version__,

@@ -34,6 +34,8 @@ check_PROGRAMS += \
 	tests/nn/test_checkpoint \
 	tests/nn/test_checkpoint_write \
 	tests/nn/test_conv_paths \
+	tests/nn/test_sparse \
+	tests/nn/test_fused \
 	tests/nn/test_mask
 GRADCHECK_SOURCES = tests/nn/gradcheck.h tests/testutil.h
 tests_nn_test_conv_grad_SOURCES = tests/nn/test_conv_grad.c \
@@ -86,6 +88,12 @@ tests_nn_test_checkpoint_write_LDADD = $(TEST_LDADD)
 tests_nn_test_conv_paths_SOURCES = tests/nn/test_conv_paths.c tests/testutil.h
 tests_nn_test_conv_paths_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_conv_paths_LDADD = $(TEST_LDADD)
+tests_nn_test_sparse_SOURCES = tests/nn/test_sparse.c tests/testutil.h
+tests_nn_test_sparse_CFLAGS = $(TEST_CFLAGS)
+tests_nn_test_sparse_LDADD = $(TEST_LDADD)
+tests_nn_test_fused_SOURCES = tests/nn/test_fused.c tests/testutil.h
+tests_nn_test_fused_CFLAGS = $(TEST_CFLAGS)
+tests_nn_test_fused_LDADD = $(TEST_LDADD)
 tests_nn_test_mask_SOURCES = tests/nn/test_mask.c tests/testutil.h
 tests_nn_test_mask_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_mask_LDADD = $(TEST_LDADD)

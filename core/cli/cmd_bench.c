@@ -27,6 +27,10 @@ static const char bench_usage[] =
 	"  --no-train       inference only\n"
 	"  --no-infer       training only\n"
 	"  --no-peaks       skip the sgemm and FMA measurements\n"
+	"  --sparsity S     instead: zero the fraction S of the smallest conv\n"
+	"                   and linear weights (global magnitude) and time\n"
+	"                   inference on the dense and on the sparse kernels\n"
+	"                   (repeatable)\n"
 	"  --tsv            machine-readable lines instead of the table\n";
 
 static const struct option bench_opts[] = {
@@ -39,6 +43,7 @@ static const struct option bench_opts[] = {
 	{ "no-infer", no_argument, NULL, 'I' },
 	{ "no-peaks", no_argument, NULL, 'P' },
 	{ "tsv", no_argument, NULL, 'v' },
+	{ "sparsity", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -70,6 +75,58 @@ static void print_header(int threads, int tsv)
 	printf("%sthreads%s%d\n", tsv ? "" : "# ", sep, threads);
 }
 
+/* The --sparsity table: each model, batch and sparsity on both kernels. */
+static int run_sparse(const char *const *models, int n_models,
+		      const long *batches, int n_batches,
+		      const double *sparsity, int n_sparsity, int iters,
+		      int repeats, int tsv)
+{
+	int fail = 0;
+
+	if (!tsv)
+		printf("%-10s %6s %9s %8s %14s %15s %8s   %s\n", "model",
+		       "batch", "sparsity", "layers", "dense img/s",
+		       "sparse img/s", "ratio", "spread dense/sparse");
+	for (int i = 0; i < n_models; i++) {
+		pb_error err = { 0 };
+		pb_model *m = NULL;
+
+		if (pb_model_load(&m, models[i], &err)) {
+			fail = cli_fail("bench", &err);
+			continue;
+		}
+		for (int j = 0; j < n_batches; j++)
+		for (int k = 0; k < n_sparsity; k++) {
+			pb_bench_sparse_result r;
+
+			if (pb_bench_sparse(m, (int)batches[j], sparsity[k], 3,
+					    iters, repeats, 1, &r, &err)) {
+				fail = cli_fail("bench", &err);
+				break;
+			}
+			if (tsv)
+				printf("sparse\t%s\t%ld\t%.4f\t%d\t%.1f\t%.1f"
+				       "\t%.3f\t%.3f\n", pb_model_name(m),
+				       batches[j], r.sparsity, r.sparse_layers,
+				       r.dense_ips, r.sparse_ips,
+				       r.dense_spread, r.sparse_spread);
+			else
+				printf("%-10s %6ld %8.1f%% %8d %14.1f %15.1f "
+				       "%7.2fx   %.0f%% / %.0f%%\n",
+				       pb_model_name(m), batches[j],
+				       100 * r.sparsity, r.sparse_layers,
+				       r.dense_ips, r.sparse_ips,
+				       r.dense_ips > 0 ? r.sparse_ips /
+				       r.dense_ips : 0.0,
+				       100 * r.dense_spread,
+				       100 * r.sparse_spread);
+			fflush(stdout);
+		}
+		pb_model_free(m);
+	}
+	return fail;
+}
+
 static void print_peaks(int threads, int tsv)
 {
 	pb_error err = { 0 };
@@ -92,7 +149,9 @@ int cmd_bench(int argc, char **argv)
 	const char *models[MAX_LIST];
 	char defbuf[2][4096];
 	long batches[MAX_LIST], v, iters = 0, repeats = 7;
+	double sparsity[MAX_LIST];
 	int n_models = 0, n_batches = 0, threads = 0, train = 1, infer = 1;
+	int n_sparsity = 0;
 	int peaks = 1;
 	int tsv = 0, opt, fail = 0;
 
@@ -131,6 +190,22 @@ int cmd_bench(int argc, char **argv)
 		case 'I': infer = 0; break;
 		case 'P': peaks = 0; break;
 		case 'v': tsv = 1; break;
+		case 's': {
+			char *end;
+			double s;
+
+			if (n_sparsity == MAX_LIST)
+				return cli_usage_error("bench", "at most %d "
+						       "--sparsity", MAX_LIST);
+			s = strtod(optarg, &end);
+			if (end == optarg || *end || !(s >= 0.0 && s <= 1.0))
+				return cli_usage_error("bench", "--sparsity "
+						       "'%s': expected a "
+						       "fraction in [0, 1]",
+						       optarg);
+			sparsity[n_sparsity++] = s;
+			break;
+		}
 		case 'h': fputs(bench_usage, stdout); return 0;
 		default: return cli_usage_error("bench", "bad option");
 		}
@@ -152,6 +227,10 @@ int cmd_bench(int argc, char **argv)
 	print_header(threads, tsv);
 	if (peaks)
 		print_peaks(threads, tsv);
+	if (n_sparsity)
+		return run_sparse(models, n_models, batches, n_batches,
+				  sparsity, n_sparsity, (int)iters,
+				  (int)repeats, tsv);
 	if (!tsv)
 		printf("%-10s %6s %12s %9s %12s %9s   %s\n", "model", "batch",
 		       "train img/s", "GFLOP/s", "infer img/s", "GFLOP/s",

@@ -12,19 +12,23 @@ static const char metrics_usage[] =
 	"\n"
 	"Prints parameters (total, non-zero), MACs (dense, effective), size\n"
 	"(dense float32, sparse encoding, zlib-compressed checkpoint),\n"
-	"latency at batch 1 and 128, and the per-layer sparsity table.\n"
+	"latency at batch 1 and 128 on the dense kernels and on the sparse\n"
+	"ones (layers sparse enough skip their zero weights), and the\n"
+	"per-layer sparsity table.\n"
 	"\n"
 	"  --ref REF.ini      reference model for speedup (usually the dense\n"
 	"  --ref-ckpt R.ckpt  one) and side-by-side columns\n"
 	"  --no-latency       skip the latency measurement (fast)\n"
+	"  --no-sparse        time the dense kernels only\n"
 	"  --threads N        OpenMP threads (default: all cores)\n";
 
-enum { OPT_REF = 256, OPT_REF_CKPT, OPT_NOLAT };
+enum { OPT_REF = 256, OPT_REF_CKPT, OPT_NOLAT, OPT_NOSPARSE };
 
 static const struct option metrics_opts[] = {
 	{ "ref", required_argument, NULL, OPT_REF },
 	{ "ref-ckpt", required_argument, NULL, OPT_REF_CKPT },
 	{ "no-latency", no_argument, NULL, OPT_NOLAT },
+	{ "no-sparse", no_argument, NULL, OPT_NOSPARSE },
 	{ "threads", required_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -35,9 +39,12 @@ void cli_reference_latency(pb_metrics *ref, const pb_metrics *m)
 	if (!m->have_latency)
 		return;
 	ref->have_latency = 1;
+	/* The reference was timed on the dense kernels only. */
 	for (int i = 0; i < 2; i++) {
 		ref->latency_ms[i] = m->latency_ms[i] * m->speedup[i];
 		ref->speedup[i] = 1.0;
+		ref->latency_sparse_ms[i] = ref->latency_ms[i];
+		ref->speedup_sparse[i] = 1.0;
 	}
 }
 
@@ -69,6 +76,7 @@ int cmd_metrics(int argc, char **argv)
 		case OPT_REF: ref_ini = optarg; break;
 		case OPT_REF_CKPT: ref_ckpt = optarg; break;
 		case OPT_NOLAT: mo.latency = 0; break;
+		case OPT_NOSPARSE: mo.sparse = 0; break;
 		case 't':
 			if (cli_int("--threads", optarg, 1, 1024, &v))
 				return 2;

@@ -470,6 +470,12 @@ static void fill_metrics(pb_record *r, const pb_metrics *mt)
 		r->latency_b128_ms = mt->latency_ms[1];
 		r->speedup_b1 = mt->speedup[0] > 0 ? mt->speedup[0] : NAN;
 		r->speedup_b128 = mt->speedup[1] > 0 ? mt->speedup[1] : NAN;
+		r->latency_sparse_b1_ms = mt->latency_sparse_ms[0];
+		r->latency_sparse_b128_ms = mt->latency_sparse_ms[1];
+		r->speedup_sparse_b1 = mt->speedup_sparse[0] > 0 ?
+				       mt->speedup_sparse[0] : NAN;
+		r->speedup_sparse_b128 = mt->speedup_sparse[1] > 0 ?
+					 mt->speedup_sparse[1] : NAN;
 	}
 }
 

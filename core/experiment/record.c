@@ -65,8 +65,10 @@ static const key_off result_nums[] = {
 	NUM(params_dense), NUM(nonzero), NUM(macs), NUM(macs_dense),
 	NUM(macs_effective), NUM(size_dense_mib), NUM(size_sparse_mib),
 	NUM(size_compressed_mib), NUM(latency_b1_ms), NUM(latency_b128_ms),
-	NUM(speedup_b1), NUM(speedup_b128), NUM(time_prune_s),
-	NUM(time_finetune_s), NUM(time_total_s),
+	NUM(speedup_b1), NUM(speedup_b128), NUM(latency_sparse_b1_ms),
+	NUM(latency_sparse_b128_ms), NUM(speedup_sparse_b1),
+	NUM(speedup_sparse_b128), NUM(time_prune_s), NUM(time_finetune_s),
+	NUM(time_total_s),
 };
 static const key_off matched_nums[] = {
 	NUM(matched_top1), NUM(matched_val), NUM(matched_epochs),
@@ -87,7 +89,8 @@ static const key_off all_nums[] = {
 	NUM(macs), NUM(macs_dense), NUM(macs_effective), NUM(size_dense_mib),
 	NUM(size_sparse_mib), NUM(size_compressed_mib), NUM(latency_b1_ms),
 	NUM(latency_b128_ms), NUM(speedup_b1), NUM(speedup_b128),
-	NUM(time_prune_s), NUM(time_finetune_s), NUM(time_total_s),
+	NUM(latency_sparse_b1_ms), NUM(latency_sparse_b128_ms),
+	NUM(speedup_sparse_b1), NUM(speedup_sparse_b128), NUM(time_prune_s), NUM(time_finetune_s), NUM(time_total_s),
 	NUM(prune_epochs), NUM(scratch_epochs), NUM(matched_top1),
 	NUM(matched_val), NUM(matched_epochs), NUM(matched_time_s),
 };

@@ -496,6 +496,8 @@ int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
 	if (!m || !path)
 		return pb_error_set(err, PB_EINVAL, "pb_checkpoint_load: "
 				    "model and path are required");
+	/* New weights: a sparse session's compressed copy would be stale. */
+	pbi_model_sparse_end(m);
 	if ((rc = read_all(path, &buf, &len, err)))
 		return rc;
 	c.buf = buf;

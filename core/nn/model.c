@@ -280,6 +280,7 @@ void pb_model_free(pb_model *m)
 {
 	if (!m)
 		return;
+	pbi_model_sparse_end(m);
 	for (int i = 0; i < m->n_nodes; i++) {
 		pbi_node *n = &m->nodes[i];
 		free(n->name);
@@ -299,6 +300,7 @@ void pb_model_free(pb_model *m)
 	pb_ffree(m->mask);
 	free(m->masked);
 	pb_ffree(m->ws);
+	pb_ffree(m->sp_ws);
 	free(m->eval_argmax);
 	pb_ffree(m->xbuf);
 	free(m->name);

@@ -46,9 +46,14 @@ typedef struct pbi_node {
 	float *out;
 	size_t out_cap;
 	const float *y;
-	/* Gradient of the loss w.r.t. y, zeroed before every backward. */
+	/* Gradient of the loss w.r.t. y. Not zeroed before backward: its
+	 * first consumer writes it, later ones add (dout_ok set once
+	 * written). n_use counts the consumers (an add reading the node
+	 * twice counts twice); user is the last one. */
 	float *dout;
 	size_t dout_cap;
+	int dout_ok;
+	int n_use, user;
 
 	/* Saved by a training forward for backward; eval never writes them. */
 	float *bn_saved;      /* bn: batch mean (C) then 1/sqrt(var+eps) (C) */
@@ -56,6 +61,10 @@ typedef struct pbi_node {
 	size_t argmax_cap;
 	float *keep;          /* dropout keep mask (B, n) */
 	size_t keep_cap;
+
+	/* During a sparse inference session, the compressed weight of a
+	 * conv or linear layer that takes the sparse kernel; else NULL. */
+	struct pbi_sparse_layer *sparse;
 } pbi_node;
 
 struct pb_model {
@@ -94,6 +103,15 @@ struct pb_model {
 	float *xbuf;          /* copy of the training input, read by backward */
 	size_t xbuf_cap;
 
+	/* Sparse inference session (model_sparse.c): layers with a
+	 * pbi_node.sparse run on the sparse kernels in eval forwards. */
+	int sparse_on;
+	float *sp_ws;         /* their workspace */
+	size_t sp_ws_cap;
+	/* Lean eval forwards (pbi_model_set_lean): a fused conv -> BN
+	 * (-> ReLU) stores only the outputs other layers read. */
+	int lean;
+
 	int batch;            /* B of the last forward */
 	int have_train;       /* the last forward kept what backward needs */
 	int grad_eval;        /* ... and it was an eval-mode one
@@ -123,6 +141,25 @@ int pbi_model_forward_eval_grad(pb_model *m, const float *x, int B,
  * last training forward into dx (B, C, H, W) when dx is not NULL. */
 int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
 			  pb_error *err);
+
+/* Sparse inference session. From begin to end, eval forwards run every
+ * conv and linear layer whose weight is sparse enough to gain (its
+ * density measured at begin against the kernels' break-even densities)
+ * on the sparse kernels of nn/layers/sparse.h, which read the weights
+ * as they were at begin: the weights must not change before end. A
+ * training forward, a checkpoint load and pb_model_free end it. Without
+ * a sparse kernel on this CPU (or with PB_SPARSE=off) no layer takes it.
+ * Returns the number of layers on the sparse kernel, or PB_ENOMEM (then
+ * no session is open). end is a no-op without a session. */
+int pbi_model_sparse_begin(pb_model *m);
+void pbi_model_sparse_end(pb_model *m);
+
+/* Lean eval forwards, for callers that read only the logits (timing,
+ * throughput): the conv and BN outputs inside a fused conv -> BN -> ReLU
+ * are not stored (their y is NULL), saving two of three activation
+ * writes. Calibration, which reads any layer's input, needs the default
+ * (off). */
+void pbi_model_set_lean(pb_model *m, int on);
 
 /* Parses the type names written in model files ("conv"); -1 if unknown. */
 int pbi_layer_type_parse(const char *s);

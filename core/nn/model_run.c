@@ -12,6 +12,8 @@
 #include "prunebench/tensor.h"
 #include "nn/model_impl.h"
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/layers_impl.h"
+#include "nn/layers/sparse.h"
 
 static float *pdata(pb_model *m, int idx)
 {
@@ -28,13 +30,6 @@ static float *pgrad(pb_model *m, int idx)
 static const float *act(const pb_model *m, int idx, const float *x)
 {
 	return idx < 0 ? x : m->nodes[idx].y;
-}
-
-/* Where a layer adds the gradient for that input; NULL when nobody
- * wants it (the model input, unless the caller asked for dx). */
-static float *act_grad(pb_model *m, int idx, float *dx)
-{
-	return idx < 0 ? dx : m->nodes[idx].dout;
 }
 
 static int ensure_i32(int32_t **buf, size_t *cap, size_t n)
@@ -104,22 +99,32 @@ static int ensure_forward(pb_model *m, int B, int mode)
 		rc = pb_fensure(&m->xbuf, &m->xbuf_cap, in_len);
 	if (!rc)
 		rc = pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
+	if (!rc && !train && m->sparse_on)
+		for (int i = 0; i < m->n_nodes && !rc; i++)
+			if (m->nodes[i].sparse &&
+			    m->nodes[i].info.type == PB_LAYER_CONV)
+				rc = pb_fensure(&m->sp_ws, &m->sp_ws_cap,
+						pbi_sparse_conv_workspace(
+							&m->nodes[i].sparse->g));
 	return rc;
 }
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* relu_out (train only, may be NULL): the following ReLU's output,
+ * written in the same pass. */
 static void fwd_bn(pb_model *m, pbi_node *n, const float *in, int B,
-		   int train)
+		   int train, float *relu_out)
 {
 	const pb_layer_info *li = &n->info;
 	const int C = li->out_c, HW = li->out_h * li->out_w;
 
 	if (train)
-		pb_bn_forward_train(n->out, n->bn_saved, n->bn_saved + C,
-				    pdata(m, n->run_mean), pdata(m, n->run_var),
-				    in, pdata(m, n->gamma), pdata(m, n->beta),
-				    B, C, HW, li->eps, li->momentum);
+		pbi_bn_forward_train(n->out, relu_out, n->bn_saved,
+				     n->bn_saved + C, pdata(m, n->run_mean),
+				     pdata(m, n->run_var), in,
+				     pdata(m, n->gamma), pdata(m, n->beta), B,
+				     C, HW, li->eps, li->momentum);
 	else
 		pb_bn_forward_eval(n->out, in, pdata(m, n->gamma),
 				   pdata(m, n->beta), pdata(m, n->run_mean),
@@ -165,6 +170,18 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 	const size_t len = (size_t)B * n->out_n;
 
 	n->y = n->out;
+	if (!train && n->sparse) {
+		if (li->type == PB_LAYER_CONV)
+			pbi_sparse_conv_forward(n->out, in, &n->sparse->w,
+						pdata(m, n->bias),
+						&n->sparse->g, B, NULL,
+						m->sp_ws);
+		else
+			pbi_sparse_linear_forward(n->out, in, &n->sparse->w,
+						  pdata(m, n->bias), B,
+						  (int)n->in_n, li->out_c);
+		return;
+	}
 	switch (li->type) {
 	case PB_LAYER_CONV:
 		pb_conv2d_forward(n->out, in, pdata(m, n->weight),
@@ -173,7 +190,7 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 				  li->pad, m->ws);
 		break;
 	case PB_LAYER_BN:
-		fwd_bn(m, n, in, B, train);
+		fwd_bn(m, n, in, B, train, NULL);
 		break;
 	case PB_LAYER_RELU:
 		pb_relu_forward(n->out, in, len);
@@ -201,12 +218,30 @@ static void forward_node(pb_model *m, int i, const float *x, int B,
 	}
 }
 
+void pbi_model_set_lean(pb_model *m, int on)
+{
+	m->lean = on != 0;
+}
+
+/* Inputs of nodes other than `but` that read node i. */
+static int other_readers(const pb_model *m, int i, int but)
+{
+	int n = 0;
+
+	for (int j = i + 1; j < m->n_nodes; j++)
+		if (j != but)
+			for (int k = 0; k < m->nodes[j].info.n_inputs; k++)
+				n += m->nodes[j].info.inputs[k] == i;
+	return n;
+}
+
 /* Eval forward of conv -> BN (-> ReLU) in one pass when the conv takes
- * the direct kernel: BN and ReLU are applied while the conv result is in
- * registers. All three outputs are still stored, so every layer's
- * activation reads as before (calibration uses them) and the values are
- * bitwise those of the unfused layers. Returns how many nodes it ran (0:
- * not fusable here, 2 or 3). */
+ * the direct kernel, the phase kernel or the sparse one: BN and ReLU are
+ * applied while the conv result is in registers. All three outputs are
+ * stored, so every layer's activation reads as before (calibration uses
+ * them), except in a lean forward, which stores only what later layers
+ * read; the values are bitwise those of the unfused layers. Returns how
+ * many nodes it ran (0: not fusable here, 2 or 3). */
 #define FUSE_MAX_C 1024
 
 static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
@@ -216,11 +251,17 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	float scale[FUSE_MAX_C], shift[FUSE_MAX_C];
 	const float *g, *be, *rm, *rv;
 	pbi_conv_epilogue ep;
+	pbi_sparse_geom pg;
+	int direct;
 
 	if (li->type != PB_LAYER_CONV || i + 1 >= m->n_nodes ||
-	    li->out_c > FUSE_MAX_C ||
-	    !pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel, li->stride,
-				li->pad))
+	    li->out_c > FUSE_MAX_C)
+		return 0;
+	direct = pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel,
+				    li->stride, li->pad);
+	pbi_sparse_geom_init(&pg, li->in_c, li->in_h, li->in_w, li->out_c,
+			     li->kernel, li->stride, li->pad);
+	if (!cv->sparse && !direct && !pbi_conv_phase_ok(&pg))
 		return 0;
 	bn = &m->nodes[i + 1];
 	if (bn->info.type != PB_LAYER_BN || bn->info.inputs[0] != i)
@@ -241,15 +282,99 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	ep.shift = shift;
 	ep.bn_out = bn->out;
 	ep.relu_out = rl ? rl->out : NULL;
-	pbi_conv_direct_forward(cv->out, act(m, li->inputs[0], x),
-				pdata(m, cv->weight), pdata(m, cv->bias), B,
-				li->in_c, li->in_h, li->in_w, li->out_c, 0,
-				&ep);
 	cv->y = cv->out;
 	bn->y = bn->out;
+	if (m->lean && !other_readers(m, i, i + 1))
+		cv->y = NULL;
+	if (m->lean && rl && !other_readers(m, i + 1, i + 2))
+		bn->y = ep.bn_out = NULL;
+	if (cv->sparse)
+		pbi_sparse_conv_forward(cv->y ? cv->out : NULL,
+					act(m, li->inputs[0], x),
+					&cv->sparse->w, pdata(m, cv->bias),
+					&cv->sparse->g, B, &ep, m->sp_ws);
+	else if (!direct)
+		pbi_conv_phase_forward(cv->y ? cv->out : NULL,
+				       act(m, li->inputs[0], x),
+				       pdata(m, cv->weight), pdata(m, cv->bias),
+				       &pg, B, &ep, m->ws);
+	else
+		pbi_conv_direct_forward(cv->y ? cv->out : NULL,
+					act(m, li->inputs[0], x),
+					pdata(m, cv->weight),
+					pdata(m, cv->bias), B, li->in_c,
+					li->in_h, li->in_w, li->out_c, 0,
+					&ep);
 	if (rl)
 		rl->y = rl->out;
 	return rl ? 3 : 2;
+}
+
+/* Training forward of BN -> ReLU in one pass, the same bits as the two
+ * layers. When nothing else reads the BN's output, it is not stored:
+ * backward needs only the BN's input and the ReLU's output, and only
+ * eval forwards' activations are ever read from outside (calibration).
+ * Returns how many nodes it ran (0: not this pattern). */
+static int forward_fused_add_relu(pb_model *m, int i, const float *x,
+				  int B, int train);
+
+static int forward_fused_train(pb_model *m, int i, const float *x, int B)
+{
+	pbi_node *bn = &m->nodes[i], *rl;
+	int others = 0;
+
+	if (bn->info.type == PB_LAYER_ADD)
+		return forward_fused_add_relu(m, i, x, B, 1);
+	if (bn->info.type != PB_LAYER_BN || i + 1 >= m->n_nodes)
+		return 0;
+	rl = &m->nodes[i + 1];
+	if (rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i)
+		return 0;
+	for (int j = i + 2; j < m->n_nodes && !others; j++)
+		for (int k = 0; k < m->nodes[j].info.n_inputs; k++)
+			others |= m->nodes[j].info.inputs[k] == i;
+	if (!others) {
+		pbi_bn_forward_train(NULL, rl->out, bn->bn_saved,
+				     bn->bn_saved + bn->info.out_c,
+				     pdata(m, bn->run_mean),
+				     pdata(m, bn->run_var),
+				     act(m, bn->info.inputs[0], x),
+				     pdata(m, bn->gamma), pdata(m, bn->beta),
+				     B, bn->info.out_c,
+				     bn->info.out_h * bn->info.out_w,
+				     bn->info.eps, bn->info.momentum);
+		bn->y = NULL;
+		rl->y = rl->out;
+		return 2;
+	}
+	fwd_bn(m, bn, act(m, bn->info.inputs[0], x), B, 1, rl->out);
+	bn->y = bn->out;
+	rl->y = rl->out;
+	return 2;
+}
+
+/* Residual add -> ReLU in one pass. The add's output is stored unless
+ * only the ReLU reads it and the forward is a training (backward needs
+ * only the ReLU's output) or a lean one. */
+static int forward_fused_add_relu(pb_model *m, int i, const float *x,
+				  int B, int train)
+{
+	pbi_node *ad = &m->nodes[i], *rl;
+	const size_t len = (size_t)B * ad->out_n;
+	int keep;
+
+	if (ad->info.type != PB_LAYER_ADD || i + 1 >= m->n_nodes)
+		return 0;
+	rl = &m->nodes[i + 1];
+	if (rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i)
+		return 0;
+	keep = !(train || m->lean) || other_readers(m, i, i + 1);
+	pbi_add_relu_forward(keep ? ad->out : NULL, rl->out,
+			     act(m, ad->info.inputs[0], x),
+			     act(m, ad->info.inputs[1], x), len);
+	ad->y = keep ? ad->out : NULL;
+	rl->y = rl->out;
+	return 2;
 }
 
 static int forward(pb_model *m, const float *x, int B, int mode,
@@ -274,6 +399,10 @@ static int forward(pb_model *m, const float *x, int B, int mode,
 	/* Activations are about to change: an old backward is void. */
 	m->have_train = 0;
 	m->grad_eval = 0;
+	/* Training changes the weights a sparse session compressed, and a
+	 * backward needs the dense layers' activations. */
+	if (mode != FWD_EVAL && m->sparse_on)
+		pbi_model_sparse_end(m);
 	if (mode != FWD_EVAL) {
 		/* Keep our own copy: backward reads it after the caller may
 		 * have refilled its batch buffer. */
@@ -282,8 +411,16 @@ static int forward(pb_model *m, const float *x, int B, int mode,
 		xin = m->xbuf;
 	}
 	for (int i = 0; i < m->n_nodes;) {
-		int done = mode != FWD_EVAL ? 0 :
-			   forward_fused_eval(m, i, xin, B);
+		/* The eval forward for a gradient runs layer by layer: its
+		 * backward reads every activation and BN's running
+		 * statistics, which the fused training passes do not keep. */
+		int done = mode == FWD_TRAIN ?
+				   forward_fused_train(m, i, xin, B) :
+			   mode == FWD_EVAL ?
+				   forward_fused_eval(m, i, xin, B) : 0;
+
+		if (!done && mode == FWD_EVAL)
+			done = forward_fused_add_relu(m, i, xin, B, 0);
 
 		if (!done) {
 			forward_node(m, i, xin, B, mode, rng);
@@ -319,41 +456,90 @@ void pb_model_zero_grad(pb_model *m)
 	memset(m->grad, 0, m->n_train * sizeof(float));
 }
 
-static void bwd_pool(pbi_node *n, float *din, int B)
+/* Where a layer puts the gradient for its input idx: the caller's dx
+ * (added into, as documented; NULL when not wanted) or that node's dout,
+ * which the first contribution overwrites (*ow = 1) and later ones add
+ * into. */
+static float *grad_to(pb_model *m, int idx, float *dx, int *ow)
+{
+	pbi_node *p;
+
+	if (idx < 0) {
+		*ow = 0;
+		return dx;
+	}
+	p = &m->nodes[idx];
+	*ow = !p->dout_ok;
+	p->dout_ok = 1;
+	return p->dout;
+}
+
+static void bwd_pool(pbi_node *n, float *din, int B, int ow)
 {
 	const pb_layer_info *li = &n->info;
 
 	if (li->type == PB_LAYER_MAXPOOL)
-		pb_maxpool_backward(din, n->dout, n->argmax, B, li->in_c,
-				    li->in_h, li->in_w, li->kernel,
-				    li->stride);
+		pbi_maxpool_backward(din, n->dout, n->argmax, B, li->in_c,
+				     li->in_h, li->in_w, li->kernel,
+				     li->stride, ow);
 	else if (li->global)
-		pb_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
-				    li->in_w, li->in_h, li->in_w, 1);
+		pbi_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
+				     li->in_w, li->in_h, li->in_w, 1, ow);
 	else
-		pb_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
-				    li->in_w, li->kernel, li->kernel,
-				    li->stride);
+		pbi_avgpool_backward(din, n->dout, B, li->in_c, li->in_h,
+				     li->in_w, li->kernel, li->kernel,
+				     li->stride, ow);
 }
+
+/* dout into din: copied (ow) or added. */
+static void pass_grad(float *din, const float *dout, size_t len, int ow)
+{
+	if (ow)
+		memcpy(din, dout, len * sizeof *din);
+	else
+		pb_add_backward(din, NULL, dout, len);
+}
+
+static int relu_fused(const pb_model *m, const pbi_node *rl);
 
 static void bwd_add(pb_model *m, pbi_node *n, float *dx, size_t len)
 {
-	float *da = act_grad(m, n->info.inputs[0], dx);
-	float *db = act_grad(m, n->info.inputs[1], dx);
+	int ow;
+	float *da;
 
-	/* x + x: one buffer takes both contributions, one call at a time. */
-	if (n->info.inputs[0] == n->info.inputs[1]) {
-		pb_add_backward(da, NULL, n->dout, len);
-		pb_add_backward(da, NULL, n->dout, len);
+	if (n->n_use == 1 && relu_fused(m, &m->nodes[n->user])) {
+		/* ReLU(a + b) backward in one pass */
+		const pbi_node *rl = &m->nodes[n->user];
+		int ow_b;
+		float *db;
+
+		da = grad_to(m, n->info.inputs[0], dx, &ow);
+		db = grad_to(m, n->info.inputs[1], dx, &ow_b);
+		pbi_add_relu_backward(da, ow, db, ow_b, rl->dout, rl->y, len);
 		return;
 	}
-	pb_add_backward(da, db, n->dout, len);
+	da = grad_to(m, n->info.inputs[0], dx, &ow);
+
+	/* For x + x the second grad_to sees the first's write and adds. */
+	if (da)
+		pass_grad(da, n->dout, len, ow);
+	da = grad_to(m, n->info.inputs[1], dx, &ow);
+	if (da)
+		pass_grad(da, n->dout, len, ow);
 }
 
-static void bwd_identity(pbi_node *n, float *din, size_t len)
+/* A ReLU whose input is a BN or a residual add read by nothing else:
+ * its backward is done by theirs, in the same pass (pbi_bn_backward with
+ * relu_out, pbi_add_relu_backward). Not after an eval forward for a
+ * gradient, whose BN backward is the eval one. */
+static int relu_fused(const pb_model *m, const pbi_node *rl)
 {
-	for (size_t j = 0; j < len; j++)
-		din[j] += n->dout[j];
+	const int j = rl->info.inputs[0];
+
+	return !m->grad_eval && rl->info.type == PB_LAYER_RELU && j >= 0 &&
+	       (m->nodes[j].info.type == PB_LAYER_BN ||
+		m->nodes[j].info.type == PB_LAYER_ADD) &&
+	       m->nodes[j].n_use == 1;
 }
 
 static void backward_node(pb_model *m, int i, const float *x, float *dx,
@@ -362,54 +548,70 @@ static void backward_node(pb_model *m, int i, const float *x, float *dx,
 	pbi_node *n = &m->nodes[i];
 	const pb_layer_info *li = &n->info;
 	const float *in = act(m, li->inputs[0], x);
-	float *din = act_grad(m, li->inputs[0], dx);
 	const size_t len = (size_t)B * n->out_n;
+	const pbi_node *rl = NULL;
+	float *din;
+	int ow;
 
+	if (li->type == PB_LAYER_ADD) {
+		bwd_add(m, n, dx, len);
+		return;
+	}
+	if (relu_fused(m, n))
+		return;
+	din = grad_to(m, li->inputs[0], dx, &ow);
 	switch (li->type) {
 	case PB_LAYER_CONV:
-		pb_conv2d_backward(din, pgrad(m, n->weight), pgrad(m, n->bias),
-				   n->dout, in, pdata(m, n->weight), B,
-				   li->in_c, li->in_h, li->in_w, li->out_c,
-				   li->kernel, li->stride, li->pad, m->ws);
+		pbi_conv2d_backward(din, pgrad(m, n->weight),
+				    pgrad(m, n->bias), n->dout, in,
+				    pdata(m, n->weight), B, li->in_c, li->in_h,
+				    li->in_w, li->out_c, li->kernel,
+				    li->stride, li->pad, m->ws, ow);
 		break;
 	case PB_LAYER_BN:
-		if (m->grad_eval)
+		if (n->n_use == 1 && relu_fused(m, &m->nodes[n->user]))
+			rl = &m->nodes[n->user];
+		if (m->grad_eval) {
+			/* Rare (criteria at initialisation): the eval
+			 * backward only adds, so a first consumer zeroes. */
+			if (din && ow)
+				memset(din, 0, len * sizeof *din);
 			pb_bn_backward_eval(din, pgrad(m, n->gamma),
 					    pgrad(m, n->beta), n->dout, in,
 					    pdata(m, n->gamma),
 					    pdata(m, n->run_mean),
 					    pdata(m, n->run_var), B, li->out_c,
 					    li->out_h * li->out_w, li->eps);
-		else
-			pb_bn_backward(din, pgrad(m, n->gamma),
-				       pgrad(m, n->beta), n->dout, in,
-				       n->bn_saved, n->bn_saved + li->out_c,
-				       pdata(m, n->gamma), B, li->out_c,
-				       li->out_h * li->out_w);
+		} else
+			pbi_bn_backward(din, pgrad(m, n->gamma),
+					pgrad(m, n->beta),
+					rl ? rl->dout : n->dout,
+					rl ? rl->y : NULL, in, n->bn_saved,
+					n->bn_saved + li->out_c,
+					pdata(m, n->gamma), B, li->out_c,
+					li->out_h * li->out_w, ow);
 		break;
 	case PB_LAYER_LINEAR:
-		pb_linear_backward(din, pgrad(m, n->weight), pgrad(m, n->bias),
-				   n->dout, in, pdata(m, n->weight), B,
-				   (int)n->in_n, li->out_c);
-		break;
-	case PB_LAYER_ADD:
-		bwd_add(m, n, dx, len);
+		pbi_linear_backward(din, pgrad(m, n->weight),
+				    pgrad(m, n->bias), n->dout, in,
+				    pdata(m, n->weight), B, (int)n->in_n,
+				    li->out_c, ow);
 		break;
 	default:
 		/* The rest have no parameters: nothing to do without din. */
 		if (!din)
 			break;
 		if (li->type == PB_LAYER_RELU)
-			pb_relu_backward(din, n->dout, n->y, len);
+			pbi_relu_backward(din, n->dout, n->y, len, ow);
 		else if (li->type == PB_LAYER_DROPOUT && !m->grad_eval)
-			pb_dropout_backward(din, n->dout, n->keep, len);
+			pbi_dropout_backward(din, n->dout, n->keep, len, ow);
 		else if (li->type == PB_LAYER_FLATTEN ||
 			 li->type == PB_LAYER_DROPOUT)
 			/* Both pass the gradient through unchanged (dropout
 			 * is the identity in eval mode). */
-			bwd_identity(n, din, len);
+			pass_grad(din, n->dout, len, ow);
 		else
-			bwd_pool(n, din, B);
+			bwd_pool(n, din, B, ow);
 	}
 }
 
@@ -420,9 +622,19 @@ static int ensure_backward(pb_model *m, int B)
 		size_t len = (size_t)B * n->out_n;
 		if (pb_fensure(&n->dout, &n->dout_cap, len))
 			return PB_ENOMEM;
-		/* Consumers add into dout, residual fan-out included. */
-		memset(n->dout, 0, len * sizeof(float));
+		/* No zeroing: the first consumer overwrites (grad_to). */
+		n->dout_ok = 0;
+		n->n_use = 0;
+		n->user = -1;
 	}
+	for (int i = 0; i < m->n_nodes; i++)
+		for (int k = 0; k < m->nodes[i].info.n_inputs; k++) {
+			const int j = m->nodes[i].info.inputs[k];
+			if (j >= 0) {
+				m->nodes[j].n_use++;
+				m->nodes[j].user = i;
+			}
+		}
 	/* The thread count may differ from the forward's. */
 	return pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
 }
@@ -448,6 +660,7 @@ int pbi_model_backward_dx(pb_model *m, const float *dlogits, float *dx,
 				    "out of memory for the gradients of model "
 				    "%s at batch size %d", m->name, B);
 	memcpy(last->dout, dlogits, (size_t)B * last->out_n * sizeof(float));
+	last->dout_ok = 1;
 	for (int i = m->n_nodes - 1; i >= 0; i--)
 		backward_node(m, i, m->xbuf, dx, B);
 	return 0;

@@ -24,6 +24,7 @@ void pb_metrics_opts_default(pb_metrics_opts *o)
 	o->repeats = 30;
 	o->repeats_large = 7;
 	o->compressed = 1;
+	o->sparse = 1;
 }
 
 /* ---- counts and sizes ---------------------------------------------------- */
@@ -218,14 +219,20 @@ static float *synthetic_input(const pb_model *m, int B)
 	return x;
 }
 
+/* A lean forward (only what later layers read is stored), as a deployed
+ * model runs. */
 static int timed_forward(pb_model *m, const float *x, int B, double *ms,
 			 pb_error *err)
 {
 	const float *logits;
-	double t0 = now_ms();
-	int rc = pb_model_forward(m, x, B, 0, NULL, &logits, err);
+	double t0;
+	int rc;
 
+	pbi_model_set_lean(m, 1);
+	t0 = now_ms();
+	rc = pb_model_forward(m, x, B, 0, NULL, &logits, err);
 	*ms = now_ms() - t0;
+	pbi_model_set_lean(m, 0);
 	return rc;
 }
 
@@ -245,45 +252,59 @@ static int check_timing_args(int B, int warmup, int repeats, pb_error *err)
 	return 0;
 }
 
+/* One model of an alternation: its input and its times. */
+typedef struct runner {
+	pb_model *m;
+	float *x;
+	double *t;
+} runner;
+
+/* Times the n models of r in alternation, each on its own copy of the
+ * synthetic input; med[i] receives model i's median. */
+static int time_runners(runner *r, int n, int B, int warmup, int repeats,
+			double *med, pb_error *err)
+{
+	double ms;
+	int rc;
+
+	if ((rc = check_timing_args(B, warmup, repeats, err)))
+		return rc;
+	for (int k = 0; k < n; k++) {
+		r[k].x = synthetic_input(r[k].m, B);
+		r[k].t = calloc((size_t)repeats, sizeof *r[k].t);
+		if (!r[k].x || !r[k].t)
+			rc = pb_error_set(err, PB_ENOMEM,
+					  "out of memory (latency)");
+	}
+	for (int i = 0; i < warmup && !rc; i++)
+		for (int k = 0; k < n && !rc; k++)
+			rc = timed_forward(r[k].m, r[k].x, B, &ms, err);
+	for (int i = 0; i < repeats && !rc; i++)
+		for (int k = 0; k < n && !rc; k++)
+			rc = timed_forward(r[k].m, r[k].x, B, &r[k].t[i], err);
+	for (int k = 0; k < n; k++) {
+		if (!rc)
+			med[k] = median(r[k].t, repeats);
+		pb_ffree(r[k].x);
+		free(r[k].t);
+	}
+	return rc;
+}
+
 /* Times m (and ref, when not NULL, alternating with it). */
 static int time_models(pb_model *m, pb_model *ref, int B, int warmup,
 		       int repeats, double *m_ms, double *ref_ms,
 		       pb_error *err)
 {
-	float *x = NULL, *xr = NULL;
-	double *tm = NULL, *tr = NULL, ms;
-	int rc;
+	runner r[2] = { { m, NULL, NULL }, { ref, NULL, NULL } };
+	double med[2] = { 0, 0 };
+	int rc = time_runners(r, ref ? 2 : 1, B, warmup, repeats, med, err);
 
-	if ((rc = check_timing_args(B, warmup, repeats, err)))
-		return rc;
-	x = synthetic_input(m, B);
-	xr = ref ? synthetic_input(ref, B) : NULL;
-	tm = calloc((size_t)repeats, sizeof *tm);
-	tr = calloc((size_t)repeats, sizeof *tr);
-	if (!x || (ref && !xr) || !tm || !tr) {
-		rc = pb_error_set(err, PB_ENOMEM, "out of memory (latency)");
-		goto out;
-	}
-	for (int i = 0; i < warmup && !rc; i++) {
-		rc = timed_forward(m, x, B, &ms, err);
-		if (!rc && ref)
-			rc = timed_forward(ref, xr, B, &ms, err);
-	}
-	for (int i = 0; i < repeats && !rc; i++) {
-		rc = timed_forward(m, x, B, &tm[i], err);
-		if (!rc && ref)
-			rc = timed_forward(ref, xr, B, &tr[i], err);
-	}
 	if (!rc) {
-		*m_ms = median(tm, repeats);
+		*m_ms = med[0];
 		if (ref)
-			*ref_ms = median(tr, repeats);
+			*ref_ms = med[1];
 	}
-out:
-	pb_ffree(x);
-	pb_ffree(xr);
-	free(tm);
-	free(tr);
 	return rc;
 }
 
@@ -312,14 +333,81 @@ int pb_metrics_speedup(pb_model *m, pb_model *ref, int B, int warmup,
 	return 0;
 }
 
+/* Latency (and speedup against ref) at both batch sizes: m and ref on
+ * the dense kernels, and sp (m's copy in a sparse session, or NULL when
+ * no layer takes the sparse kernels) in the same alternation. */
+static int measure_latency(pb_metrics *mt, pb_model *m, pb_model *ref,
+			   pb_model *sp, const pb_metrics_opts *opts,
+			   pb_error *err)
+{
+	static const int batches[2] = { PB_METRICS_BATCH_SMALL,
+					 PB_METRICS_BATCH_LARGE };
+	int rc = 0;
+
+	for (int b = 0; b < 2 && !rc; b++) {
+		runner r[3] = { { m, NULL, NULL } };
+		double med[3] = { 0, 0, 0 };
+		int n = 1, iref = -1, isp = -1;
+
+		if (ref) {
+			r[n].m = ref;
+			iref = n++;
+		}
+		if (sp) {
+			r[n].m = sp;
+			isp = n++;
+		}
+		rc = time_runners(r, n, batches[b], opts->warmup,
+				  b ? opts->repeats_large : opts->repeats,
+				  med, err);
+		if (rc)
+			break;
+		mt->latency_ms[b] = med[0];
+		mt->latency_sparse_ms[b] = isp >= 0 ? med[isp] : med[0];
+		/* A clock too coarse to see the run gives 0 ms: no speedup
+		 * rather than a division by zero. */
+		if (iref >= 0) {
+			mt->speedup[b] = med[0] > 0 ? med[iref] / med[0] : 0.0;
+			mt->speedup_sparse[b] =
+				mt->latency_sparse_ms[b] > 0 ?
+				med[iref] / mt->latency_sparse_ms[b] : 0.0;
+		}
+	}
+	mt->have_latency = !rc;
+	return rc;
+}
+
+/* A copy of m in a sparse session, or NULL in *sp when no layer of m
+ * takes the sparse kernels. */
+static int sparse_copy(pb_model *m, pb_model **sp, int *layers,
+		       pb_error *err)
+{
+	int rc, used;
+
+	*sp = NULL;
+	*layers = 0;
+	if ((rc = pb_model_clone(sp, m, err)))
+		return rc;
+	used = pbi_model_sparse_begin(*sp);
+	if (used <= 0) {
+		pb_model_free(*sp);
+		*sp = NULL;
+		if (used < 0)
+			return pb_error_set(err, PB_ENOMEM, "out of memory "
+					    "(sparse weights)");
+		return 0;
+	}
+	*layers = used;
+	return 0;
+}
+
 /* ---- all of it ----------------------------------------------------------- */
 
 int pb_metrics_compute(pb_metrics *out, pb_model *m, pb_model *ref,
 		       const pb_metrics_opts *opts, pb_error *err)
 {
-	static const int batches[2] = { PB_METRICS_BATCH_SMALL,
-					 PB_METRICS_BATCH_LARGE };
 	pb_metrics_opts def;
+	pb_model *sp = NULL;
 	pb_metrics mt;
 	int rc = 0;
 
@@ -335,18 +423,11 @@ int pb_metrics_compute(pb_metrics *out, pb_model *m, pb_model *ref,
 	if (opts->compressed)
 		rc = pb_metrics_compressed_size(m, &mt.bytes_checkpoint,
 						&mt.bytes_compressed, err);
-	for (int b = 0; b < 2 && !rc && opts->latency; b++) {
-		int reps = b ? opts->repeats_large : opts->repeats;
-		if (ref)
-			rc = pb_metrics_speedup(m, ref, batches[b],
-						opts->warmup, reps,
-						&mt.latency_ms[b], NULL,
-						&mt.speedup[b], err);
-		else
-			rc = pb_metrics_latency(m, batches[b], opts->warmup,
-						reps, &mt.latency_ms[b], err);
-		mt.have_latency = !rc;
-	}
+	if (!rc && opts->latency && opts->sparse)
+		rc = sparse_copy(m, &sp, &mt.sparse_layers, err);
+	if (!rc && opts->latency)
+		rc = measure_latency(&mt, m, ref, sp, opts, err);
+	pb_model_free(sp);
 	if (rc) {
 		pb_metrics_free(&mt);
 		return pb_error_prefix(err, "metrics of model '%s': ",
@@ -419,9 +500,21 @@ void pb_metrics_print(FILE *f, const pb_metrics *before,
 		row(f, "latency b=128 (ms)", a->latency_ms[1],
 		    b->latency_ms[1], two, 3, "", 1);
 	}
+	if (a->have_latency || b->have_latency) {
+		row(f, "sparse-kernel layers", (double)a->sparse_layers,
+		    (double)b->sparse_layers, two, 0, "", 0);
+		row(f, "latency sparse b=1 (ms)", a->latency_sparse_ms[0],
+		    b->latency_sparse_ms[0], two, 3, "", 1);
+		row(f, "latency sparse b=128 (ms)", a->latency_sparse_ms[1],
+		    b->latency_sparse_ms[1], two, 3, "", 1);
+	}
 	if (two && b->speedup[1] > 0) {
 		row(f, "speedup b=1", 1.0, b->speedup[0], 1, 2, "x", 0);
 		row(f, "speedup b=128", 1.0, b->speedup[1], 1, 2, "x", 0);
+		row(f, "speedup sparse b=1", 1.0, b->speedup_sparse[0], 1, 2,
+		    "x", 0);
+		row(f, "speedup sparse b=128", 1.0, b->speedup_sparse[1], 1,
+		    2, "x", 0);
 	}
 }
 

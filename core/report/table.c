@@ -110,6 +110,13 @@ static double g_lat1(const pb_record *c) { return c->latency_b1_ms; }
 static double g_lat128(const pb_record *c) { return c->latency_b128_ms; }
 static double g_sp1(const pb_record *c) { return c->speedup_b1; }
 static double g_sp128(const pb_record *c) { return c->speedup_b128; }
+static double g_lats1(const pb_record *c) { return c->latency_sparse_b1_ms; }
+static double g_lats128(const pb_record *c)
+{
+	return c->latency_sparse_b128_ms;
+}
+static double g_sps1(const pb_record *c) { return c->speedup_sparse_b1; }
+static double g_sps128(const pb_record *c) { return c->speedup_sparse_b128; }
 static double g_tp(const pb_record *c) { return c->time_prune_s; }
 static double g_tf(const pb_record *c) { return c->time_finetune_s; }
 static double g_tt(const pb_record *c) { return c->time_total_s; }
@@ -186,6 +193,10 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	ST(latency_b128, g_lat128);
 	ST(speedup_b1, g_sp1);
 	ST(speedup_b128, g_sp128);
+	ST(latency_sparse_b1, g_lats1);
+	ST(latency_sparse_b128, g_lats128);
+	ST(speedup_sparse_b1, g_sps1);
+	ST(speedup_sparse_b128, g_sps128);
 	ST(time_prune, g_tp);
 	ST(time_finetune, g_tf);
 	ST(time_total, g_tt);
@@ -277,6 +288,8 @@ static pb_record matched_of(const pb_record *p)
 	c.size_dense_mib = c.size_sparse_mib = c.size_compressed_mib = NAN;
 	c.latency_b1_ms = c.latency_b128_ms = NAN;
 	c.speedup_b1 = c.speedup_b128 = NAN;
+	c.latency_sparse_b1_ms = c.latency_sparse_b128_ms = NAN;
+	c.speedup_sparse_b1 = c.speedup_sparse_b128 = NAN;
 	c.time_prune_s = NAN;
 	c.time_finetune_s = c.time_total_s = p->matched_time_s;
 	c.has_matched = 0;

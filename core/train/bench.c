@@ -1,5 +1,6 @@
 /* The throughput bench behind `prunebench bench`: model steps timed on
  * random data, and the sgemm and FMA ceilings measured in the same run. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,12 +19,18 @@
 #include "prunebench/layers.h"
 #include "prunebench/tensor.h"
 #include "prunebench/train.h"
+#include "nn/model_impl.h"
 
+/* Wall time, or with PB_BENCH_CLOCK=cpu the process's CPU time: on a
+ * machine shared with other jobs, one thread's CPU time still measures
+ * the work (wall time then measures the neighbours). */
 static double now(void)
 {
+	const char *clk = getenv("PB_BENCH_CLOCK");
 	struct timespec t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(clk && !strcmp(clk, "cpu") ? CLOCK_PROCESS_CPUTIME_ID :
+		      CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -68,11 +75,17 @@ static int train_step(bench_state *s, pb_error *err)
 	return 0;
 }
 
+/* Inference as a deployed model runs it: lean (only what later layers
+ * read is stored). */
 static int infer_step(bench_state *s, pb_error *err)
 {
 	const float *logits;
+	int rc;
 
-	return pb_model_forward(s->m, s->x, s->B, 0, NULL, &logits, err);
+	pbi_model_set_lean(s->m, 1);
+	rc = pb_model_forward(s->m, s->x, s->B, 0, NULL, &logits, err);
+	pbi_model_set_lean(s->m, 0);
+	return rc;
 }
 
 /* Images/s of `repeats` runs of `iters` steps, after `warmup` steps. */
@@ -174,6 +187,135 @@ done:
 	pb_ffree(s.probs);
 	pb_ffree(s.dlogits);
 	free(s.y);
+	return rc;
+}
+
+/* Zeroes the `sparsity` fraction of smallest |w| over every conv and
+ * linear weight of m; returns the zero fraction reached. */
+static double prune_global(pb_model *m, double sparsity)
+{
+	size_t total = 0, k = 0, zeros = 0;
+	double *mag;
+	double thr;
+
+	for (int i = 0; i < pb_model_n_params(m); i++)
+		if (pb_model_param(m, i)->kind == PB_PARAM_WEIGHT)
+			total += pb_model_param(m, i)->n;
+	mag = malloc((total ? total : 1) * sizeof *mag);
+	if (!mag)
+		return -1.0;
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		const pb_param *p = pb_model_param(m, i);
+		if (p->kind == PB_PARAM_WEIGHT)
+			for (size_t j = 0; j < p->n; j++)
+				mag[k++] = fabs(p->data[j]);
+	}
+	gsl_sort(mag, 1, total);
+	k = (size_t)(sparsity * (double)total);
+	thr = k >= total ? INFINITY : mag[k];
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		pb_param *p = pb_model_param(m, i);
+		if (p->kind != PB_PARAM_WEIGHT)
+			continue;
+		for (size_t j = 0; j < p->n; j++) {
+			if (fabs(p->data[j]) < thr)
+				p->data[j] = 0.0f;
+			zeros += p->data[j] == 0.0f;
+		}
+	}
+	free(mag);
+	return total ? (double)zeros / (double)total : 0.0;
+}
+
+static int infer_timed(pb_model *m, const float *x, int B, int iters,
+		       double *ips, pb_error *err)
+{
+	const float *logits;
+	double t0 = now();
+	int rc = 0;
+
+	for (int i = 0; i < iters && !rc; i++)
+		rc = pb_model_forward(m, x, B, 0, NULL, &logits, err);
+	*ips = (double)iters * B / (now() - t0);
+	return rc;
+}
+
+int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
+		    int iters, int repeats, unsigned long seed,
+		    pb_bench_sparse_result *res, pb_error *err)
+{
+	gsl_rng *rng = NULL;
+	pb_model *sp = NULL;
+	float *x = NULL;
+	double *vd = NULL, *vs = NULL, ips;
+	size_t in_n;
+	int c, h, w, rc, used;
+
+	memset(res, 0, sizeof *res);
+	if (B < 1 || iters < 0 || repeats < 1 || warmup < 0 ||
+	    !(sparsity >= 0.0 && sparsity <= 1.0))
+		return pb_error_set(err, PB_EINVAL, "pb_bench_sparse: batch "
+				    "and repeats must be >= 1, iters >= 0, "
+				    "sparsity in [0, 1]");
+	pb_model_input_shape(m, &c, &h, &w);
+	in_n = (size_t)B * c * h * w;
+	rng = gsl_rng_alloc(gsl_rng_mt19937);
+	x = pb_falloc(in_n);
+	vd = malloc((size_t)repeats * sizeof *vd);
+	vs = malloc((size_t)repeats * sizeof *vs);
+	if (!rng || !x || !vd || !vs) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
+		goto done;
+	}
+	gsl_rng_set(rng, seed);
+	if ((rc = pb_model_init_params(m, rng, err)))
+		goto done;
+	for (size_t i = 0; i < in_n; i++)
+		x[i] = (float)(gsl_rng_uniform(rng) * 2.0 - 1.0);
+	res->sparsity = prune_global(m, sparsity);
+	if (res->sparsity < 0 || (rc = pb_model_clone(&sp, m, err)) ||
+	    (used = pbi_model_sparse_begin(sp)) < 0) {
+		rc = rc ? rc : pb_error_set(err, PB_ENOMEM,
+					    "out of memory (bench)");
+		goto done;
+	}
+	res->sparse_layers = used;
+	pbi_model_set_lean(m, 1);
+	pbi_model_set_lean(sp, 1);
+	for (int i = 0; i < warmup && !rc; i++) {
+		rc = infer_timed(m, x, B, 1, &ips, err);
+		if (!rc)
+			rc = infer_timed(sp, x, B, 1, &ips, err);
+	}
+	if (!rc && iters == 0) {
+		/* About a quarter of a second per repeat of the dense one. */
+		double t0 = now(), dt;
+		int n = 0;
+		do {
+			rc = infer_timed(m, x, B, 1, &ips, err);
+			n++;
+			dt = now() - t0;
+		} while (!rc && dt < 0.05);
+		iters = (int)(0.25 * n / dt);
+		if (iters < 3)
+			iters = 3;
+	}
+	for (int r = 0; r < repeats && !rc; r++) {
+		rc = infer_timed(m, x, B, iters, &vd[r], err);
+		if (!rc)
+			rc = infer_timed(sp, x, B, iters, &vs[r], err);
+	}
+	if (!rc) {
+		res->dense_ips = median(vd, repeats, &res->dense_spread);
+		res->sparse_ips = median(vs, repeats, &res->sparse_spread);
+	}
+done:
+	pbi_model_set_lean(m, 0);
+	pb_model_free(sp);
+	gsl_rng_free(rng);
+	pb_ffree(x);
+	free(vd);
+	free(vs);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "prunebench/layers.h"
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/sparse.h"
 
 struct shape {
 	int B, C, H, W, OC;
@@ -147,7 +148,7 @@ static void test_backward_matches_ref(void **state)
 		pbi_conv_direct_backward_weight(dw, db, dout, in, s->B, s->C,
 						s->H, s->W, s->OC);
 		pbi_conv_direct_backward_data(din, dout, w, s->B, s->C, s->H,
-					      s->W, s->OC, wt);
+					      s->W, s->OC, wt, 1);
 		expect_close(din, rdin, nin, 1e-5, "din", s);
 		expect_close(dw, rdw, nw, 1e-4, "dweight", s);
 		expect_close(db, rdb, (size_t)s->OC, 1e-4, "dbias", s);
@@ -227,7 +228,7 @@ static void test_thread_count_invariant(void **state)
 		pbi_conv_direct_backward_weight(dw[k], NULL, dout, in, s.B,
 						s.C, s.H, s.W, s.OC);
 		pbi_conv_direct_backward_data(din[k], dout, w, s.B, s.C, s.H,
-					      s.W, s.OC, wt);
+					      s.W, s.OC, wt, 1);
 	}
 	omp_set_num_threads(saved);
 	assert_memory_equal(o[0], o[1], nout * sizeof(float));
@@ -291,6 +292,114 @@ static void test_maxpool2x2_matches_loop(void **state)
 	}
 }
 
+/* The phase kernel (stride 2, 1x1, 5x5: conv2d_phase.c) against the
+ * reference loops; the same bits for 1 and 2 threads and for a sample
+ * alone or within a batch; its BN + ReLU epilogue bit for bit against
+ * the separate layers. */
+static void test_phase_kernel(void **state)
+{
+	static const int shapes[][7] = {
+		/* C, H, W, OC, K, stride, pad */
+		{ 16, 28, 28, 32, 3, 2, 1 }, { 16, 28, 28, 32, 1, 2, 0 },
+		{ 1, 28, 28, 6, 5, 1, 2 },   { 6, 14, 14, 16, 5, 1, 0 },
+		{ 3, 9, 7, 13, 3, 2, 1 },    { 5, 8, 11, 9, 1, 2, 0 },
+		{ 2, 5, 5, 3, 3, 2, 0 },     { 16, 32, 32, 32, 3, 2, 1 },
+		{ 7, 1, 1, 3, 1, 1, 0 },
+	};
+	const int saved = omp_get_max_threads(), B = 9;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+		const int *s = shapes[k];
+		pbi_sparse_geom g;
+		size_t nin, nout, nw, one;
+		float *in, *w, *bias, *ref, *got, *ws;
+		double *want;
+		struct shape sh;
+
+		pbi_sparse_geom_init(&g, s[0], s[1], s[2], s[3], s[4], s[5],
+				     s[6]);
+		assert_true(pbi_conv_phase_ok(&g));
+		nin = (size_t)B * g.C * g.H * g.W;
+		one = (size_t)g.OC * g.OH * g.OW;
+		nout = B * one;
+		nw = (size_t)g.OC * g.C * g.K * g.K;
+		in = fbuf(nin); w = fbuf(nw); bias = fbuf(g.OC);
+		ref = fbuf(nout); got = fbuf(nout);
+		want = malloc(nout * sizeof *want);
+		tu_fill_uniform(in, nin, -1, 1, 90 + k);
+		tu_fill_uniform(w, nw, -1, 1, 91 + k);
+		tu_fill_uniform(bias, g.OC, -1, 1, 92 + k);
+		pb_conv2d_forward_ref(ref, in, w, bias, B, g.C, g.H, g.W, g.OC,
+				      g.K, g.stride, g.pad);
+		for (size_t i = 0; i < nout; i++)
+			want[i] = ref[i];
+		omp_set_num_threads(1);
+		ws = fbuf(pbi_conv_phase_workspace(&g) * 2);
+		pbi_conv_phase_forward(ref, in, w, bias, &g, B, NULL, ws);
+		sh = (struct shape){ B, g.C, g.H, g.W, g.OC };
+		expect_close(ref, want, nout, 1e-5, "phase", &sh);
+		omp_set_num_threads(2);
+		pbi_conv_phase_forward(got, in, w, bias, &g, B, NULL, ws);
+		assert_memory_equal(ref, got, nout * sizeof *ref);
+		memset(got, 0, one * sizeof *got);
+		pbi_conv_phase_forward(got, in + 4 * (nin / B), w, bias, &g, 1,
+				       NULL, ws);
+		assert_memory_equal(ref + 4 * one, got, one * sizeof *got);
+		free(in); free(w); free(bias); free(ref); free(got); free(ws);
+		free(want);
+	}
+	omp_set_num_threads(saved);
+	{
+		/* epilogue, also lean (conv and BN outputs not stored) */
+		pbi_sparse_geom g;
+		const int OC = 12, Bn = 3;
+		size_t nin, nout;
+		float *in, *w, *gm, *be, *rm, *rv, *scale, *shift, *conv, *bn;
+		float *relu, *fconv, *fbn, *frelu, *ws;
+		pbi_conv_epilogue ep;
+
+		pbi_sparse_geom_init(&g, 8, 14, 14, OC, 3, 2, 1);
+		nin = (size_t)Bn * 8 * 14 * 14;
+		nout = (size_t)Bn * OC * g.OH * g.OW;
+		in = fbuf(nin); w = fbuf((size_t)OC * 8 * 9);
+		gm = fbuf(OC); be = fbuf(OC); rm = fbuf(OC); rv = fbuf(OC);
+		scale = fbuf(OC); shift = fbuf(OC);
+		conv = fbuf(nout); bn = fbuf(nout); relu = fbuf(nout);
+		fconv = fbuf(nout); fbn = fbuf(nout); frelu = fbuf(nout);
+		ws = fbuf(pbi_conv_phase_workspace(&g));
+		tu_fill_uniform(in, nin, -1, 1, 97);
+		tu_fill_uniform(w, (size_t)OC * 72, -1, 1, 98);
+		tu_fill_uniform(gm, OC, 0.5f, 1.5f, 99);
+		tu_fill_uniform(be, OC, -0.5f, 0.5f, 100);
+		tu_fill_uniform(rm, OC, -0.2f, 0.2f, 101);
+		tu_fill_uniform(rv, OC, 0.5f, 2.0f, 102);
+		pbi_conv_phase_forward(conv, in, w, NULL, &g, Bn, NULL, ws);
+		pb_bn_forward_eval(bn, conv, gm, be, rm, rv, Bn, OC,
+				   g.OH * g.OW, 1e-5f);
+		pb_relu_forward(relu, bn, nout);
+		for (int c = 0; c < OC; c++) {
+			scale[c] = gm[c] / sqrtf(rv[c] + 1e-5f);
+			shift[c] = be[c] - rm[c] * scale[c];
+		}
+		ep.scale = scale;
+		ep.shift = shift;
+		ep.bn_out = fbn;
+		ep.relu_out = frelu;
+		pbi_conv_phase_forward(fconv, in, w, NULL, &g, Bn, &ep, ws);
+		assert_memory_equal(conv, fconv, nout * sizeof *conv);
+		assert_memory_equal(bn, fbn, nout * sizeof *bn);
+		assert_memory_equal(relu, frelu, nout * sizeof *relu);
+		memset(frelu, 0, nout * sizeof *frelu);
+		ep.bn_out = NULL;
+		pbi_conv_phase_forward(NULL, in, w, NULL, &g, Bn, &ep, ws);
+		assert_memory_equal(relu, frelu, nout * sizeof *relu);
+		free(in); free(w); free(gm); free(be); free(rm); free(rv);
+		free(scale); free(shift); free(conv); free(bn); free(relu);
+		free(fconv); free(fbn); free(frelu); free(ws);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_fused_bn_relu_matches_unfused),
 		cmocka_unit_test(test_thread_count_invariant),
 		cmocka_unit_test(test_maxpool2x2_matches_loop),
+		cmocka_unit_test(test_phase_kernel),
 	};
 
 	unsetenv("PB_CONV");

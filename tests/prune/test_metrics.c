@@ -8,6 +8,7 @@
 #include "prunebench/prunebench.h"
 #include "prunebench/metrics.h"
 #include "prune/prune_impl.h"
+#include "nn/layers/sparse.h"
 
 /* conv1.weight 2x1x3x3 (18) + bias 2; bn1 gamma, beta, mean, var (2 each);
  * fc.weight 2x32 (64), no bias. MACs: conv 2*4*4 * 1*9 = 288, fc 64. */
@@ -232,7 +233,17 @@ static void test_latency(void **state)
 	assert_non_null(strstr(err.msg, "batch 0"));
 	assert_int_equal(pb_metrics_latency(m, 1, 1, 0, &ms, &err), PB_EINVAL);
 
+	/* 99% of m's weights zero: its layers take the sparse kernels
+	 * where this CPU has them; the dense reference's do not. */
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		pb_param *p = pb_model_param(m, i);
+		if (p->kind == PB_PARAM_WEIGHT)
+			for (size_t j = 0; j < p->n; j++)
+				if (j % 100)
+					p->data[j] = 0.0f;
+	}
 	pb_metrics_opts_default(&o);
+	assert_int_equal(o.sparse, 1);
 	o.latency = 1;
 	o.warmup = 1;
 	o.repeats = 3;
@@ -240,11 +251,19 @@ static void test_latency(void **state)
 	assert_int_equal(pb_metrics_compute(&before, ref, NULL, &o, &err), 0);
 	assert_int_equal(pb_metrics_compute(&after, m, ref, &o, &err), 0);
 	assert_true(before.have_latency && after.have_latency);
+	assert_int_equal(before.sparse_layers, 0);
+	assert_int_equal(after.sparse_layers,
+			 pbi_sparse_available() ? 2 : 0);
 	for (int i = 0; i < 2; i++) {
 		assert_true(before.latency_ms[i] > 0);
 		assert_true(after.latency_ms[i] > 0);
 		assert_true(before.speedup[i] == 0);
 		assert_true(after.speedup[i] > 0);
+		/* without sparse layers, the dense figures */
+		assert_true(before.latency_sparse_ms[i] ==
+			    before.latency_ms[i]);
+		assert_true(after.latency_sparse_ms[i] > 0);
+		assert_true(after.speedup_sparse[i] > 0);
 	}
 	f = open_memstream(&text, &len);
 	pb_metrics_print(f, &before, &after, "dense", "pruned");
@@ -256,6 +275,8 @@ static void test_latency(void **state)
 	assert_non_null(strstr(text, "size zlib ckpt (MiB)"));
 	assert_non_null(strstr(text, "latency b=128 (ms)"));
 	assert_non_null(strstr(text, "speedup b=128"));
+	assert_non_null(strstr(text, "speedup sparse b=128"));
+	assert_non_null(strstr(text, "sparse-kernel layers"));
 	assert_non_null(strstr(text, "fc1"));
 	assert_non_null(strstr(text, "65792"));   /* fc1 params 256*256+256 */
 	free(text);

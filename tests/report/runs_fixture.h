@@ -49,6 +49,7 @@ static inline void put_line(FILE *f, const spec *s)
 		"\"size_sparse_mib\": 0.1, \"size_compressed_mib\": 0.09, "
 		"\"latency_b1_ms\": 0.21, \"latency_b128_ms\": 9.1, "
 		"\"speedup_b1\": 1.7, \"speedup_b128\": 1.9, "
+		"\"speedup_sparse_b1\": 2.3, \"speedup_sparse_b128\": 2.1, "
 		"\"time_prune_s\": %s, \"time_finetune_s\": %s, "
 		"\"time_total_s\": 42.0, \"curve\": \"cells/x.csv\", "
 		"\"finished\": \"2026-11-23T20:30:00Z\"",

@@ -30,7 +30,8 @@ static void test_files(void **state)
 			       "91.20 ± 0.20 | 3 | — | 100.0 | 100.0 |"));
 	assert_non_null(strstr(md, "| l1 | macs=0.5 | 0.497 | 71.00 ± 1.00 | "
 			       "90.20 ± 0.20 | 3 | -1.00 | 51.4 | 50.0 | "
-			       "0.297 / 0.100 / 0.0900 | 1.90× | 1.20 / 40.3 |"));
+			       "0.297 / 0.100 / 0.0900 | 1.90× | 2.30× / 2.10× | "
+			       "1.20 / 40.3 |"));
 	assert_non_null(strstr(md, "| random | macs=0.5 | 0.497 | 80.00 ± 0.00"
 			       " | 85.20 ± 0.20 † | 3 | -6.00 |"));
 	assert_non_null(strstr(md, "| magnitude | macs=0.5 | 0.497 | "
@@ -62,6 +63,8 @@ static void test_files(void **state)
 			       "2,0,0,"));
 	assert_non_null(strstr(csv, ",0.2;0.36;0.488\n"));
 	assert_non_null(strstr(csv, ",1.7,1.9,"));  /* speedup b1, b128 */
+	/* then the sparse kernel's: no latencies, speedups b1, b128 */
+	assert_non_null(strstr(csv, ",1.7,1.9,,,2.3,2.1,"));
 
 	/* LaTeX: booktabs rules, $\pm$, dagger, escaped names. */
 	assert_non_null(strstr(tex, "\\toprule"));

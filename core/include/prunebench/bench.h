@@ -35,6 +35,25 @@ int pb_bench_model(pb_model *m, int B, int warmup, int iters, int repeats,
 		   int do_train, int do_infer, unsigned long seed,
 		   pb_bench_result *res, pb_error *err);
 
+/* Inference of a weight-pruned model on the dense and on the sparse
+ * kernels. */
+typedef struct pb_bench_sparse_result {
+	double sparsity;          /* reached: zero fraction of conv and
+				     linear weights */
+	int sparse_layers;        /* layers that took the sparse kernels */
+	double dense_ips, sparse_ips;        /* images/s, medians */
+	double dense_spread, sparse_spread;
+} pb_bench_sparse_result;
+
+/* Initialises m's parameters from `seed`, zeroes the smallest-magnitude
+ * `sparsity` fraction of its conv and linear weights (one global
+ * threshold, as global magnitude pruning), and times eval forwards of
+ * batch B on the dense kernels and on the sparse ones, in alternating
+ * repeats (warm-up, iters and repeats as pb_bench_model). */
+int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
+		    int iters, int repeats, unsigned long seed,
+		    pb_bench_sparse_result *res, pb_error *err);
+
 /* GFLOP/s of cblas_sgemm on n x n matrices with the current BLAS thread
  * count: the best of `repeats` calls after one warm-up call. */
 double pb_bench_sgemm_peak(int n, int repeats, pb_error *err);

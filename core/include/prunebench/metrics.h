@@ -34,7 +34,14 @@
  * - latency: median wall time of pb_model_forward in eval mode on a fixed
  *   synthetic input, after warm-up runs, with the OpenMP threads in force
  *   for the caller. speedup = reference latency / this latency, the two
- *   models timed in alternation so drift affects both alike. */
+ *   models timed in alternation so drift affects both alike.
+ * - latency_sparse / speedup_sparse: the same model on the sparse
+ *   kernels, which skip zero weights (core/nn/layers/sparse.h): each conv
+ *   and linear layer whose measured density is below the kernels'
+ *   break-even takes them, the others stay dense (sparse_layers counts
+ *   the former). Timed in the same alternation. The reference always
+ *   runs on the dense kernels, so speedup is what the pruning buys on the
+ *   dense kernels and speedup_sparse what it buys with a sparse one. */
 #ifndef PRUNEBENCH_METRICS_H
 #define PRUNEBENCH_METRICS_H
 
@@ -78,6 +85,12 @@ typedef struct pb_metrics {
 
 	int n_layers;
 	pb_layer_metrics *layers;    /* malloc-ed; pb_metrics_free */
+
+	/* The same on the sparse kernels (0 when not measured); with no
+	 * layer sparse enough (sparse_layers 0) they equal the dense ones. */
+	int sparse_layers;
+	double latency_sparse_ms[2];
+	double speedup_sparse[2];
 } pb_metrics;
 
 typedef struct pb_metrics_opts {
@@ -86,6 +99,7 @@ typedef struct pb_metrics_opts {
 	int repeats;       /* timed forwards at batch 1; default 30 */
 	int repeats_large; /* timed forwards at batch 128; default 7 */
 	int compressed;    /* 1: compute the compressed size; default 1 */
+	int sparse;        /* 1: also time the sparse kernels; default 1 */
 } pb_metrics_opts;
 
 void pb_metrics_opts_default(pb_metrics_opts *o);
@@ -109,7 +123,8 @@ int pb_metrics_compressed_size(const pb_model *m, uint64_t *raw,
  * synthetic input, after `warmup` untimed ones. */
 int pb_metrics_latency(pb_model *m, int B, int warmup, int repeats,
 		       double *median_ms, pb_error *err);
-/* The same for m and ref timed in alternation; *speedup = ref / m. */
+/* The same for m and ref timed in alternation; *speedup = ref / m.
+ * Both run on the dense kernels. */
 int pb_metrics_speedup(pb_model *m, pb_model *ref, int B, int warmup,
 		       int repeats, double *m_ms, double *ref_ms,
 		       double *speedup, pb_error *err);

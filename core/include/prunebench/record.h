@@ -77,6 +77,11 @@ typedef struct pb_record {
 	double macs, macs_dense, macs_effective;
 	double size_dense_mib, size_sparse_mib, size_compressed_mib;
 	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
+	/* The same on the sparse kernels (layers sparse enough skip their
+	 * zero weights; the reference stays on the dense ones). Absent from
+	 * lines written before they existed: NaN. */
+	double latency_sparse_b1_ms, latency_sparse_b128_ms;
+	double speedup_sparse_b1, speedup_sparse_b128;
 	double time_prune_s, time_finetune_s, time_total_s;
 	double prune_epochs; /* training epochs of the pruning phase */
 	double scratch_epochs; /* scratch cells, and cells pruned at

@@ -49,6 +49,9 @@ typedef struct pb_table_row {
 	pb_stat params_kept, macs_kept, macs_eff_kept;
 	pb_stat size_dense, size_sparse, size_compressed;
 	pb_stat latency_b1, latency_b128, speedup_b1, speedup_b128;
+	/* on the sparse kernels */
+	pb_stat latency_sparse_b1, latency_sparse_b128;
+	pb_stat speedup_sparse_b1, speedup_sparse_b128;
 	pb_stat time_prune, time_finetune, time_total;
 	double *rounds;         /* mean reached per round, over ok cells */
 	int n_rounds;

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 
 /* Eval BN on fewer values runs on one thread (batch-1 inference): a
  * fork/join costs more than the work. Channel sums are float vector sums
@@ -21,6 +22,17 @@ void pb_bn_forward_train(float *out, float *mean, float *invstd,
 			 const float *in, const float *gamma,
 			 const float *beta, int B, int C, int HW, float eps,
 			 float momentum)
+{
+	pbi_bn_forward_train(out, NULL, mean, invstd, running_mean,
+			     running_var, in, gamma, beta, B, C, HW, eps,
+			     momentum);
+}
+
+void pbi_bn_forward_train(float *out, float *relu_out, float *mean,
+			  float *invstd, float *running_mean,
+			  float *running_var, const float *in,
+			  const float *gamma, const float *beta, int B, int C,
+			  int HW, float eps, float momentum)
 {
 	const size_t n = (size_t)B * HW;
 
@@ -70,9 +82,29 @@ void pb_bn_forward_train(float *out, float *mean, float *invstd,
 		shift = beta[c] - fm * scale;
 		for (int b = 0; b < B; b++) {
 			const size_t off = ((size_t)b * C + c) * HW;
+			if (!relu_out) {
 #pragma omp simd
-			for (int j = 0; j < HW; j++)
-				out[off + j] = in[off + j] * scale + shift;
+				for (int j = 0; j < HW; j++)
+					out[off + j] = in[off + j] * scale +
+						       shift;
+				continue;
+			}
+			/* The ReLU as pb_relu_forward computes it. */
+			if (!out) {
+#pragma omp simd
+				for (int j = 0; j < HW; j++) {
+					const float y = in[off + j] * scale +
+							shift;
+					relu_out[off + j] = y > 0.0f ? y : 0.0f;
+				}
+				continue;
+			}
+#pragma omp simd
+			for (int j = 0; j < HW; j++) {
+				const float y = in[off + j] * scale + shift;
+				out[off + j] = y;
+				relu_out[off + j] = y > 0.0f ? y : 0.0f;
+			}
 		}
 	}
 }
@@ -107,6 +139,80 @@ void pb_bn_backward(float *din, float *dgamma, float *dbeta,
 		    const float *invstd, const float *gamma, int B, int C,
 		    int HW)
 {
+	pbi_bn_backward(din, dgamma, dbeta, dout, NULL, in, mean, invstd,
+			gamma, B, C, HW, 0);
+}
+
+/* Sums over one plane of the BN output gradient g and of g * xhat; g is
+ * dout, or with relu_out r the ReLU's select (as pbi_relu_backward). */
+static inline void plane_sums(float *s1, float *s2, const float *dout,
+			      const float *r, const float *x, float m,
+			      float is, int HW)
+{
+	float a = 0.0f, b = 0.0f;
+
+	if (r) {
+#pragma omp simd reduction(+ : a, b)
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			const float d = dout[j];
+			const float g = r[j] > 0.0f ? d : 0.0f;
+			a += g;
+			b += g * xh;
+		}
+	} else {
+#pragma omp simd reduction(+ : a, b)
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			a += dout[j];
+			b += dout[j] * xh;
+		}
+	}
+	*s1 = a;
+	*s2 = b;
+}
+
+/* din = (or +=) k * (g - a - xhat * bb) over one plane. */
+static inline void plane_din(float *din, const float *dout, const float *r,
+			     const float *x, float m, float is, float k,
+			     float a, float bb, int HW, int overwrite)
+{
+	if (r && overwrite) {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			const float d = dout[j];
+			const float g = r[j] > 0.0f ? d : 0.0f;
+			din[j] = k * (g - a - xh * bb);
+		}
+	} else if (r) {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			const float d = dout[j];
+			const float g = r[j] > 0.0f ? d : 0.0f;
+			din[j] += k * (g - a - xh * bb);
+		}
+	} else if (overwrite) {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			din[j] = k * (dout[j] - a - xh * bb);
+		}
+	} else {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float xh = (x[j] - m) * is;
+			din[j] += k * (dout[j] - a - xh * bb);
+		}
+	}
+}
+
+void pbi_bn_backward(float *din, float *dgamma, float *dbeta,
+		     const float *dout, const float *relu_out,
+		     const float *in, const float *mean, const float *invstd,
+		     const float *gamma, int B, int C, int HW, int overwrite)
+{
 	const double n = (double)B * HW;
 
 #pragma omp parallel for schedule(static)
@@ -117,13 +223,11 @@ void pb_bn_backward(float *din, float *dgamma, float *dbeta,
 
 		for (int b = 0; b < B; b++) {
 			const size_t off = ((size_t)b * C + c) * HW;
-			float s1 = 0.0f, s2 = 0.0f;
-#pragma omp simd reduction(+ : s1, s2)
-			for (int j = 0; j < HW; j++) {
-				const float xh = (in[off + j] - m) * is;
-				s1 += dout[off + j];
-				s2 += dout[off + j] * xh;
-			}
+			float s1, s2;
+
+			plane_sums(&s1, &s2, dout + off,
+				   relu_out ? relu_out + off : NULL, in + off,
+				   m, is, HW);
 			sdy += s1;
 			sdyx += s2;
 		}
@@ -139,11 +243,10 @@ void pb_bn_backward(float *din, float *dgamma, float *dbeta,
 		bb = (float)(sdyx / n);
 		for (int b = 0; b < B; b++) {
 			const size_t off = ((size_t)b * C + c) * HW;
-#pragma omp simd
-			for (int j = 0; j < HW; j++) {
-				const float xh = (in[off + j] - m) * is;
-				din[off + j] += k * (dout[off + j] - a - xh * bb);
-			}
+
+			plane_din(din + off, dout + off,
+				  relu_out ? relu_out + off : NULL, in + off,
+				  m, is, k, a, bb, HW, overwrite);
 		}
 	}
 }

@@ -1,10 +1,11 @@
 /* 2-D convolution. 3x3 stride-1 "same" convolutions (the bulk of our
  * models) take the direct AVX-512 kernels of conv2d_direct.c when the CPU
- * has them; everything else runs as im2col + SGEMM, one sample per GEMM,
- * samples spread over OpenMP threads. Each thread owns a slice of the workspace: a column
- * buffer and private partial sums for the weight and bias gradients, which
- * are reduced afterwards in thread order so that a given thread count
- * always gives the same bits. */
+ * has them; the forward of the other shapes takes the direct kernel of
+ * conv2d_phase.c on AVX-512; everything else runs as im2col + SGEMM, one
+ * sample per GEMM, samples spread over OpenMP threads. Each thread owns a
+ * slice of the workspace: a column buffer and private partial sums for
+ * the weight and bias gradients, which are reduced afterwards in thread
+ * order so that a given thread count always gives the same bits. */
 #include <string.h>
 
 #include <gsl/gsl_cblas.h>
@@ -13,7 +14,9 @@
 #endif
 
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/sparse.h"
 
 /* Every workspace slice starts on a 64-byte boundary (16 floats), so that
  * an aligned workspace gives aligned column buffers to OpenBLAS. */
@@ -63,11 +66,19 @@ static struct conv_slice slice_layout(int C, int H, int W, int OC, int K,
 size_t pb_conv2d_workspace(int B, int C, int H, int W, int OC, int K,
 			   int stride, int pad)
 {
+	pbi_sparse_geom g;
+	size_t n;
+
 	(void)B;
 	if (pbi_conv_direct_ok(H, W, K, stride, pad))
 		return pbi_conv_direct_workspace(C, OC);
-	return (size_t)max_threads() *
-	       slice_layout(C, H, W, OC, K, stride, pad).total;
+	/* im2col for backward; forward may take the phase kernel */
+	n = (size_t)max_threads() *
+	    slice_layout(C, H, W, OC, K, stride, pad).total;
+	pbi_sparse_geom_init(&g, C, H, W, OC, K, stride, pad);
+	if (pbi_conv_phase_ok(&g) && pbi_conv_phase_workspace(&g) > n)
+		n = pbi_conv_phase_workspace(&g);
+	return n;
 }
 
 /* The output columns [*lo, *hi) whose input column ow*stride - pad + kj
@@ -161,6 +172,16 @@ void pb_conv2d_forward(float *out, const float *in, const float *weight,
 					0, NULL);
 		return;
 	}
+	{
+		pbi_sparse_geom g;
+
+		pbi_sparse_geom_init(&g, C, H, W, OC, K, stride, pad);
+		if (pbi_conv_phase_ok(&g)) {
+			pbi_conv_phase_forward(out, in, weight, bias, &g, B,
+					       NULL, ws);
+			return;
+		}
+	}
 #pragma omp parallel
 	{
 #ifdef _OPENMP
@@ -242,6 +263,16 @@ void pb_conv2d_backward(float *din, float *dweight, float *dbias,
 			const float *weight, int B, int C, int H, int W,
 			int OC, int K, int stride, int pad, float *ws)
 {
+	pbi_conv2d_backward(din, dweight, dbias, dout, in, weight, B, C, H, W,
+			    OC, K, stride, pad, ws, 0);
+}
+
+void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
+			 const float *dout, const float *in,
+			 const float *weight, int B, int C, int H, int W,
+			 int OC, int K, int stride, int pad, float *ws,
+			 int overwrite)
+{
 	const int OH = pb_out_dim(H, K, stride, pad);
 	const int OW = pb_out_dim(W, K, stride, pad);
 	const size_t chw = (size_t)C * H * W, ohw = (size_t)OH * OW;
@@ -254,9 +285,12 @@ void pb_conv2d_backward(float *din, float *dweight, float *dbias,
 							in, B, C, H, W, OC);
 		if (din)
 			pbi_conv_direct_backward_data(din, dout, weight, B, C,
-						      H, W, OC, ws);
+						      H, W, OC, ws, !overwrite);
 		return;
 	}
+	/* col2im scatters: a fresh gradient starts from zeros. */
+	if (din && overwrite)
+		memset(din, 0, (size_t)B * chw * sizeof *din);
 #pragma omp parallel
 	{
 		int t = 0, nt = 1;

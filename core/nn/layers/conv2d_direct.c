@@ -167,7 +167,8 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 		for (int j = 0; j < nx; j++) {
 			const int q = q0 + j;
 			const __mmask16 tm = a->tails[q];
-			float *dst = a->out + plane + (size_t)q * 16;
+			float *dst = a->out ? a->out + plane + (size_t)q * 16 :
+					      NULL;
 			__m512 r = acc[o][j];
 
 			if (a->bias)
@@ -175,7 +176,8 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 			if (a->accumulate)
 				r = _mm512_add_ps(_mm512_maskz_loadu_ps(tm, dst),
 						  r);
-			_mm512_mask_storeu_ps(dst, tm, r);
+			if (dst)
+				_mm512_mask_storeu_ps(dst, tm, r);
 			if (a->ep) {
 				/* Multiply then add, as pb_bn_forward_eval
 				 * does, so fused and unfused agree bitwise. */
@@ -183,8 +185,10 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 					_mm512_mul_ps(r, _mm512_set1_ps(
 						a->ep->scale[oc])),
 					_mm512_set1_ps(a->ep->shift[oc]));
-				_mm512_mask_storeu_ps(a->ep->bn_out + plane +
-						      (size_t)q * 16, tm, bn);
+				if (a->ep->bn_out)
+					_mm512_mask_storeu_ps(
+						a->ep->bn_out + plane +
+						(size_t)q * 16, tm, bn);
 				if (a->ep->relu_out)
 					_mm512_mask_storeu_ps(
 						a->ep->relu_out + plane +
@@ -409,14 +413,15 @@ void pbi_conv_direct_forward(float *out, const float *in,
  * dout, with weights transposed (C <-> OC) and flipped (tap t -> 8-t). */
 void pbi_conv_direct_backward_data(float *din, const float *dout,
 				   const float *weight, int B, int C, int H,
-				   int W, int OC, float *wt)
+				   int W, int OC, float *wt, int accumulate)
 {
 	for (int oc = 0; oc < OC; oc++)
 		for (int c = 0; c < C; c++)
 			for (int t = 0; t < 9; t++)
 				wt[((size_t)c * OC + oc) * 9 + t] =
 					weight[((size_t)oc * C + c) * 9 + 8 - t];
-	pbi_conv_direct_forward(din, dout, wt, NULL, B, OC, H, W, C, 1, NULL);
+	pbi_conv_direct_forward(din, dout, wt, NULL, B, OC, H, W, C,
+				accumulate, NULL);
 }
 
 void pbi_conv_direct_backward_weight(float *dweight, float *dbias,

@@ -7,10 +7,12 @@
 #include <stddef.h>
 
 /* Eval-mode BatchNorm (+ ReLU) applied to the conv result while it is
- * still in registers. The conv output, the BN output and, when relu_out
- * is not NULL, the ReLU output are all stored, so that every layer's
- * activation stays readable (calibration reads them). scale and shift
- * are (OC): bn = conv * scale + shift, as pb_bn_forward_eval computes. */
+ * still in registers. The conv output (out of the forward), the BN
+ * output and, when relu_out is not NULL, the ReLU output are stored, so
+ * that every layer's activation stays readable (calibration reads
+ * them); a lean forward passes NULL for the conv output and, with a
+ * ReLU, for bn_out, and only the last is written. scale and shift are
+ * (OC): bn = conv * scale + shift, as pb_bn_forward_eval computes. */
 typedef struct pbi_conv_epilogue {
 	const float *scale, *shift;
 	float *bn_out;
@@ -27,17 +29,19 @@ int pbi_conv_direct_ok(int H, int W, int K, int stride, int pad);
 size_t pbi_conv_direct_workspace(int C, int OC);
 
 /* in (B,C,H,W), weight (OC,C,3,3), bias (OC) or NULL -> out (B,OC,H,W).
- * accumulate != 0 adds into out instead of overwriting. ep may be NULL. */
+ * accumulate != 0 adds into out instead of overwriting. ep may be NULL;
+ * with ep, out may be NULL (not stored, and no accumulate). */
 void pbi_conv_direct_forward(float *out, const float *in,
 			     const float *weight, const float *bias, int B,
 			     int C, int H, int W, int OC, int accumulate,
 			     const pbi_conv_epilogue *ep);
 
-/* dout (B,OC,H,W) -> adds into din (B,C,H,W); wt is workspace of
- * pbi_conv_direct_workspace(C, OC) floats. */
+/* dout (B,OC,H,W) -> adds into din (B,C,H,W) (accumulate != 0) or
+ * overwrites it; wt is workspace of pbi_conv_direct_workspace(C, OC)
+ * floats. */
 void pbi_conv_direct_backward_data(float *din, const float *dout,
 				   const float *weight, int B, int C, int H,
-				   int W, int OC, float *wt);
+				   int W, int OC, float *wt, int accumulate);
 
 /* dout (B,OC,H,W), in (B,C,H,W) -> adds into dweight (OC,C,3,3) and
  * dbias (OC) (either may be NULL). Each weight's sum runs over samples

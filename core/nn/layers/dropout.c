@@ -2,6 +2,7 @@
  * that evaluation is the identity. The mask is drawn separately from the
  * forward so that the RNG stream, and hence a run, is reproducible. */
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 
 #define DROPOUT_PAR_MIN 65536
 
@@ -30,6 +31,18 @@ void pb_dropout_forward(float *out, const float *in, const float *keep,
 void pb_dropout_backward(float *din, const float *dout, const float *keep,
 			 size_t n)
 {
+	pbi_dropout_backward(din, dout, keep, n, 0);
+}
+
+void pbi_dropout_backward(float *din, const float *dout, const float *keep,
+			  size_t n, int overwrite)
+{
+	if (overwrite) {
+#pragma omp parallel for simd schedule(static) if (n >= DROPOUT_PAR_MIN)
+		for (size_t i = 0; i < n; i++)
+			din[i] = dout[i] * keep[i];
+		return;
+	}
 #pragma omp parallel for simd schedule(static) if (n >= DROPOUT_PAR_MIN)
 	for (size_t i = 0; i < n; i++)
 		din[i] += dout[i] * keep[i];

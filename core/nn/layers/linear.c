@@ -3,6 +3,7 @@
 #include <gsl/gsl_cblas.h>
 
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 
 /* in (B,IN), weight (OUT,IN), bias (OUT) or NULL -> out (B,OUT) */
 void pb_linear_forward(float *out, const float *in, const float *weight,
@@ -27,9 +28,19 @@ void pb_linear_backward(float *din, float *dweight, float *dbias,
 			const float *dout, const float *in,
 			const float *weight, int B, int IN, int OUT)
 {
+	pbi_linear_backward(din, dweight, dbias, dout, in, weight, B, IN, OUT,
+			    0);
+}
+
+void pbi_linear_backward(float *din, float *dweight, float *dbias,
+			 const float *dout, const float *in,
+			 const float *weight, int B, int IN, int OUT,
+			 int overwrite)
+{
 	if (din)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN,
-			    OUT, 1.0f, dout, OUT, weight, IN, 1.0f, din, IN);
+			    OUT, 1.0f, dout, OUT, weight, IN,
+			    overwrite ? 0.0f : 1.0f, din, IN);
 	if (dweight)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN,
 			    B, 1.0f, dout, OUT, in, IN, 1.0f, dweight, IN);

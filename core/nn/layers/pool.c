@@ -2,7 +2,10 @@
  * so overlapping windows add into din in a fixed order. */
 #include <math.h>
 
+#include <string.h>
+
 #include "prunebench/layers.h"
+#include "nn/layers/layers_impl.h"
 
 /* Planes of fewer values in all run on one thread (batch-1 inference). */
 #define POOL_PAR_MIN 32768
@@ -165,6 +168,15 @@ void pb_maxpool_backward(float *din, const float *dout,
 			 const int32_t *argmax, int B, int C, int H, int W,
 			 int K, int stride)
 {
+	pbi_maxpool_backward(din, dout, argmax, B, C, H, W, K, stride, 0);
+}
+
+/* Overwriting zeroes each plane just before its scatter, while it is in
+ * the cache. */
+void pbi_maxpool_backward(float *din, const float *dout,
+			  const int32_t *argmax, int B, int C, int H, int W,
+			  int K, int stride, int overwrite)
+{
 	const int ohw = pb_out_dim(H, K, stride, 0) * pb_out_dim(W, K, stride, 0);
 	const int planes = B * C;
 
@@ -174,6 +186,8 @@ void pb_maxpool_backward(float *din, const float *dout,
 		const float *dy = dout + (size_t)p * ohw;
 		const int32_t *am = argmax + (size_t)p * ohw;
 
+		if (overwrite)
+			memset(dx, 0, (size_t)H * W * sizeof *dx);
 		for (int j = 0; j < ohw; j++)
 			dx[am[j]] += dy[j];
 	}
@@ -210,6 +224,13 @@ void pb_avgpool_forward(float *out, const float *in, int B, int C, int H,
 void pb_avgpool_backward(float *din, const float *dout, int B, int C, int H,
 			 int W, int KH, int KW, int stride)
 {
+	pbi_avgpool_backward(din, dout, B, C, H, W, KH, KW, stride, 0);
+}
+
+void pbi_avgpool_backward(float *din, const float *dout, int B, int C,
+			  int H, int W, int KH, int KW, int stride,
+			  int overwrite)
+{
 	const int OH = pb_out_dim(H, KH, stride, 0);
 	const int OW = pb_out_dim(W, KW, stride, 0);
 	const int planes = B * C;
@@ -220,6 +241,8 @@ void pb_avgpool_backward(float *din, const float *dout, int B, int C, int H,
 		float *dx = din + (size_t)p * H * W;
 		const float *dy = dout + (size_t)p * OH * OW;
 
+		if (overwrite)
+			memset(dx, 0, (size_t)H * W * sizeof *dx);
 		for (int oh = 0; oh < OH; oh++)
 		for (int ow = 0; ow < OW; ow++) {
 			float *w = dx + (size_t)oh * stride * W +

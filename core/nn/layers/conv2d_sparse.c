@@ -1,0 +1,777 @@
+/* Sparse direct convolution for inference: only the non-zero weights are
+ * multiplied, so a layer with 90% of its weights pruned does about a
+ * tenth of the work (Park et al., "Faster CNNs with Direct Sparse
+ * Convolutions and Guided Pruning", ICLR 2017; the 1x1 case is the
+ * sparse-times-dense product of Elsen et al., "Fast Sparse ConvNets",
+ * CVPR 2020, and XNNPACK's sparse inference).
+ *
+ * How: the input sample is copied once into a zero-padded layout in
+ * which every tap (c, ki, kj) of every output pixel lies at one fixed
+ * offset from that pixel (sparse.h, pbi_sparse_geom: for a 3x3 stride-2
+ * conv the padded plane is split into four phase planes, for a 1x1
+ * stride-2 one only the even rows and columns are kept). A run of 16 output
+ * pixels of one output channel then reads, for each non-zero weight, 16
+ * consecutive floats at that weight's offset: one broadcast and one FMA
+ * with a memory operand per 16 MACs, with up to 16 runs (256 pixels) in
+ * registers, and no masks. The grid is "wide" (Wq columns per output
+ * row, of which OW are kept), so rows need not fill vectors.
+ *
+ * Each output value is one FMA chain over its channel's non-zeros in
+ * weight order, computed by one work item, so the result is the same
+ * for any thread count and on either ISA; it equals the dense kernels'
+ * within float rounding (they sum the zero products too, and in another
+ * order for the im2col path). */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "prunebench/error.h"
+#include "nn/layers/sparse.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_SPARSE 1
+#endif
+
+/* Output runs are 16 floats whatever the ISA (AVX2 does a run as two
+ * vectors), so work items and slack are the same on both. */
+#define RUN 16
+/* Runs one AVX-512 work item keeps in registers: 16 of the 32 zmm. */
+#define NX512 16
+/* ... and one AVX2 item: 6 runs = 12 of the 16 ymm. */
+#define NX256 6
+/* Samples are spread over threads only when there are at least this
+ * many per thread; with fewer (batch 1) the samples are padded first and
+ * the output channels shared out. */
+#define SAMPLES_PER_THREAD 4
+/* Below this many MACs a layer runs on one thread (fork/join costs more,
+ * as for the dense kernel). */
+#define PAR_MIN_MACS 100000.0
+
+static size_t round16(size_t n)
+{
+	return (n + 15) / 16 * 16;
+}
+
+/* Plane, wide grid and slice sizes from the dimensions. */
+static void layout(pbi_sparse_geom *g)
+{
+	const int s = g->stride, K = g->K;
+	size_t planes, need, runs, last;
+
+	g->plane = (size_t)g->Hq * g->Wq;
+	g->nw = g->OH * g->Wq;
+	/* The last run of the last tap reads up to a run past the wide
+	 * grid: the slack after the planes is zeroed. */
+	planes = (size_t)g->C * g->np * g->np * g->plane;
+	runs = ((size_t)g->nw + RUN - 1) / RUN;
+	last = ((size_t)g->C * g->np * g->np - 1) * g->plane +
+	       (size_t)((K - 1) / s) * g->Wq + (size_t)((K - 1) / s);
+	need = last + runs * RUN;
+	g->copy = round16(need > planes ? need : planes);
+	g->slice = g->copy * (size_t)g->shifts;
+}
+
+void pbi_sparse_geom_init(pbi_sparse_geom *g, int C, int H, int W, int OC,
+			  int K, int stride, int pad)
+{
+	const int s = stride, Hp = H + 2 * pad, Wp = W + 2 * pad;
+
+	g->C = C;
+	g->H = H;
+	g->W = W;
+	g->OC = OC;
+	g->K = K;
+	g->stride = s;
+	g->pad = pad;
+	g->OH = (Hp - K) / s + 1;
+	g->OW = (Wp - K) / s + 1;
+	g->Hq = (Hp + s - 1) / s;
+	g->Wq = (Wp + s - 1) / s;
+	g->np = s < K ? s : K;
+	g->shifts = 1;
+	layout(g);
+}
+
+void pbi_sparse_geom_align(pbi_sparse_geom *g)
+{
+	const int Wp = g->W + 2 * g->pad, W16 = (Wp + 15) / 16 * 16;
+
+	if (g->stride != 1 || g->K < 2 || (W16 - Wp) * 8 > Wp)
+		return;
+	g->Wq = W16;
+	g->shifts = g->K;
+	layout(g);
+}
+
+size_t pbi_sparse_count(const float *w, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += w[i] != 0.0f;
+	return c;
+}
+
+void pbi_sparse_w_free(pbi_sparse_w *s)
+{
+	free(s->start);
+	free(s->off);
+	free(s->val);
+	memset(s, 0, sizeof *s);
+}
+
+static int sparse_alloc(pbi_sparse_w *s, int rows, size_t n, size_t nnz)
+{
+	memset(s, 0, sizeof *s);
+	s->rows = rows;
+	s->n = n;
+	s->nnz = nnz;
+	s->start = malloc(((size_t)rows + 1) * sizeof *s->start);
+	s->off = malloc((nnz ? nnz : 1) * sizeof *s->off);
+	s->val = malloc((nnz ? nnz : 1) * sizeof *s->val);
+	if (!s->start || !s->off || !s->val) {
+		pbi_sparse_w_free(s);
+		return PB_ENOMEM;
+	}
+	return 0;
+}
+
+int pbi_sparse_build_conv(pbi_sparse_w *s, const float *weight,
+			  const pbi_sparse_geom *g)
+{
+	const int K = g->K, st = g->stride, C = g->C;
+	const size_t per = (size_t)C * K * K, n = per * g->OC;
+	size_t k = 0;
+
+	if (sparse_alloc(s, g->OC, n, pbi_sparse_count(weight, n)))
+		return PB_ENOMEM;
+	for (int oc = 0; oc < g->OC; oc++) {
+		const float *w = weight + (size_t)oc * per;
+
+		s->start[oc] = (int32_t)k;
+		for (int c = 0; c < C; c++)
+		for (int ki = 0; ki < K; ki++)
+		for (int kj = 0; kj < K; kj++) {
+			const float v = w[((size_t)c * K + ki) * K + kj];
+			const size_t ph = ((size_t)c * g->np + ki % st) *
+					  g->np + kj % st;
+
+			if (v == 0.0f)
+				continue;
+			if (g->shifts > 1)
+				/* stride 1: copy kj, aligned */
+				s->off[k] = (int32_t)((size_t)kj * g->copy +
+						      c * g->plane +
+						      (size_t)ki * g->Wq);
+			else
+				s->off[k] = (int32_t)(ph * g->plane +
+						      (size_t)(ki / st) * g->Wq +
+						      (size_t)(kj / st));
+			s->val[k++] = v;
+		}
+	}
+	s->start[g->OC] = (int32_t)k;
+	return 0;
+}
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+	return omp_get_thread_num();
+#else
+	return 0;
+#endif
+}
+
+/* Padded sample slices (SAMPLES_PER_THREAD per thread, for the shared
+ * mode), one run buffer per thread, then the run layout (a 16-bit mask
+ * and a 32-bit index per run). */
+size_t pbi_sparse_conv_workspace(const pbi_sparse_geom *g)
+{
+	const size_t nt = (size_t)max_threads();
+	const size_t nq = ((size_t)g->nw + RUN - 1) / RUN;
+
+	return nt * SAMPLES_PER_THREAD * g->slice + nt * NX512 * RUN +
+	       (nq + 1) / 2 + nq;
+}
+
+#ifdef HAVE_SPARSE
+static int isa(void);
+
+/* Stride 1 with AVX-512: each padded row as whole vectors, the input
+ * row read with a lane mask (masked lanes do not fault, so reading from
+ * before the row is safe) and written over the full width; a row's
+ * spill past Wq lands on the next row or plane, written after it, or on
+ * the slack, zeroed after all. This runs for every sample of every
+ * sparse layer: libc's memcpy and memset per row cost as much as the
+ * convolution itself at 90% sparsity. */
+static __attribute__((target("avx512f"))) void
+pad_s1_avx512(float *dst, const float *x, const pbi_sparse_geom *g)
+{
+	const int H = g->H, W = g->W, pad = g->pad, Wq = g->Wq;
+	const int nv = (Wq + 15) / 16;
+
+	for (int c = 0; c < g->C; c++) {
+		float *pl = dst + (size_t)c * g->plane;
+		const float *xc = x + (size_t)c * H * W;
+
+		for (int i = 0; i < g->Hq; i++) {
+			const int r = i - pad;
+			float *row = pl + (size_t)i * Wq;
+
+			for (int v = 0; v < nv; v++) {
+				__m512 val = _mm512_setzero_ps();
+
+				if (r >= 0 && r < H) {
+					/* lanes l with 0 <= 16 v + l - pad < W */
+					const int lo = pad - 16 * v;
+					const int hi = W + pad - 16 * v;
+					uint32_t m = 0xffffu;
+
+					if (lo > 0)
+						m = lo >= 16 ? 0 : m << lo & 0xffffu;
+					if (hi < 16)
+						m &= hi <= 0 ? 0 : (1u << hi) - 1u;
+					val = _mm512_maskz_loadu_ps(
+						(__mmask16)m,
+						xc + (ptrdiff_t)r * W + 16 * v -
+						pad);
+				}
+				_mm512_storeu_ps(row + 16 * v, val);
+			}
+		}
+	}
+}
+
+/* Lanes l of a 16-float load at input column q0 + l inside [0, W). */
+static inline __mmask16 cols_in(int q0, int W)
+{
+	const int lo = q0 < 0 ? -q0 : 0, hi = W - q0;
+	uint32_t m;
+
+	if (lo >= 16 || hi <= 0)
+		return 0;
+	m = 0xffffu << lo & 0xffffu;
+	if (hi < 16)
+		m &= (1u << hi) - 1u;
+	return (__mmask16)m;
+}
+
+/* Stride 2 with AVX-512: the phase rows of each input row taken apart
+ * with a two-vector permute (even or odd columns), whole vectors
+ * written as in pad_s1_avx512. */
+static __attribute__((target("avx512f"))) void
+pad_s2_avx512(float *dst, const float *x, const pbi_sparse_geom *g)
+{
+	const int H = g->H, W = g->W, pad = g->pad, Wq = g->Wq, np = g->np;
+	const int nv = (Wq + 15) / 16;
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+					      14, 12, 10, 8, 6, 4, 2, 0);
+
+	for (int c = 0; c < g->C; c++)
+	for (int py = 0; py < np; py++)
+	for (int px = 0; px < np; px++) {
+		float *pl = dst + (((size_t)c * np + py) * np + px) * g->plane;
+		const float *xc = x + (size_t)c * H * W;
+
+		for (int i = 0; i < g->Hq; i++) {
+			const int r = 2 * i + py - pad;
+			float *row = pl + (size_t)i * Wq;
+
+			for (int v = 0; v < nv; v++) {
+				/* row[j] = in[r][2 j + px - pad] */
+				const int q0 = 32 * v + px - pad;
+				__m512 val = _mm512_setzero_ps();
+
+				if (r >= 0 && r < H) {
+					const float *xr = xc + (ptrdiff_t)r * W;
+					const __m512 a = _mm512_maskz_loadu_ps(
+						cols_in(q0, W), xr + q0);
+					const __m512 b = _mm512_maskz_loadu_ps(
+						cols_in(q0 + 16, W),
+						xr + q0 + 16);
+
+					val = _mm512_permutex2var_ps(a, even, b);
+				}
+				_mm512_storeu_ps(row + 16 * v, val);
+			}
+		}
+	}
+}
+#endif
+
+/* One sample (C,H,W) into the padded, phase-split layout of g. */
+void pbi_phase_pad_sample(float *dst, const float *x,
+			  const pbi_sparse_geom *g)
+{
+	const int s = g->stride, H = g->H, W = g->W, pad = g->pad;
+	const int Hq = g->Hq, Wq = g->Wq, np = g->np;
+	size_t planes = (size_t)g->C * np * np * g->plane;
+
+#ifdef HAVE_SPARSE
+	/* a row's spill must stay inside the slice: the slack holds at
+	 * least a run past the planes */
+	if (s == 1 && isa() == 2 && g->copy >= planes + 16) {
+		pad_s1_avx512(dst, x, g);
+		goto tail;
+	}
+	if (s == 2 && isa() == 2 && g->copy >= planes + 16) {
+		pad_s2_avx512(dst, x, g);
+		goto tail;
+	}
+#endif
+	for (int c = 0; c < g->C; c++)
+	for (int py = 0; py < np; py++)
+	for (int px = 0; px < np; px++) {
+		float *pl = dst + (((size_t)c * np + py) * np + px) * g->plane;
+		const float *xc = x + (size_t)c * H * W;
+
+		for (int i = 0; i < Hq; i++) {
+			const int r = s * i + py - pad;
+			float *row = pl + (size_t)i * Wq;
+
+			if (r < 0 || r >= H) {
+				memset(row, 0, (size_t)Wq * sizeof *row);
+				continue;
+			}
+			if (s == 1) {
+				/* columns j - pad: pad zeros, W values,
+				 * the rest zeros */
+				const int lo = pad < Wq ? pad : Wq;
+				const int n = W < Wq - lo ? W : Wq - lo;
+
+				memset(row, 0, (size_t)lo * sizeof *row);
+				memcpy(row + lo, xc + (size_t)r * W,
+				       (size_t)n * sizeof *row);
+				memset(row + lo + n, 0,
+				       (size_t)(Wq - lo - n) * sizeof *row);
+				continue;
+			}
+			/* columns j whose input s*j + px - pad is in
+			 * [0, W): [lo, hi) */
+			{
+				const float *xr = xc + (size_t)r * W;
+				int lo = pad - px > 0 ?
+					 (pad - px + s - 1) / s : 0;
+				int hi = W - 1 + pad - px < 0 ? 0 :
+					 (W - 1 + pad - px) / s + 1;
+
+				if (hi > Wq)
+					hi = Wq;
+				if (lo > hi)
+					lo = hi;
+				for (int j = 0; j < lo; j++)
+					row[j] = 0.0f;
+				for (int j = lo; j < hi; j++)
+					row[j] = xr[s * j + px - pad];
+				for (int j = hi; j < Wq; j++)
+					row[j] = 0.0f;
+			}
+		}
+	}
+#ifdef HAVE_SPARSE
+tail:
+#endif
+	memset(dst + planes, 0, (g->copy - planes) * sizeof *dst);
+	/* the shifted copies: copy r holds copy 0 from float r on */
+	for (int r = 1; r < g->shifts; r++) {
+		float *cp = dst + (size_t)r * g->copy;
+
+		memcpy(cp, dst + r, (g->copy - (size_t)r) * sizeof *dst);
+		memset(cp + g->copy - r, 0, (size_t)r * sizeof *dst);
+	}
+}
+
+/* One work item: an output channel's runs [q0, q0 + nx) of one sample.
+ * Its output values are conv (+ bias), and with an epilogue BN as a
+ * multiply and an add, then ReLU: the direct kernel's order. */
+typedef struct item {
+	const float *x;          /* the padded sample at the first run */
+	const int32_t *off;      /* the channel's non-zeros */
+	const float *val;
+	int nnz;
+	const uint16_t *keep;    /* per run: lanes on kept columns */
+	const int32_t *at;       /* per run: output index of its first */
+	float *out, *bn, *relu;  /* the channel's planes, NULL where not
+				    stored (no epilogue, no ReLU, or a
+				    lean forward's intermediates) */
+	int has_ep;
+	int has_bias;
+	float bias, scale, shift;
+	float *tmp;              /* nx runs, for the AVX2 kernel's emit */
+} item;
+
+#ifdef HAVE_SPARSE
+
+/* AVX-512: sums in registers, then the kept lanes of each run are
+ * compressed to the front and stored as one contiguous piece. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+body512(const item *it, const int nx)
+{
+	__m512 acc[NX512];
+
+#pragma GCC unroll 16
+	for (int j = 0; j < nx; j++)
+		acc[j] = _mm512_setzero_ps();
+	for (int k = 0; k < it->nnz; k++) {
+		const float *p = it->x + it->off[k];
+		const __m512 w = _mm512_set1_ps(it->val[k]);
+#pragma GCC unroll 16
+		for (int j = 0; j < nx; j++)
+			acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(p + 16 * j),
+						 w, acc[j]);
+	}
+#pragma GCC unroll 16
+	for (int j = 0; j < nx; j++) {
+		const __mmask16 keep = it->keep[j];
+		const __mmask16 head = (__mmask16)((1u << __builtin_popcount(
+						   keep)) - 1u);
+		const int32_t at = it->at[j];
+		__m512 r = acc[j];
+
+		if (it->has_bias)
+			r = _mm512_add_ps(r, _mm512_set1_ps(it->bias));
+		if (it->out)
+			_mm512_mask_storeu_ps(it->out + at, head,
+					      _mm512_maskz_compress_ps(keep, r));
+		if (it->has_ep) {
+			const __m512 bn = _mm512_add_ps(
+				_mm512_mul_ps(r, _mm512_set1_ps(it->scale)),
+				_mm512_set1_ps(it->shift));
+
+			if (it->bn)
+				_mm512_mask_storeu_ps(
+					it->bn + at, head,
+					_mm512_maskz_compress_ps(keep, bn));
+			if (it->relu)
+				_mm512_mask_storeu_ps(
+					it->relu + at, head,
+					_mm512_maskz_compress_ps(keep,
+						_mm512_max_ps(bn,
+							_mm512_setzero_ps())));
+		}
+	}
+}
+
+/* Scalar copy of runs [0, nx) from it->tmp to the planes, with the same
+ * operations per value as body512. */
+static void emit(const item *it, int nx)
+{
+	for (int j = 0; j < nx; j++) {
+		const float *src = it->tmp + 16 * j;
+		int n = 0;
+
+		for (int l = 0; l < 16; l++) {
+			float r;
+			size_t o;
+
+			if (!(it->keep[j] >> l & 1u))
+				continue;
+			r = it->has_bias ? src[l] + it->bias : src[l];
+			o = (size_t)it->at[j] + (size_t)n++;
+			if (it->out)
+				it->out[o] = r;
+			if (it->has_ep) {
+				const float bn = r * it->scale + it->shift;
+
+				if (it->bn)
+					it->bn[o] = bn;
+				if (it->relu)
+					it->relu[o] = bn > 0.0f ? bn : 0.0f;
+			}
+		}
+	}
+}
+
+/* AVX2: sums in registers, stored to tmp, then emitted. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+body256(const item *it, const int nx)
+{
+	__m256 acc[2 * NX256];
+
+#pragma GCC unroll 12
+	for (int j = 0; j < 2 * nx; j++)
+		acc[j] = _mm256_setzero_ps();
+	for (int k = 0; k < it->nnz; k++) {
+		const float *p = it->x + it->off[k];
+		const __m256 w = _mm256_set1_ps(it->val[k]);
+#pragma GCC unroll 12
+		for (int j = 0; j < 2 * nx; j++)
+			acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(p + 8 * j),
+						 w, acc[j]);
+	}
+#pragma GCC unroll 12
+	for (int j = 0; j < 2 * nx; j++)
+		_mm256_storeu_ps(it->tmp + 8 * j, acc[j]);
+	emit(it, nx);
+}
+
+typedef void (*run_fn)(const item *);
+
+#define DEF512(nx)                                                         \
+	static __attribute__((target("avx512f"), noinline)) void           \
+	k512_##nx(const item *it)                                          \
+	{                                                                  \
+		body512(it, nx);                                           \
+	}
+#define DEF256(nx)                                                         \
+	static __attribute__((target("avx2,fma"), noinline)) void          \
+	k256_##nx(const item *it)                                          \
+	{                                                                  \
+		body256(it, nx);                                           \
+	}
+DEF512(1) DEF512(2) DEF512(3) DEF512(4) DEF512(5) DEF512(6) DEF512(7)
+DEF512(8) DEF512(9) DEF512(10) DEF512(11) DEF512(12) DEF512(13)
+DEF512(14) DEF512(15) DEF512(16)
+DEF256(1) DEF256(2) DEF256(3) DEF256(4) DEF256(5) DEF256(6)
+
+static const run_fn table512[NX512] = {
+	k512_1, k512_2, k512_3, k512_4, k512_5, k512_6, k512_7, k512_8,
+	k512_9, k512_10, k512_11, k512_12, k512_13, k512_14, k512_15, k512_16,
+};
+static const run_fn table256[NX256] = {
+	k256_1, k256_2, k256_3, k256_4, k256_5, k256_6,
+};
+
+/* 2: AVX-512F, 1: AVX2 + FMA, 0: neither. PB_SPARSE=avx2 holds an
+ * AVX-512 CPU to the AVX2 kernels (the tests compare the two). */
+static int isa(void)
+{
+	const char *force = getenv("PB_SPARSE");
+
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") &&
+	    !(force && !strcmp(force, "avx2")))
+		return 2;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return 1;
+	return 0;
+}
+
+int pbi_sparse_available(void)
+{
+	const char *force = getenv("PB_SPARSE");
+
+	if (force && !strcmp(force, "off"))
+		return 0;
+	return isa() > 0;
+}
+
+#else
+
+int pbi_sparse_available(void)
+{
+	return 0;
+}
+
+#endif /* HAVE_SPARSE */
+
+/* Break-even densities (the non-zero fraction below which the sparse
+ * kernel is faster), measured layer by layer on the Xeon of
+ * docs/performance.md, with a margin: against the direct 3x3 kernel
+ * (even at density 0.50 on every VGG-S and ResNet-S shape), and against
+ * im2col + sgemm (stride 2, 1x1, 5x5: even at 0.70-0.80), which does
+ * less per MAC. The sparse kernel reaches about half the dense one's
+ * rate per MAC: its input loads straddle cache lines. The sparse linear
+ * kernel (scalar dot products over a row's non-zeros) loses to sgemm on
+ * the shipped models' small classifier layers down to 10% density (0.5x
+ * at batch 1, 0.85x at batch 128 for 576 x 10), so it is taken only
+ * below 3%. */
+#define PAYS_VS_DIRECT 0.45
+#define PAYS_VS_IM2COL 0.65
+#define PAYS_LINEAR 0.03
+
+int pbi_sparse_conv_pays(const pbi_sparse_geom *g, size_t nnz, size_t n)
+{
+	const int direct = pbi_conv_direct_ok(g->H, g->W, g->K, g->stride,
+					      g->pad);
+	const double d = n ? (double)nnz / (double)n : 1.0;
+
+	if (!pbi_sparse_available())
+		return 0;
+	return d <= (direct ? PAYS_VS_DIRECT : PAYS_VS_IM2COL);
+}
+
+int pbi_sparse_linear_pays(int IN, int OUT, size_t nnz, size_t n)
+{
+	(void)IN;
+	(void)OUT;
+	if (!pbi_sparse_available())
+		return 0;
+	return n && (double)nnz / (double)n <= PAYS_LINEAR;
+}
+
+/* Start of block i when n items are cut into k near-equal blocks. */
+static inline int block_start(int i, int n, int k)
+{
+	return i * (n / k) + (i < n % k ? i : n % k);
+}
+
+/* What every work item of a call shares. */
+typedef struct conv_args {
+	const pbi_sparse_w *sw;
+	const float *bias;
+	const pbi_sparse_geom *g;
+	const pbi_conv_epilogue *ep;
+	float *out;
+	int nq, ng;
+	const uint16_t *keep;
+	const int32_t *at;
+#ifdef HAVE_SPARSE
+	const run_fn *table;
+#endif
+} conv_args;
+
+/* Work item i (group of runs, output channel) of sample b, whose
+ * padded copy is x. */
+static void run_item(const conv_args *a, int b, long i, const float *x,
+		     float *tmp)
+{
+	const pbi_sparse_geom *g = a->g;
+	/* Group-major: consecutive items read the same stretch of the
+	 * padded sample, which stays in L1 across the output channels. */
+	const int gi = (int)(i / g->OC), oc = (int)(i % g->OC);
+	const int q0 = block_start(gi, a->nq, a->ng);
+	const int nx = block_start(gi + 1, a->nq, a->ng) - q0;
+	const size_t plane = ((size_t)b * g->OC + oc) * g->OH * g->OW;
+	const int32_t k0 = a->sw->start[oc];
+	item it;
+
+	it.x = x + (size_t)q0 * RUN;
+	it.off = a->sw->off + k0;
+	it.val = a->sw->val + k0;
+	it.nnz = a->sw->start[oc + 1] - k0;
+	it.keep = a->keep + q0;
+	it.at = a->at + q0;
+	it.out = a->out ? a->out + plane : NULL;
+	it.has_ep = a->ep != NULL;
+	it.bn = a->ep && a->ep->bn_out ? a->ep->bn_out + plane : NULL;
+	it.relu = a->ep && a->ep->relu_out ? a->ep->relu_out + plane : NULL;
+	it.has_bias = a->bias != NULL;
+	it.bias = a->bias ? a->bias[oc] : 0.0f;
+	it.scale = a->ep ? a->ep->scale[oc] : 0.0f;
+	it.shift = a->ep ? a->ep->shift[oc] : 0.0f;
+	it.tmp = tmp;
+#ifdef HAVE_SPARSE
+	a->table[nx - 1](&it);
+#else
+	(void)nx;
+	(void)it;
+#endif
+}
+
+/* Per run of the wide grid: which lanes fall on kept columns (x < OW,
+ * inside the grid), and the output index of the first of them. */
+void pbi_phase_run_layout(uint16_t *keep, int32_t *at, int nq,
+			  const pbi_sparse_geom *g)
+{
+	int y = 0, x = 0;   /* where run q starts on the wide grid */
+
+	/* Row segments rather than lanes: this runs on every call. */
+	for (int q = 0; q < nq; q++) {
+		uint32_t k = 0;
+		int l = 0, yy = y, xx = x;
+
+		at[q] = y * g->OW + (x < g->OW ? x : g->OW);
+		while (l < RUN && yy < g->OH) {
+			const int seg = g->Wq - xx < RUN - l ? g->Wq - xx :
+				       RUN - l;
+			const int kept = g->OW - xx < seg ? g->OW - xx : seg;
+
+			if (kept > 0)
+				k |= ((1u << kept) - 1u) << l;
+			l += seg;
+			yy++;
+			xx = 0;
+		}
+		keep[q] = (uint16_t)k;
+		x += RUN;
+		while (x >= g->Wq) {
+			x -= g->Wq;
+			y++;
+		}
+	}
+}
+
+void pbi_sparse_conv_forward(float *out, const float *in,
+			     const pbi_sparse_w *sw, const float *bias,
+			     const pbi_sparse_geom *g, int B,
+			     const pbi_conv_epilogue *ep, float *ws)
+{
+	const size_t chw = (size_t)g->C * g->H * g->W;
+	const double macs = (double)B * (double)sw->nnz * g->nw;
+	const int par = macs >= PAR_MIN_MACS;
+	const int nt = par ? max_threads() : 1;
+	const size_t slices = (size_t)max_threads() * SAMPLES_PER_THREAD;
+	float *runs = ws + slices * g->slice;
+	uint16_t *keep;
+	int32_t *at;
+	conv_args a;
+	long per;
+
+	a.sw = sw;
+	a.bias = bias;
+	a.g = g;
+	a.ep = ep;
+	a.out = out;
+	a.nq = (g->nw + RUN - 1) / RUN;
+	/* the run layout lives after the run buffers */
+	keep = (uint16_t *)(runs + (size_t)max_threads() * NX512 * RUN);
+	at = (int32_t *)(runs + (size_t)max_threads() * NX512 * RUN +
+			 ((size_t)a.nq + 1) / 2);
+	pbi_phase_run_layout(keep, at, a.nq, g);
+	a.keep = keep;
+	a.at = at;
+#ifdef HAVE_SPARSE
+	a.table = isa() == 2 ? table512 : table256;
+	a.ng = (a.nq + (isa() == 2 ? NX512 : NX256) - 1) /
+	       (isa() == 2 ? NX512 : NX256);
+#else
+	a.ng = a.nq;
+#endif
+	per = (long)g->OC * a.ng;
+
+	if (B >= SAMPLES_PER_THREAD * nt) {
+		/* A thread pads a sample into its slice and computes all of
+		 * it, while the sample is in its cache. */
+#pragma omp parallel for schedule(static) if (par)
+		for (int b = 0; b < B; b++) {
+			const int t = thread_num();
+			float *x = ws + (size_t)t * SAMPLES_PER_THREAD *
+					g->slice;
+
+			pbi_phase_pad_sample(x, in + (size_t)b * chw, g);
+			for (long i = 0; i < per; i++)
+				run_item(&a, b, i, x,
+					 runs + (size_t)t * NX512 * RUN);
+		}
+		return;
+	}
+	/* Few samples: pad them all, then share out their work items. */
+#pragma omp parallel if (par)
+	{
+		const int t = thread_num();
+
+#pragma omp for schedule(static)
+		for (int b = 0; b < B; b++)
+			pbi_phase_pad_sample(ws + (size_t)b * g->slice,
+				   in + (size_t)b * chw, g);
+#pragma omp for schedule(static)
+		for (long i = 0; i < (long)B * per; i++)
+			run_item(&a, (int)(i / per), i % per,
+				 ws + (size_t)(i / per) * g->slice,
+				 runs + (size_t)t * NX512 * RUN);
+	}
+}
