@@ -90,6 +90,13 @@ struct pb_model {
 	float *xbuf;          /* copy of the training input, read by backward */
 	size_t xbuf_cap;
 
+	/* Eval forwards call this after each layer, or each group of
+	 * layers run fused, with the first layer's index and how many ran:
+	 * the int8 evaluation rounds activations there (core/nn/quant.c).
+	 * NULL: nothing. Not copied by clone. */
+	void (*eval_hook)(void *user, pb_model *m, int first, int n, int B);
+	void *eval_hook_user;
+
 	int batch;            /* B of the last forward */
 	int have_train;       /* the last forward was a training one */
 	int has_dropout;

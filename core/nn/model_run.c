@@ -279,6 +279,8 @@ int pb_model_forward(pb_model *m, const float *x, int B, int train,
 			forward_node(m, i, xin, B, train, rng);
 			done = 1;
 		}
+		if (!train && m->eval_hook)
+			m->eval_hook(m->eval_hook_user, m, i, done, B);
 		i += done;
 	}
 	m->batch = B;

@@ -382,7 +382,7 @@ static void test_bad_version(void **state)
 {
 	fixture *fx = *state;
 	const char *needles[] = { "unsupported checkpoint version 258",
-				  "versions 1 to 2", NULL };
+				  "versions 1 to 3", NULL };
 	unsigned char *b = malloc(fx->n);
 
 	memcpy(b, fx->bytes, fx->n);
