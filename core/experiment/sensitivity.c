@@ -236,6 +236,16 @@ out:
 
 /* ---- the CSV ---------------------------------------------------------------- */
 
+/* The shortest text that reads back as v: 0.3, not 0.29999999999999999. */
+static void fmt_exact(char *buf, size_t n, double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
 int pb_sensitivity_write_csv(const pb_sensitivity *s, const char *key,
 			     FILE *f)
 {
@@ -256,11 +266,15 @@ int pb_sensitivity_write_csv(const pb_sensitivity *s, const char *key,
 		fprintf(f, "%s,%llu,0,%ld,%ld,%.2f,0.00\n", L->name,
 			(unsigned long long)L->size, s->dense_correct,
 			s->total, dense);
-		for (int j = 0; j < s->n_levels; j++)
-			fprintf(f, "%s,%llu,%.17g,%ld,%ld,%.2f,%.2f\n", L->name,
-				(unsigned long long)L->size, s->levels[j],
-				L->correct[j], s->total, pb_sens_acc(s, l, j),
+		for (int j = 0; j < s->n_levels; j++) {
+			char lv[32];
+
+			fmt_exact(lv, sizeof lv, s->levels[j]);
+			fprintf(f, "%s,%llu,%s,%ld,%ld,%.2f,%.2f\n", L->name,
+				(unsigned long long)L->size, lv, L->correct[j],
+				s->total, pb_sens_acc(s, l, j),
 				dense - pb_sens_acc(s, l, j));
+		}
 	}
 	return ferror(f) ? -1 : 0;
 }
