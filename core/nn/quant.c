@@ -142,8 +142,13 @@ void pb_act_quant_round(const pb_act_quant *a, float *x, size_t n)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		long c = lrintf(x[i] / s) + z;
+		/* Far outside the code either way: clamped before the
+		 * conversion, which must not overflow. */
+		float t = x[i] / s;
+		long c;
 
+		t = t > 512.0f ? 512.0f : t < -512.0f ? -512.0f : t;
+		c = lrintf(t) + z;
 		c = c < 0 ? 0 : c > 255 ? 255 : c;
 		x[i] = (float)(c - z) * s;
 	}
