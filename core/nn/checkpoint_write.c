@@ -385,6 +385,17 @@ static int plan_model(plan *pl, pb_model *m, const pb_checkpoint_opts *o,
 			return rc;
 	return 0;
 }
+/* The oldest version that holds the file: a float32 file without masks
+ * (a dense model, the dense cache) is the same bytes in version 2, which
+ * older builds read; encodings need version 3. */
+static uint32_t plan_version(const plan *pl)
+{
+	for (int i = 0; i < pl->n; i++)
+		if (pl->r[i].enc != ENC_F32)
+			return PB_CHECKPOINT_VERSION;
+	return 2;
+}
+
 /* The whole file in memory, CRC included. */
 static int encode_model(pb_model *m, const pb_checkpoint_opts *o,
 			unsigned char **out, size_t *out_len, pb_error *err)
@@ -415,7 +426,7 @@ static int encode_model(pb_model *m, const pb_checkpoint_opts *o,
 				    "%" PRIu64 "-byte checkpoint", len);
 	}
 	memcpy(buf, pbi_ckpt_magic, sizeof pbi_ckpt_magic);
-	put_u32(buf + 8, PB_CHECKPOINT_VERSION);
+	put_u32(buf + 8, plan_version(&pl));
 	put_u32(buf + 12, (uint32_t)pl.n);
 	put_u32(buf + 16, (uint32_t)name_len);
 	memcpy(buf + HEADER_MIN, name, name_len);

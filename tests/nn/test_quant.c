@@ -316,8 +316,9 @@ static void put_le32(unsigned char *b, uint32_t v)
 }
 
 /* A version-2 file stored masks as float32 tensors of 0 and 1: it still
- * loads to the same model and masks. Built by hand from a version-3 file
- * whose mask is stored as bits. */
+ * loads to the same model and masks. Built by hand: the file of the
+ * model without masks (version 2's bytes), then fc's mask appended as
+ * version 2 wrote it. */
 static void test_version2_float_masks(void **state)
 {
 	pb_model *m = pruned_model(5), *b = tu_parse_model(net, "q.ini");

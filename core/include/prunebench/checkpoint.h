@@ -32,7 +32,9 @@
  * pb_checkpoint_save writes float32 tensors, and each mask as 4 when it
  * can (a pruned model's mask is its zeros) and as 3 otherwise, so the
  * file costs no more than the model it holds. Sparse files take, per
- * tensor, the smallest of 0, 1 and 2 (int8: 5 and 6).
+ * tensor, the smallest of 0, 1 and 2 (int8: 5 and 6). A file whose every
+ * tensor is float32 (no masks: a dense model) is written as version 2,
+ * the same bytes, so builds from before version 3 read it.
  *
  * Files are written to a temporary name and renamed, so a crash never
  * leaves half a checkpoint. */
