@@ -296,8 +296,9 @@ static int run(const sens_args *a)
 						 a->target ? &goal : NULL, &t,
 						 &reached, &err)))
 			goto done;
-		printf("; at most %g points of validation top-1 per layer%s%s,"
+		printf("; at most %g point%s of validation top-1 per layer%s%s,"
 		       " reaching %s=%.4f:\n", a->max_drop,
+		       a->max_drop == 1.0 ? "" : "s",
 		       a->target ? ", scaled to " : "",
 		       a->target ? a->target : "",
 		       pb_target_kind_name(t.kind), reached);
