@@ -17,6 +17,9 @@ int cmd_plugins(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_slurm(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
+int cmd_histogram(int argc, char **argv);
 
 /* Shared option handling. */
 typedef struct cli_common {
@@ -46,5 +49,13 @@ int cli_plugin_path(const char *cmd, char **dirs, int n_dirs,
  * (m timed against it: ref latency = m latency x speedup). */
 struct pb_metrics;
 void cli_reference_latency(struct pb_metrics *ref, const struct pb_metrics *m);
+
+/* gnuplot (core/cli/gnuplot.c): runs `gnuplot SCRIPT`, saying what to
+ * install when it is missing; 0 or -1. */
+int cli_gnuplot(const char *cmd, const char *script);
+/* s as a gnuplot single-quoted string. */
+void cli_gp_quote(FILE *f, const char *s);
+/* The PNG terminal of a script, w x h pixels. */
+void cli_gp_terminal(FILE *f, int w, int h);
 
 #endif

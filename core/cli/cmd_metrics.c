@@ -10,8 +10,8 @@
 static const char metrics_usage[] =
 	"Usage: prunebench metrics MODEL.ini FILE.ckpt [options]\n"
 	"\n"
-	"Prints parameters (total, non-zero), MACs (dense, effective), size\n"
-	"(dense float32, sparse encoding, zlib-compressed checkpoint),\n"
+	"Prints parameters (total, non-zero), MACs (dense, effective), sizes\n"
+	"as files (float32, sparse encoding, zlib, int8, int8+sparse+zlib),\n"
 	"latency at batch 1 and 128 on the dense kernels and on the sparse\n"
 	"ones (layers sparse enough skip their zero weights), and the\n"
 	"per-layer sparsity table.\n"

@@ -15,6 +15,10 @@ static const char usage[] =
 	"  metrics MODEL.ini FILE.ckpt                    params, MACs, sizes, "
 	"latency\n"
 	"  plugins [NAME]                                 list pruner plugins\n"
+	"  sensitivity MODEL.ini DENSE.ckpt --plugin NAME each layer pruned "
+	"alone\n"
+	"  quantize MODEL.ini FILE.ckpt --out INT8.ckpt   int8 after pruning\n"
+	"  histogram MODEL.ini FILE.ckpt [--ref D.ckpt]   weight histograms\n"
 	"  run EXPERIMENT.ini [--threads N] [--dry-run]   run or resume a sweep\n"
 	"  table RESULTS_DIR [--ci] [--plots]             tables of a sweep\n"
 	"  slurm EXPERIMENT.ini [--shards N] [--submit]   a sweep as Slurm "
@@ -64,6 +68,12 @@ int main(int argc, char **argv)
 		return cmd_table(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "slurm"))
 		return cmd_slurm(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "quantize"))
+		return cmd_quantize(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sensitivity"))
+		return cmd_sensitivity(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "histogram"))
+		return cmd_histogram(argc - 1, argv + 1);
 	fprintf(stderr, "prunebench: unknown command '%s'\n\n%s", argv[1],
 		usage);
 	return 2;

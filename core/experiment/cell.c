@@ -465,6 +465,8 @@ static void fill_metrics(pb_record *r, const pb_metrics *mt)
 	r->size_dense_mib = mt->bytes_dense / 1048576.0;
 	r->size_sparse_mib = mt->bytes_sparse / 1048576.0;
 	r->size_compressed_mib = mt->bytes_compressed / 1048576.0;
+	r->size_int8_mib = mt->bytes_int8 / 1048576.0;
+	r->size_int8_zlib_mib = mt->bytes_int8_compressed / 1048576.0;
 	if (mt->have_latency) {
 		r->latency_b1_ms = mt->latency_ms[0];
 		r->latency_b128_ms = mt->latency_ms[1];
@@ -670,6 +672,8 @@ int pb_cell_run(const pb_cell_env *env, pb_cell_result *res, pb_error *err)
 		rc = measure_and_save(&x, m);
 	if (res->have_metrics)
 		fill_metrics(r, &res->mt);
+	if (!rc && env->quantize)
+		rc = pbi_cell_quantize(env, m, r, x.err);
 	if (!rc && env->matched && env->kind == PB_CELL_PRUNE &&
 	    env->splits && env->finetune)
 		matched_control(&x);

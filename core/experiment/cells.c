@@ -124,10 +124,27 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 	if (m->scratch == PB_SCRATCH_B && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "scratch_b_cap=%.17g|",
 				      m->scratch_b_cap);
+	if (m->sens_drop >= 0 && k < n) {
+		k += (size_t)snprintf(buf + k, n - k, "sensitivity=%.17g:",
+				      m->sens_drop);
+		for (int i = 0; i < m->n_sens_levels && k < n; i++)
+			k += (size_t)snprintf(buf + k, n - k, "%.17g,",
+					      m->sens_levels[i]);
+		if (k < n)
+			k += (size_t)snprintf(buf + k, n - k, "|");
+	}
 	for (int i = 0; i < m->targets[t].n_overrides && k < n; i++)
 		k += (size_t)snprintf(buf + k, n - k, "%s=%.17g,",
 				      m->targets[t].overrides[i].layer,
 				      m->targets[t].overrides[i].amount);
+}
+
+int pbi_cell_int8(const pb_experiment *e, int mi, int *act)
+{
+	const pb_exp_method *m = mi >= 0 ? &e->methods[mi] : NULL;
+
+	*act = m && m->quant_act >= 0 ? m->quant_act : e->quant_act;
+	return m && m->quantize >= 0 ? m->quantize : e->quantize;
 }
 
 static uint32_t cell_hash(const pb_experiment *e, pb_cell_kind kind,
@@ -148,6 +165,15 @@ static uint32_t cell_hash(const pb_experiment *e, pb_cell_kind kind,
 	if (mi >= 0 && len < sizeof buf) {
 		method_canon(&e->methods[mi], t, buf + len, sizeof buf - len);
 		len = strlen(buf);
+	}
+	/* Only when set, so cells defined before the key keep their ids. */
+	if (len < sizeof buf) {
+		int act, q = pbi_cell_int8(e, mi, &act);
+
+		if (q)
+			len += (size_t)snprintf(buf + len, sizeof buf - len,
+						"|int8=%s", act ? "act" :
+						"weights");
 	}
 	if (len >= sizeof buf)
 		len = sizeof buf - 1;

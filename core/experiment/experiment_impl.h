@@ -32,6 +32,11 @@ char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
 
 /* ---- hashing (core/experiment/cells.c) ------------------------------------ */
 
+/* Whether the cells of method mi (-1: the controls) are quantized to
+ * int8 (the method's quantize key, else the experiment's), and *act
+ * whether activations are too. */
+int pbi_cell_int8(const pb_experiment *e, int mi, int *act);
+
 /* Canonical text of a recipe (every field), for hashing. */
 void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n);
 /* Seeds an RNG stream from text: FNV-1a folded to 32 bits, never 0. */
@@ -45,6 +50,34 @@ unsigned long pbi_seed_from(const char *text);
 int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 		     const pbi_ini_section *s, const pb_plugin_path *sp,
 		     const pb_model *model);
+
+/* ---- layers = sensitivity:D (core/experiment/method_sensitivity.c) ------- */
+
+/* layers = sensitivity:D or sensitivity_levels = ... of section s. */
+int pbi_parse_sensitivity_key(pbi_ini_doc *c, const pbi_ini_section *s,
+			      const pbi_ini_key *k, pb_exp_method *m);
+/* After the section's keys: the levels' default, no layer.X beside
+ * sensitivity, layer scope, the label. */
+int pbi_check_sensitivity(pbi_ini_doc *c, const pbi_ini_section *s,
+			  pb_exp_method *m);
+/* The scan of method m on seed's dense model: read from the cache, or run
+ * (threads) and stored there atomically. A copy goes to
+ * OUTPUT/sensitivity/METHOD-sSEED.csv for the plots. */
+int pbi_sens_scan(const pb_experiment *e, const pb_exp_method *m,
+		  unsigned long seed, const pb_model *dense,
+		  const pb_splits *sp, int threads, FILE *log,
+		  pb_sensitivity **out, pb_error *err);
+/* Target t of method m with the scan's per-layer amounts as overrides
+ * (the scan from the cache, or run with threads). */
+int pbi_sens_target(const pb_experiment *e, const pb_exp_method *m, int t,
+		    unsigned long seed, const pb_model *dense,
+		    const pb_splits *sp, int threads, FILE *log,
+		    pb_target *out, pb_error *err);
+
+/* quantize = int8|no or activations = int8|float (key k of section s)
+ * into *quantize or *act. */
+int pbi_parse_int8_key(pbi_ini_doc *c, const pbi_ini_section *s,
+		       const pbi_ini_key *k, int *quantize, int *act);
 
 /* Every stream = METHOD names another method of e whose targets include
  * this one's, and that has streams of its own. */
@@ -64,5 +97,13 @@ int pbi_at_init_check(const pb_cell_env *env, pb_error *err);
  * seeded with the seed alone, as the dense cache draws it. */
 int pbi_at_init_model(const pb_model *dense, unsigned long seed,
 		      pb_init_kind init, pb_model **out, pb_error *err);
+
+/* ---- int8 after the cell (core/experiment/cell_int8.c) ------------------ */
+
+/* The cell's final model m quantized to int8 as env asks: evaluated on
+ * the test split (rec->acc_int8), saved as OUT.int8.ckpt, its sizes
+ * measured from that very file. m is not changed. */
+int pbi_cell_quantize(const pb_cell_env *env, const pb_model *m,
+		      pb_record *rec, pb_error *err);
 
 #endif

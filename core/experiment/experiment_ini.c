@@ -194,12 +194,18 @@ static int parse_experiment(pbi_ini_doc *c, pb_experiment *e,
 		} else if (!strcmp(k->name, "latency")) {
 			if (pbi_ini_bool(c, s, k, &e->latency))
 				return -1;
+		} else if (!strcmp(k->name, "quantize") ||
+			   !strcmp(k->name, "activations")) {
+			if (pbi_parse_int8_key(c, s, k, &e->quantize,
+					       &e->quant_act))
+				return -1;
 		} else {
 			return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] "
 					   "unknown key '%s' (known: name, "
 					   "model, data, seeds, threads, "
 					   "output, cache, val_size, "
-					   "split_seed, dense_ft, latency)",
+					   "split_seed, dense_ft, latency, "
+					   "quantize, activations)",
 					   s->name, k->name);
 		}
 	}
@@ -407,6 +413,7 @@ int pb_experiment_parse(pb_experiment **out, const char *text,
 	e->split_seed = 42;
 	e->dense_ft = 1;
 	e->latency = 1;
+	e->quant_act = 1;
 	pb_recipe_default(&e->dense);
 	pb_recipe_default(&e->finetune);
 	e->finetune.epochs = 5;

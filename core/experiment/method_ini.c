@@ -86,7 +86,8 @@ static int parse_schedule(pbi_ini_doc *c, pb_exp_method *m,
 static const char *const core_keys[] = {
 	"plugin", "targets", "scope", "schedule", "round_epochs",
 	"gradual_begin", "gradual_epochs", "gradual_steps", "gradual_initial",
-	"finetune", "matched_dense", "scratch_b_cap", "stream", "label", NULL
+	"finetune", "matched_dense", "scratch_b_cap", "stream", "label",
+	"quantize", "activations", "layers", "sensitivity_levels", NULL
 };
 
 static int is_core_key(const char *name)
@@ -286,6 +287,8 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 	m->plan.gradual_epochs = -1.0;
 	m->plan.gradual_steps = 10;
 	m->scratch_b_cap = 2.0;
+	m->quantize = m->quant_act = -1;
+	m->sens_drop = -1.0;
 	if (!pbi_ini_name_ok(s->name + 6, "_-.") ||
 	    strlen(s->name + 6) >= sizeof m->name)
 		return pbi_ini_err(c, PB_EPARSE, s->line, "[%s]: a method name "
@@ -388,6 +391,15 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 						   k->value);
 			strcpy(m->stream, k->value);
 			m->stream_line = k->line;
+		} else if (!strcmp(k->name, "quantize") ||
+			   !strcmp(k->name, "activations")) {
+			if (pbi_parse_int8_key(c, s, k, &m->quantize,
+					       &m->quant_act))
+				return -1;
+		} else if (!strcmp(k->name, "layers") ||
+			   !strcmp(k->name, "sensitivity_levels")) {
+			if (pbi_parse_sensitivity_key(c, s, k, m))
+				return -1;
 		} else if (!strcmp(k->name, "scratch_b_cap")) {
 			if (pbi_ini_double(c, s, k, 1.0, 1000.0,
 					   &m->scratch_b_cap))
@@ -408,9 +420,31 @@ int pbi_parse_method(pbi_ini_doc *c, pb_experiment *e, pb_exp_method *m,
 		memcpy(m->targets[t].overrides, ov, sizeof ov[0] * (size_t)n_ov);
 	}
 
-	if (plugin_options(c, m, s, plugin_key, sp))
+	if (pbi_check_sensitivity(c, s, m) ||
+	    plugin_options(c, m, s, plugin_key, sp))
 		return -1;
 	return check_method(c, e, m, s, targets, model, ov_lines);
+}
+
+int pbi_parse_int8_key(pbi_ini_doc *c, const pbi_ini_section *s,
+		       const pbi_ini_key *k, int *quantize, int *act)
+{
+	const int q = !strcmp(k->name, "quantize");
+	const char *yes = q ? "int8" : "int8", *no = q ? "no" : "float";
+
+	if (!strcmp(k->value, yes)) {
+		*(q ? quantize : act) = 1;
+		return 0;
+	}
+	if (!strcmp(k->value, no)) {
+		*(q ? quantize : act) = 0;
+		return 0;
+	}
+	return pbi_ini_err(c, PB_EPARSE, k->line, "[%s] %s = '%s': expected "
+			   "%s", s->name, k->name, k->value, q ?
+			   "int8 (quantize the final model after pruning) or "
+			   "no" : "int8 (round activations to 8 bits too) or "
+			   "float (int8 weights only)");
 }
 
 int pbi_check_streams(pbi_ini_doc *c, const pb_experiment *e)

@@ -64,7 +64,8 @@ static const key_off result_nums[] = {
 	NUM(acc_before), NUM(acc_after), NUM(val_after), NUM(params),
 	NUM(params_dense), NUM(nonzero), NUM(macs), NUM(macs_dense),
 	NUM(macs_effective), NUM(size_dense_mib), NUM(size_sparse_mib),
-	NUM(size_compressed_mib), NUM(latency_b1_ms), NUM(latency_b128_ms),
+	NUM(size_compressed_mib), NUM(size_int8_mib), NUM(size_int8_zlib_mib),
+	NUM(latency_b1_ms), NUM(latency_b128_ms),
 	NUM(speedup_b1), NUM(speedup_b128), NUM(latency_sparse_b1_ms),
 	NUM(latency_sparse_b128_ms), NUM(speedup_sparse_b1),
 	NUM(speedup_sparse_b128), NUM(time_prune_s), NUM(time_finetune_s),
@@ -81,7 +82,7 @@ static const key_off all_strs[] = {
 	STR(schedule), STR(error),
 	STR(warning), STR(dense_fingerprint), STR(blas), STR(host),
 	STR(matched_error), STR(curve),
-	STR(finished),
+	STR(finished), STR(quantize),
 };
 static const key_off all_nums[] = {
 	NUM(target_amount), NUM(reached), NUM(acc_before), NUM(acc_after),
@@ -93,6 +94,7 @@ static const key_off all_nums[] = {
 	NUM(speedup_sparse_b1), NUM(speedup_sparse_b128), NUM(time_prune_s), NUM(time_finetune_s), NUM(time_total_s),
 	NUM(prune_epochs), NUM(scratch_epochs), NUM(matched_top1),
 	NUM(matched_val), NUM(matched_epochs), NUM(matched_time_s),
+	NUM(size_int8_mib), NUM(size_int8_zlib_mib), NUM(acc_int8),
 };
 #undef STR
 #undef NUM
@@ -196,6 +198,10 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	if (r->warning)
 		pbi_jw_str(&j, "warning", r->warning);
 	put_nums(&j, r, result_nums, N_OF(result_nums));
+	if (r->quantize) {
+		pbi_jw_str(&j, "quantize", r->quantize);
+		pbi_jw_num(&j, "acc_int8", r->acc_int8);
+	}
 	if (r->kind == PB_CELL_PRUNE)
 		pbi_jw_num(&j, "prune_epochs", r->prune_epochs);
 	if (r->at_init)

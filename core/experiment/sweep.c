@@ -168,6 +168,7 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	const int si = seed_index(e, c->seed);
 	cell_status cs = { S, c, slot };
 	pb_cell_env env = { 0 };
+	pb_target sens;
 	pb_error err = { 0 };
 	char *base = cell_file(S, c, ""), *logp = cell_file(S, c, ".log");
 	char *stream = NULL;
@@ -192,6 +193,19 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	/* A child process appends: its parent made the log and points the
 	 * child's own stdout and stderr at it. */
 	log = fopen(logp, S->child ? "a" : "w");
+	/* layers = sensitivity:D: the target with the scan's amounts (the
+	 * scan is in the cache: the sweep made it before the cells). */
+	if (me && me->sens_drop >= 0 &&
+	    pbi_sens_target(e, me, c->target_index, c->seed, S->dense[si],
+			    &S->sp, S->inner, log, &sens, &err)) {
+		memset(res, 0, sizeof *res);
+		pb_record_init(&res->rec);
+		res->rec.status = PB_CELL_FAILED;
+		pb_record_set(&res->rec.error, err.msg);
+		if (log)
+			fprintf(log, "failed: %s\n", err.msg);
+		goto out;
+	}
 	env.dense = S->dense[si];
 	env.dense_points = S->dense_base[si];
 	env.dense_curve = S->dense_csv[si];
@@ -203,12 +217,14 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	if (me) {
 		env.pruner = pb_plugin_pruner(me->plugin);
 		env.options = me->options;
-		env.target = &me->targets[c->target_index];
+		env.target = me->sens_drop >= 0 ? &sens :
+			     &me->targets[c->target_index];
 		env.plan = &me->plan;
 		env.matched = me->matched;
 		env.scratch_b_cap = me->scratch_b_cap;
 	}
 	env.latency = e->latency;
+	env.quantize = pbi_cell_int8(e, c->method_index, &env.quant_act);
 	env.stream = stream;
 	env.seed = c->seed;
 	env.has_seed = 1;
@@ -457,7 +473,8 @@ int pb_experiment_run(const pb_experiment *e, const pb_run_opts *o,
 	    (rc = pbi_sweep_dense_ready(&S, cells, todo, n_todo, err)))
 		goto out;
 	omp_set_max_active_levels(2);
-	if ((rc = pbi_sweep_dense(&S, cells, todo, n_todo, threads, err)))
+	if ((rc = pbi_sweep_dense(&S, cells, todo, n_todo, threads, err)) ||
+	    (rc = pbi_sweep_scans(&S, cells, todo, n_todo, threads, err)))
 		goto out;
 	if (dense_only)
 		rc = pbi_sweep_dense_done(&S, err);

@@ -79,6 +79,12 @@ int pbi_sweep_points(pbi_sweep *S, const pb_cell *cells, const int *todo,
  * message; its cells fail with it. Fails only when out of memory. */
 int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		    int n_todo, int threads, pb_error *err);
+/* The sensitivity scans that methods with layers = sensitivity:D need
+ * for the cells to run, made (threads) and cached before the cells, so
+ * cells side by side never scan twice. A scan that fails fails only its
+ * cells (they report it when they find no scan). */
+int pbi_sweep_scans(pbi_sweep *S, const pb_cell *cells, const int *todo,
+		    int n_todo, int threads, pb_error *err);
 /* Frees the dense models and their paths. */
 void pbi_sweep_dense_free(pbi_sweep *S);
 

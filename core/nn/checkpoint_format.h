@@ -21,10 +21,52 @@ static const char pbi_ckpt_magic[8] = { 'P', 'B', 'C', 'K', 'P', 'T', '0', '1' }
 /* A mask is stored as a tensor named after its weight plus this. */
 #define MASK_SUFFIX ".mask"
 
+/* Activation ranges of an int8 file are tensors named after their layer
+ * (or "input") plus this, of kind PB_PARAM_ACT_QUANT: [lo, hi]. */
+#define ACT_SUFFIX ".act"
+#define ACT_INPUT "input"
+
 /* Magic, version, tensor count, model name length; the CRC closes it.
- * Version 2 adds a u32 tag length and the tag after the model name. */
+ * Version 2 adds a u32 tag length and the tag after the model name.
+ * Version 3 puts each tensor's encoding in the high 16 bits of its kind
+ * (0, float32, is the only encoding of versions 1 and 2, so a float32
+ * record reads the same in every version). */
 #define HEADER_MIN (sizeof pbi_ckpt_magic + 3 * 4)
 #define FILE_MIN (HEADER_MIN + 4)
+
+/* How a tensor's values are stored (version 3). A value is "non-zero"
+ * when its bit pattern is not +0.0, so -0.0 survives every encoding.
+ * rows is shape[0] for tensors of 2 or more dimensions, else 1. */
+enum {
+	ENC_F32 = 0,        /* n float32 */
+	ENC_F32_BITMAP = 1, /* ceil(n/8) bytes, bit i (LSB first) set for a
+			       non-zero entry, then the non-zero float32s */
+	ENC_F32_CSR = 2,    /* rows + 1 u32 entry offsets, then per entry a
+			       float32 and a u16 distance: the entry sits
+			       distance + 1 places after the previous one of
+			       its row (the first: distance places into the
+			       row); a gap over 65535 takes filler entries
+			       of value 0 (Deep Compression) */
+	ENC_MASK_BITS = 3,  /* a mask: ceil(n/8) bytes, bit set = kept */
+	ENC_MASK_ZEROS = 4, /* a mask equal to its weight's non-zeros: no
+			       payload */
+	ENC_I8 = 5,         /* rows float32 scales, then n int8: value =
+			       q * scale of its row */
+	ENC_I8_BITMAP = 6,  /* rows scales, a bitmap as above, then the
+			       non-zero int8s */
+	ENC_LAST = 6
+};
+#define ENC_SHIFT 16
+#define KIND_MASK 0xffffu
+#define CSR_MAX_DIST 65535u
+
+static inline int is_nonzero_f32(float f)
+{
+	uint32_t v;
+
+	memcpy(&v, &f, sizeof v);
+	return v != 0;
+}
 
 static inline void put_u32(unsigned char *b, uint32_t v)
 {
@@ -55,6 +97,17 @@ static inline float get_f32(const unsigned char *b)
 
 	memcpy(&f, &v, sizeof f);
 	return f;
+}
+
+static inline void put_u16(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)v;
+	b[1] = (unsigned char)(v >> 8);
+}
+
+static inline uint32_t get_u16(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8;
 }
 
 /* zlib's crc32() takes a uInt length; feed large buffers in pieces. */

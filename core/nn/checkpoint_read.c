@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,10 +97,14 @@ static int rd_u32(reader *r, uint32_t *v)
 typedef struct tensor_rec {
 	const char *name;          /* not NUL-terminated */
 	uint32_t name_len;
-	uint32_t kind, ndim;
+	uint32_t kind, enc, ndim;
 	const unsigned char *dims; /* ndim u32s */
-	uint64_t n;
-	const unsigned char *data; /* n float32s */
+	uint64_t n, rows;
+	const unsigned char *scales;  /* int8: rows float32 */
+	const unsigned char *bitmap;  /* bitmap encodings */
+	const unsigned char *offsets; /* CSR: rows + 1 u32 */
+	uint64_t stored;           /* values in data */
+	const unsigned char *data; /* the values as the encoding has them */
 } tensor_rec;
 
 static uint32_t rec_dim(const tensor_rec *t, uint32_t d)
@@ -123,23 +128,167 @@ static uint64_t rec_count(const tensor_rec *t)
 	return n;
 }
 
-static int read_tensor(reader *r, tensor_rec *t)
+static uint64_t popcount_bytes(const unsigned char *b, uint64_t n)
+{
+	uint64_t c = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		c += (uint64_t)__builtin_popcount(b[i]);
+	return c;
+}
+
+/* The payload of t's encoding: its length follows from the bitmap's bits
+ * or the CSR offsets, so the file walks without being decoded. An
+ * unknown encoding is reported as -2. */
+static int read_payload(reader *r, tensor_rec *t)
+{
+	const uint64_t bm = (t->n + 7) / 8;
+
+	t->rows = t->ndim > 1 ? rec_dim(t, 0) : t->n ? 1 : 0;
+	switch (t->enc) {
+	case ENC_F32:
+		t->stored = t->n;
+		return rd_bytes(r, 4 * t->n, &t->data);
+	case ENC_F32_BITMAP:
+		if (rd_bytes(r, bm, &t->bitmap))
+			return -1;
+		t->stored = popcount_bytes(t->bitmap, bm);
+		return rd_bytes(r, 4 * t->stored, &t->data);
+	case ENC_F32_CSR:
+		if (rd_bytes(r, 4 * (t->rows + 1), &t->offsets))
+			return -1;
+		t->stored = get_u32(t->offsets + 4 * t->rows);
+		return rd_bytes(r, 6 * t->stored, &t->data);
+	case ENC_MASK_BITS:
+		return rd_bytes(r, bm, &t->bitmap);
+	case ENC_MASK_ZEROS:
+		return 0;
+	case ENC_I8:
+	case ENC_I8_BITMAP:
+		if (rd_bytes(r, 4 * t->rows, &t->scales))
+			return -1;
+		if (t->enc == ENC_I8) {
+			t->stored = t->n;
+		} else {
+			if (rd_bytes(r, bm, &t->bitmap))
+				return -1;
+			t->stored = popcount_bytes(t->bitmap, bm);
+		}
+		return rd_bytes(r, t->stored, &t->data);
+	}
+	return -2;
+}
+
+static int read_tensor(reader *r, tensor_rec *t, uint32_t version)
 {
 	const unsigned char *b;
+	uint32_t kind;
 
 	memset(t, 0, sizeof *t);
 	if (rd_u32(r, &t->name_len) || rd_bytes(r, t->name_len, &b))
 		return -1;
 	t->name = (const char *)b;
-	if (rd_u32(r, &t->kind) || rd_u32(r, &t->ndim) ||
+	if (rd_u32(r, &kind) || rd_u32(r, &t->ndim) ||
 	    rd_bytes(r, 4 * (uint64_t)t->ndim, &t->dims))
 		return -1;
+	t->kind = version >= 3 ? kind & KIND_MASK : kind;
+	t->enc = version >= 3 ? kind >> ENC_SHIFT : ENC_F32;
 	t->n = rec_count(t);
 	if (t->n == UINT64_MAX) {
 		r->need = UINT64_MAX;
 		return -1;
 	}
-	return rd_bytes(r, 4 * t->n, &t->data);
+	return read_payload(r, t);
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+static int bit_of(const unsigned char *bm, uint64_t i)
+{
+	return (bm[i / 8] >> (i % 8)) & 1;
+}
+
+/* Decodes t into dst (t->n floats). owner: the decoded weight of a mask
+ * of zeros. Returns 0, or -1 with the reason in why: the CRC says the
+ * bytes are as written, but a file written by something else (or a
+ * corrupt one whose CRC was recomputed) must still not write out of
+ * bounds. */
+static int decode(const tensor_rec *t, const float *owner, float *dst,
+		  char *why, size_t why_len)
+{
+	uint64_t k = 0, cols = t->rows ? t->n / t->rows : 0;
+
+	switch (t->enc) {
+	case ENC_F32:
+		for (uint64_t i = 0; i < t->n; i++)
+			dst[i] = get_f32(t->data + 4 * i);
+		return 0;
+	case ENC_F32_BITMAP:
+		for (uint64_t i = 0; i < t->n; i++)
+			dst[i] = bit_of(t->bitmap, i) ?
+				 get_f32(t->data + 4 * k++) : 0.0f;
+		return 0;
+	case ENC_F32_CSR:
+		for (uint64_t i = 0; i < t->n; i++)
+			dst[i] = 0.0f;
+		if (get_u32(t->offsets) != 0) {
+			snprintf(why, why_len, "CSR offsets do not start at 0");
+			return -1;
+		}
+		for (uint64_t row = 0; row < t->rows; row++) {
+			uint64_t a = get_u32(t->offsets + 4 * row);
+			uint64_t b = get_u32(t->offsets + 4 * (row + 1));
+			int64_t pos = -1;
+
+			if (b < a || b > t->stored) {
+				snprintf(why, why_len, "CSR offsets of row %"
+					 PRIu64 " out of order", row);
+				return -1;
+			}
+			for (uint64_t e = a; e < b; e++) {
+				pos += 1 + (int64_t)get_u16(t->data + 6 * e + 4);
+				if ((uint64_t)pos >= cols) {
+					snprintf(why, why_len, "CSR entry %"
+						 PRIu64 " lies past the end of "
+						 "row %" PRIu64, e, row);
+					return -1;
+				}
+				dst[row * cols + (uint64_t)pos] =
+					get_f32(t->data + 6 * e);
+			}
+		}
+		return 0;
+	case ENC_MASK_BITS:
+		for (uint64_t i = 0; i < t->n; i++)
+			dst[i] = bit_of(t->bitmap, i) ? 1.0f : 0.0f;
+		return 0;
+	case ENC_MASK_ZEROS:
+		for (uint64_t i = 0; owner && i < t->n; i++)
+			dst[i] = is_nonzero_f32(owner[i]) ? 1.0f : 0.0f;
+		return 0;
+	case ENC_I8:
+	case ENC_I8_BITMAP:
+		for (uint64_t row = 0; row < t->rows; row++) {
+			float s = get_f32(t->scales + 4 * row);
+
+			if (!isfinite(s) || s < 0.0f) {
+				snprintf(why, why_len, "row %" PRIu64 " has "
+					 "int8 scale %g", row, (double)s);
+				return -1;
+			}
+			for (uint64_t j = 0; j < cols; j++) {
+				uint64_t i = row * cols + j;
+				int8_t q = 0;
+
+				if (t->enc == ENC_I8 || bit_of(t->bitmap, i))
+					q = (int8_t)t->data[k++];
+				dst[i] = (float)q * s;
+			}
+		}
+		return 0;
+	}
+	snprintf(why, why_len, "unknown encoding %" PRIu32, t->enc);
+	return -1;
 }
 
 /* The parsed file: header fields and where the tensors start and end. */
@@ -152,6 +301,7 @@ typedef struct ckpt {
 	uint32_t model_name_len;
 	const char *tag;           /* version 2; "" in version 1 */
 	uint32_t tag_len;
+	uint32_t version;
 	size_t tensors, end;       /* offsets: first tensor, the CRC */
 } ckpt;
 
@@ -196,6 +346,7 @@ static int check_header(ckpt *c, reader *r, pb_error *err)
 	if (c->len < FILE_MIN)
 		return fail(err, PB_EFORMAT, c, "truncated: %zu bytes, but the "
 			    "header and CRC alone take %zu", c->len, FILE_MIN);
+	c->version = get_u32(c->buf + 8);
 	c->count = get_u32(c->buf + 12);
 	r->pos = HEADER_MIN - 4;
 	if (rd_u32(r, &c->model_name_len) ||
@@ -243,9 +394,18 @@ static int check_structure(ckpt *c, reader *r, pb_error *err)
 	uint32_t stored, computed;
 	tensor_rec t;
 
-	for (uint32_t i = 0; i < c->count; i++)
-		if (read_tensor(r, &t))
+	for (uint32_t i = 0; i < c->count; i++) {
+		int rc = read_tensor(r, &t, c->version);
+
+		if (rc == -2)
+			return fail(err, PB_EFORMAT, c, "tensor %" PRIu32 " "
+				    "('%.*s') has encoding %" PRIu32 ", which "
+				    "this build does not know: the file is "
+				    "corrupt or from a newer prunebench", i,
+				    (int)t.name_len, t.name, t.enc);
+		if (rc)
 			return truncated(c, r, i, &t, err);
+	}
 	c->end = r->pos;
 	stored = get_u32(c->buf + c->end);
 	computed = crc_of(c->buf, c->end);
@@ -341,6 +501,51 @@ static pb_param *mask_owner(pb_model *m, const tensor_rec *t)
 	return pb_model_find_param(m, name);
 }
 
+static const char *enc_name(uint32_t enc)
+{
+	static const char *const names[] = {
+		"float32", "float32 bitmap", "float32 CSR", "mask bits",
+		"mask of zeros", "int8", "int8 bitmap"
+	};
+
+	return enc <= ENC_LAST ? names[enc] : "unknown";
+}
+
+/* Decodes t into a scratch buffer to see that it can be (before the
+ * model is touched). */
+static int check_decodes(const ckpt *c, const tensor_rec *t, pb_error *err)
+{
+	float *tmp = pb_falloc((size_t)t->n);
+	char why[160];
+	int bad;
+
+	if (!tmp)
+		return pb_error_set(err, PB_ENOMEM, "checkpoint %s: out of "
+				    "memory", c->path);
+	bad = decode(t, NULL, tmp, why, sizeof why);
+	pb_ffree(tmp);
+	if (bad)
+		return fail(err, PB_EFORMAT, c, "corrupt: tensor '%.*s': %s",
+			    (int)t->name_len, t->name, why);
+	return 0;
+}
+
+/* A model tensor's encoding: int8 only for conv and linear weights,
+ * never a mask's. */
+static int check_param_encoding(const ckpt *c, const tensor_rec *t,
+				const pb_param *p, pb_error *err)
+{
+	int ok = t->enc == ENC_F32 || t->enc == ENC_F32_BITMAP ||
+		 t->enc == ENC_F32_CSR ||
+		 ((t->enc == ENC_I8 || t->enc == ENC_I8_BITMAP) &&
+		  p->kind == PB_PARAM_WEIGHT);
+
+	if (!ok)
+		return fail(err, PB_EFORMAT, c, "corrupt: %s is stored as %s",
+			    p->name, enc_name(t->enc));
+	return check_decodes(c, t, err);
+}
+
 static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
 		      uint8_t *seen, pb_error *err)
 {
@@ -362,6 +567,12 @@ static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
 			    "is %s", (int)t->name_len, t->name, fs, p->name,
 			    ms);
 	}
+	if (t->enc == ENC_MASK_BITS || t->enc == ENC_MASK_ZEROS)
+		return 0;
+	if (t->enc != ENC_F32)
+		return fail(err, PB_EFORMAT, c, "corrupt: mask '%.*s' is "
+			    "stored as %s", (int)t->name_len, t->name,
+			    enc_name(t->enc));
 	for (uint64_t k = 0; k < t->n; k++) {
 		float v = get_f32(t->data + 4 * k);
 		if (v != 0.0f && v != 1.0f)
@@ -370,6 +581,47 @@ static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
 				    "or 1 (kept)", (int)t->name_len, t->name,
 				    (double)v, k);
 	}
+	return 0;
+}
+
+/* The layer an activation range belongs to ("conv1.act"), -1 for the
+ * model input, -2 for none. */
+static int act_owner(const pb_model *m, const tensor_rec *t)
+{
+	size_t sl = strlen(ACT_SUFFIX);
+	char name[256];
+
+	if (t->name_len <= sl || t->name_len - sl >= sizeof name ||
+	    memcmp(t->name + t->name_len - sl, ACT_SUFFIX, sl) != 0)
+		return -2;
+	memcpy(name, t->name, t->name_len - sl);
+	name[t->name_len - sl] = '\0';
+	if (!strcmp(name, ACT_INPUT))
+		return -1;
+	return pb_model_find_layer(m, name) < 0 ? -2 :
+	       pb_model_find_layer(m, name);
+}
+
+static int check_act(const ckpt *c, const tensor_rec *t, const pb_model *m,
+		     pb_error *err)
+{
+	float lo, hi;
+
+	if (act_owner(m, t) == -2)
+		return fail(err, PB_EMISMATCH, c, "activation range '%.*s' "
+			    "belongs to no layer of model '%s'; load it with "
+			    "the model INI it was saved with",
+			    (int)t->name_len, t->name, pb_model_name(m));
+	if (t->enc != ENC_F32 || t->ndim != 1 || t->n != 2)
+		return fail(err, PB_EFORMAT, c, "corrupt: activation range "
+			    "'%.*s' is not two float32s", (int)t->name_len,
+			    t->name);
+	lo = get_f32(t->data);
+	hi = get_f32(t->data + 4);
+	if (!isfinite(lo) || !isfinite(hi) || lo > 0.0f || hi < 0.0f)
+		return fail(err, PB_EFORMAT, c, "corrupt: activation range "
+			    "'%.*s' is [%g, %g]; it must hold 0",
+			    (int)t->name_len, t->name, (double)lo, (double)hi);
 	return 0;
 }
 
@@ -384,11 +636,13 @@ static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
 	if (c->count < (uint32_t)n)
 		goto count_mismatch;
 	for (uint32_t i = 0; i < (uint32_t)n; i++) {
+		pb_param *p = pb_model_param(m, (int)i);
+
 		/* The structure was checked already; this cannot overrun. */
-		if (read_tensor(&r, &t))
+		if (read_tensor(&r, &t, c->version))
 			return truncated(c, &r, i, &t, err);
-		if ((rc = match_tensor(c, i, &t, m, pb_model_param(m, (int)i),
-				       err)))
+		if ((rc = match_tensor(c, i, &t, m, p, err)) ||
+		    (rc = check_param_encoding(c, &t, p, err)))
 			return rc;
 	}
 	if (c->count == (uint32_t)n)
@@ -396,12 +650,16 @@ static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
 	if (!(seen = calloc((size_t)n, 1)))
 		return pb_error_set(err, PB_ENOMEM, "out of memory (masks)");
 	for (uint32_t i = (uint32_t)n; i < c->count && !rc; i++) {
-		if (read_tensor(&r, &t)) {
+		if (read_tensor(&r, &t, c->version)) {
 			rc = truncated(c, &r, i, &t, err);
 			break;
 		}
-		/* Anything but a mask after the model's tensors means the
-		 * file is of another model. */
+		/* Anything but a mask or an activation range after the
+		 * model's tensors means the file is of another model. */
+		if (t.kind == PB_PARAM_ACT_QUANT) {
+			rc = check_act(c, &t, m, err);
+			continue;
+		}
 		if (t.kind != PB_PARAM_MASK) {
 			free(seen);
 			goto count_mismatch;
@@ -419,6 +677,52 @@ count_mismatch:
 		    pb_model_name(m) ? pb_model_name(m) : "", n);
 }
 
+/* The int8 weights' scales and the activation ranges of a checked file,
+ * for pb_checkpoint_load_quant; NULL in *out for a float32 file. */
+static int read_quant(const ckpt *c, const pb_model *m, pb_quant **out,
+		      pb_error *err)
+{
+	reader r = { c->buf, c->end, c->tensors, 0 };
+	pb_quant *q = NULL;
+	int rc;
+	tensor_rec t;
+
+	*out = NULL;
+	for (uint32_t i = 0; i < c->count; i++) {
+		int is_i8, layer;
+
+		if (read_tensor(&r, &t, c->version))
+			break;
+		/* Checked: int8 only for the model's weights. */
+		is_i8 = (t.enc == ENC_I8 || t.enc == ENC_I8_BITMAP) &&
+			i < (uint32_t)pb_model_n_params(m);
+		if (!is_i8 && t.kind != PB_PARAM_ACT_QUANT)
+			continue;
+		if (!q && (rc = pb_quant_new(&q, m, err)))
+			return rc;
+		if (is_i8) {
+			float *s = malloc((size_t)(t.rows ? t.rows : 1) *
+					  sizeof *s);
+
+			if (!s) {
+				pb_quant_free(q);
+				return pb_error_set(err, PB_ENOMEM, "out of "
+						    "memory");
+			}
+			for (uint64_t k = 0; k < t.rows; k++)
+				s[k] = get_f32(t.scales + 4 * k);
+			q->scales[i] = s;
+			continue;
+		}
+		layer = act_owner(m, &t);
+		pb_act_quant_set(layer < 0 ? &q->input : &q->acts[layer],
+				 get_f32(t.data), get_f32(t.data + 4));
+		q->activations = 1;
+	}
+	*out = q;
+	return 0;
+}
+
 /* Fills the model from a checked file. The masks are built apart first,
  * so running out of memory leaves the model as it was. */
 static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
@@ -428,6 +732,7 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 	int n = pb_model_n_params(m);
 	float *mask = NULL;
 	uint8_t *flags = NULL;
+	char why[160];
 
 	if (c->count > (uint32_t)n) {
 		mask = pb_falloc(m->n_train);
@@ -444,8 +749,11 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 	for (uint32_t i = 0; i < c->count; i++) {
 		pb_param *p;
 		float *dst;
-		if (read_tensor(&r, &t))
+
+		if (read_tensor(&r, &t, c->version))
 			break;
+		if (t.kind == PB_PARAM_ACT_QUANT)
+			continue;
 		if (i < (uint32_t)n) {
 			p = pb_model_param(m, (int)i);
 			dst = p->data;
@@ -454,8 +762,9 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 			flags[p - pb_model_param(m, 0)] = 1;
 			dst = mask + (p->data - m->data);
 		}
-		for (size_t k = 0; k < p->n; k++)
-			dst[k] = get_f32(t.data + 4 * k);
+		/* Checked before: it decodes. The weight a mask of zeros
+		 * follows was decoded before it. */
+		decode(&t, p->data, dst, why, sizeof why);
 	}
 	pb_ffree(m->mask);
 	free(m->masked);
@@ -484,8 +793,8 @@ int pb_checkpoint_load(pb_model *m, const char *path, pb_error *err)
 	return pb_checkpoint_load_tag(m, path, NULL, err);
 }
 
-int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
-			   pb_error *err)
+static int load(pb_model *m, const char *path, const char *tag,
+		pb_quant **q, pb_error *err)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -493,6 +802,8 @@ int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
 	reader r;
 	int rc;
 
+	if (q)
+		*q = NULL;
 	if (!m || !path)
 		return pb_error_set(err, PB_EINVAL, "pb_checkpoint_load: "
 				    "model and path are required");
@@ -507,8 +818,29 @@ int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
 	if (!(rc = check_header(&c, &r, err)) &&
 	    !(rc = check_structure(&c, &r, err)) &&
 	    !(rc = check_tag(&c, tag, err)) &&
-	    !(rc = check_fits_model(&c, m, err)))
+	    !(rc = check_fits_model(&c, m, err)) &&
+	    !(rc = q ? read_quant(&c, m, q, err) : 0))
 		rc = copy_into_model(&c, m, err);
+	if (rc && q) {
+		pb_quant_free(*q);
+		*q = NULL;
+	}
 	free(buf);
+	return rc;
+}
+
+int pb_checkpoint_load_tag(pb_model *m, const char *path, const char *tag,
+			   pb_error *err)
+{
+	return load(m, path, tag, NULL, err);
+}
+
+int pb_checkpoint_load_quant(pb_model *m, const char *path, pb_quant **q,
+			     pb_error *err)
+{
+	pb_quant *own = NULL;
+	int rc = load(m, path, NULL, q ? q : &own, err);
+
+	pb_quant_free(own);
 	return rc;
 }

@@ -31,6 +31,7 @@ static const char *param_suffix(pb_param_kind k)
 	case PB_PARAM_BN_MEAN: return "running_mean";
 	case PB_PARAM_BN_VAR: return "running_var";
 	case PB_PARAM_MASK: return "mask";
+	case PB_PARAM_ACT_QUANT: return "act";
 	}
 	return "?";
 }

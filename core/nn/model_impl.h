@@ -111,6 +111,12 @@ struct pb_model {
 	/* Lean eval forwards (pbi_model_set_lean): a fused conv -> BN
 	 * (-> ReLU) stores only the outputs other layers read. */
 	int lean;
+	/* Eval forwards call this after each layer, or each group of
+	 * layers run fused, with the first layer's index and how many ran:
+	 * the int8 evaluation rounds activations there (core/nn/quant.c).
+	 * NULL: nothing. Not copied by clone. */
+	void (*eval_hook)(void *user, pb_model *m, int first, int n, int B);
+	void *eval_hook_user;
 
 	int batch;            /* B of the last forward */
 	int have_train;       /* the last forward kept what backward needs */

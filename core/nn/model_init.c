@@ -62,6 +62,7 @@ static void init_param(const pb_model *m, pb_param *p, gsl_rng *rng,
 		fill_const(p->data, p->n, 0.0f);
 		break;
 	case PB_PARAM_MASK:
+	case PB_PARAM_ACT_QUANT:
 		break;
 	}
 }

@@ -426,6 +426,8 @@ static int forward(pb_model *m, const float *x, int B, int mode,
 			forward_node(m, i, xin, B, mode, rng);
 			done = 1;
 		}
+		if (mode == FWD_EVAL && m->eval_hook)
+			m->eval_hook(m->eval_hook_user, m, i, done, B);
 		i += done;
 	}
 	m->batch = B;

@@ -8,13 +8,13 @@
 
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
-#include <zlib.h>
 
 #include "nn/mask.h"
 #include "prunebench/metrics.h"
 #include "prunebench/tensor.h"
 #include "nn/model_impl.h"
 #include "prune/prune_impl.h"
+#include "prune/sizes.h"
 
 void pb_metrics_opts_default(pb_metrics_opts *o)
 {
@@ -136,10 +136,7 @@ static void count_model(pb_metrics *mt, const pb_model *m)
 	for (int i = 0; i < m->n_params; i++) {
 		const pb_param *p = &m->params[i];
 		size_t nz = count_nonzero(p->data, p->n);
-		int rows = p->ndim > 1 ? p->shape[0] : 1;
-		mt->bytes_dense += 4 * (uint64_t)p->n;
-		mt->bytes_sparse += pb_metrics_sparse_bytes(p->data, p->n,
-							    rows);
+
 		if (!p->trainable)
 			continue;
 		mt->params += p->n;
@@ -163,31 +160,22 @@ static void count_model(pb_metrics *mt, const pb_model *m)
 int pb_metrics_compressed_size(const pb_model *m, uint64_t *raw,
 			       uint64_t *compressed, pb_error *err)
 {
-	unsigned char *buf, *z;
-	size_t len;
-	uLongf zlen;
-	int rc;
+	return pbi_file_size(m, NULL, 1, raw, compressed, err);
+}
 
-	/* Without masks: masked weights are already exactly zero, so a
-	 * deployed model does not need them. */
-	if ((rc = pbi_checkpoint_encode(m, 0, &buf, &len, err)))
+static int fill_sizes(pb_metrics *mt, const pb_model *m, int compressed,
+		      pb_error *err)
+{
+	pbi_sizes z;
+	int rc = pbi_file_sizes(m, NULL, compressed, &z, err);
+
+	if (rc)
 		return rc;
-	zlen = compressBound((uLong)len);
-	z = malloc(zlen);
-	if (!z) {
-		free(buf);
-		return pb_error_set(err, PB_ENOMEM,
-				    "out of memory (compressed size)");
-	}
-	rc = compress2(z, &zlen, buf, (uLong)len, 9);
-	free(buf);
-	free(z);
-	if (rc != Z_OK)
-		return pb_error_set(err, PB_ENOMEM,
-				    "compressed size: zlib compress2 failed "
-				    "(%d)", rc);
-	*raw = len;
-	*compressed = zlen;
+	mt->bytes_dense = mt->bytes_checkpoint = z.f32;
+	mt->bytes_sparse = z.sparse;
+	mt->bytes_compressed = z.f32_zlib;
+	mt->bytes_int8 = z.int8;
+	mt->bytes_int8_compressed = z.int8_zlib;
 	return 0;
 }
 
@@ -420,9 +408,7 @@ int pb_metrics_compute(pb_metrics *out, pb_model *m, pb_model *ref,
 	if (fill_layers(&mt, m))
 		return pb_error_set(err, PB_ENOMEM, "out of memory (metrics)");
 	count_model(&mt, m);
-	if (opts->compressed)
-		rc = pb_metrics_compressed_size(m, &mt.bytes_checkpoint,
-						&mt.bytes_compressed, err);
+	rc = fill_sizes(&mt, m, opts->compressed, err);
 	if (!rc && opts->latency && opts->sparse)
 		rc = sparse_copy(m, &sp, &mt.sparse_layers, err);
 	if (!rc && opts->latency)
@@ -491,9 +477,14 @@ void pb_metrics_print(FILE *f, const pb_metrics *before,
 	row(f, "size sparse (MiB)", (double)a->bytes_sparse / MIB,
 	    (double)b->bytes_sparse / MIB, two, 4, "", 1);
 	if (a->bytes_compressed || b->bytes_compressed)
-		row(f, "size zlib ckpt (MiB)",
-		    (double)a->bytes_compressed / MIB,
+		row(f, "size zlib (MiB)", (double)a->bytes_compressed / MIB,
 		    (double)b->bytes_compressed / MIB, two, 4, "", 1);
+	row(f, "size int8 (MiB)", (double)a->bytes_int8 / MIB,
+	    (double)b->bytes_int8 / MIB, two, 4, "", 1);
+	if (a->bytes_int8_compressed || b->bytes_int8_compressed)
+		row(f, "int8+sparse+zlib (MiB)",
+		    (double)a->bytes_int8_compressed / MIB,
+		    (double)b->bytes_int8_compressed / MIB, two, 4, "", 1);
 	if (a->have_latency || b->have_latency) {
 		row(f, "latency b=1 (ms)", a->latency_ms[0], b->latency_ms[0],
 		    two, 3, "", 1);

@@ -120,6 +120,9 @@ static double g_sps128(const pb_record *c) { return c->speedup_sparse_b128; }
 static double g_tp(const pb_record *c) { return c->time_prune_s; }
 static double g_tf(const pb_record *c) { return c->time_finetune_s; }
 static double g_tt(const pb_record *c) { return c->time_total_s; }
+static double g_int8(const pb_record *c) { return 100.0 * c->acc_int8; }
+static double g_sz_8(const pb_record *c) { return c->size_int8_mib; }
+static double g_sz_8z(const pb_record *c) { return c->size_int8_zlib_mib; }
 
 static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 		    double *buf)
@@ -166,6 +169,8 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 		const pb_record *c = &cells[g->idx[i]];
 		if (c->status == PB_CELL_OK) {
 			r->n_ok++;
+			r->int8_weights_only |= c->quantize &&
+				!strcmp(c->quantize, "int8-weights");
 			r->n_off_target += c->warning != NULL;
 			if (c->n_rounds > max_rounds)
 				max_rounds = c->n_rounds;
@@ -200,6 +205,9 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	ST(time_prune, g_tp);
 	ST(time_finetune, g_tf);
 	ST(time_total, g_tt);
+	ST(acc_int8, g_int8);
+	ST(size_int8, g_sz_8);
+	ST(size_int8_zlib, g_sz_8z);
 #undef ST
 	if (max_rounds > 0) {
 		r->rounds = malloc((size_t)max_rounds * sizeof *r->rounds);
@@ -286,6 +294,8 @@ static pb_record matched_of(const pb_record *p)
 	c.params = c.nonzero = c.params_dense = p->params_dense;
 	c.macs = c.macs_effective = c.macs_dense = p->macs_dense;
 	c.size_dense_mib = c.size_sparse_mib = c.size_compressed_mib = NAN;
+	c.size_int8_mib = c.size_int8_zlib_mib = c.acc_int8 = NAN;
+	c.quantize = NULL;
 	c.latency_b1_ms = c.latency_b128_ms = NAN;
 	c.speedup_b1 = c.speedup_b128 = NAN;
 	c.latency_sparse_b1_ms = c.latency_sparse_b128_ms = NAN;

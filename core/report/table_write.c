@@ -142,20 +142,58 @@ static int any_eff(const pb_table *t)
 	return 0;
 }
 
-static const char *const headers[] = {
+static int any_int8(const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].acc_int8.n)
+			return 1;
+	return 0;
+}
+
+enum {
+	COL_SPARSE = 11, COL_TIME = 12, COL_ROUNDS = 13, COL_INT8 = 14,
+	COL_INT8_SIZE = 15, N_COLS = 16
+};
+
+static const char *const headers[N_COLS] = {
 	"method", "target", "reached", "top-1 before FT (%)",
 	"top-1 after FT (%)", "n", "Δ top-1 (pt)", "params kept (%)",
 	"MACs kept (%)", "size MiB (dense / sparse / compr.)",
 	"speedup (b128)", "speedup, sparse kernel (b1 / b128)",
-	"time prune / FT (s)", "rounds (reached)"
+	"time prune / FT (s)", "rounds (reached)", "top-1 int8 (%)",
+	"size int8+zlib (MiB)"
 };
-static const char *const tex_headers[] = {
+static const char *const tex_headers[N_COLS] = {
 	"Method", "Target", "Reached", "Top-1 before FT (\\%)",
 	"Top-1 after FT (\\%)", "$n$", "$\\Delta$ top-1 (pt)",
 	"Params kept (\\%)", "MACs kept (\\%)",
 	"Size MiB (dense / sparse / compr.)", "Speedup (b128)",
-	"Speedup, sparse kernel (b1 / b128)", "Time prune / FT (s)", "Rounds"
+	"Speedup, sparse kernel (b1 / b128)", "Time prune / FT (s)", "Rounds",
+	"Top-1 int8 (\\%)", "Size int8+zlib (MiB)"
 };
+
+/* The columns shown, in order: the int8 ones beside their float
+ * counterparts when a row was quantized, rounds last when a row has
+ * them (with_rounds). */
+static int columns(const pb_table *t, int with_rounds, int *cols)
+{
+	static const int order[] = { 0, 1, 2, 3, 4, COL_INT8, 5, 6, 7, 8, 9,
+				     COL_INT8_SIZE, 10, COL_SPARSE, COL_TIME,
+				     COL_ROUNDS };
+	const int int8 = any_int8(t), rounds = with_rounds && any_rounds(t);
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+		int c = order[i];
+
+		if ((c == COL_INT8 || c == COL_INT8_SIZE) && !int8)
+			continue;
+		if (c == COL_ROUNDS && !rounds)
+			continue;
+		cols[n++] = c;
+	}
+	return n;
+}
 
 /* The text of column c of row r. */
 static void cell_text(char *buf, const style *st, const pb_table_row *r,
@@ -232,7 +270,7 @@ static void cell_text(char *buf, const style *st, const pb_table_row *r,
 		else
 			cat(buf, "%s", st->dash);
 		return;
-	case 11:
+	case COL_SPARSE:
 		if (!r->speedup_sparse_b1.n && !r->speedup_sparse_b128.n) {
 			cat(buf, "%s", st->dash);
 			return;
@@ -249,7 +287,7 @@ static void cell_text(char *buf, const style *st, const pb_table_row *r,
 		else
 			cat(buf, "%s", st->dash);
 		return;
-	case 12:
+	case COL_TIME:
 		if (!r->time_prune.n && !r->time_finetune.n) {
 			cat(buf, "%s", st->dash);
 			return;
@@ -258,7 +296,20 @@ static void cell_text(char *buf, const style *st, const pb_table_row *r,
 		cat(buf, " / ");
 		fmt_time(buf, st, &r->time_finetune);
 		return;
-	case 13:
+	case COL_INT8:
+		if (nv) {
+			cat(buf, "%s", nv);
+			return;
+		}
+		fmt_stat(buf, st, &r->acc_int8, ci, 2);
+		return;
+	case COL_INT8_SIZE:
+		if (r->acc_int8.n && r->size_int8_zlib.n)
+			cat(buf, "%#.3g", r->size_int8_zlib.mean);
+		else
+			cat(buf, "%s", st->dash);
+		return;
+	case COL_ROUNDS:
 		if (!r->n_rounds) {
 			cat(buf, "%s", st->dash);
 			return;
@@ -289,6 +340,32 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 	fprintf(f, "%s%s top-1: mean top-1 after fine-tune minus the dense "
 		"baseline's mean, in points. Params kept: non-zero parameters "
 		"vs dense.%s\n", pre, tex ? "$\\Delta$" : "Δ", post);
+	fprintf(f, "%sSizes: MiB of the checkpoint files prunebench writes "
+		"and loads: float32, sparse (each tensor as float32, bitmap "
+		"or CSR, the smallest), and the float32 file compressed by "
+		"zlib -9.%s\n", pre, post);
+	if (any_int8(t)) {
+		const char *sep = " Weights only (activations float): ";
+
+		fprintf(f, "%sTop-1 int8: the final model quantized after "
+			"fine-tuning (int8 weights with a scale per output "
+			"channel, 8-bit activations per tensor calibrated on "
+			"the validation split), evaluated on the test split. "
+			"Size int8+zlib: that int8 checkpoint, sparse-encoded, "
+			"compressed by zlib -9.", pre);
+		for (int i = 0; i < t->n_rows; i++) {
+			if (!t->rows[i].int8_weights_only)
+				continue;
+			fputs(sep, f);
+			put_text(f, st, t->rows[i].label);
+			if (t->rows[i].target) {
+				fputs(" @ ", f);
+				put_text(f, st, t->rows[i].target);
+			}
+			sep = ", ";
+		}
+		fprintf(f, "%s%s\n", sep[0] == ',' ? "." : "", post);
+	}
 	if (any_differs(t))
 		fprintf(f, "%s%s differs from the best method at the same "
 			"target (highest mean top-1 after FT) by Welch's "
@@ -367,15 +444,16 @@ int pb_table_write_md(const pb_table *t, const pb_table_opts *o, FILE *f)
 {
 	const style *st = &md_style;
 	int ci = o ? o->ci : 0;
-	int ncol = any_rounds(t) ? 14 : 13;
+	int cols[N_COLS], ncol = columns(t, 1, cols);
 	char buf[CELL_MAX];
 
 	fputs("|", f);
 	for (int c = 0; c < ncol; c++)
-		fprintf(f, " %s |", headers[c]);
+		fprintf(f, " %s |", headers[cols[c]]);
 	fputs("\n|", f);
 	for (int c = 0; c < ncol; c++)
-		fputs(c <= 1 || c == 13 ? ":---|" : "---:|", f);
+		fputs(cols[c] <= 1 || cols[c] == COL_ROUNDS ? ":---|" :
+		      "---:|", f);
 	fputc('\n', f);
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
@@ -383,7 +461,7 @@ int pb_table_write_md(const pb_table *t, const pb_table_opts *o, FILE *f)
 		put_text(f, st, r->label);
 		fputs(" |", f);
 		for (int c = 1; c < ncol; c++) {
-			cell_text(buf, st, r, c, ci);
+			cell_text(buf, st, r, cols[c], ci);
 			fputc(' ', f);
 			put_text(f, st, buf);
 			fputs(" |", f);
@@ -399,7 +477,7 @@ int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f)
 {
 	const style *st = &tex_style;
 	int ci = o ? o->ci : 0;
-	const int ncol = 13;
+	int cols[N_COLS], ncol = columns(t, 0, cols);
 	char buf[CELL_MAX];
 
 	fputs("% Generated by prunebench table from runs.jsonl; needs "
@@ -408,7 +486,7 @@ int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f)
 		fputc('r', f);
 	fputs("}\n\\toprule\n", f);
 	for (int c = 0; c < ncol; c++)
-		fprintf(f, "%s%s", c ? " & " : "", tex_headers[c]);
+		fprintf(f, "%s%s", c ? " & " : "", tex_headers[cols[c]]);
 	fputs(" \\\\\n\\midrule\n", f);
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
@@ -419,7 +497,7 @@ int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f)
 			fputs("\\midrule\n", f);
 		put_text(f, st, r->label);
 		for (int c = 1; c < ncol; c++) {
-			cell_text(buf, st, r, c, ci);
+			cell_text(buf, st, r, cols[c], ci);
 			fputs(" & ", f);
 			/* Our own markup is already TeX; only names need
 			 * escaping. */
@@ -480,7 +558,9 @@ int pb_table_write_csv(const pb_table *t, FILE *f)
 	      "size_dense_mib,size_sparse_mib,size_compressed_mib,"
 	      "latency_b1_ms,latency_b128_ms,speedup_b1,speedup_b128,"
 	      "latency_sparse_b1_ms,latency_sparse_b128_ms,speedup_sparse_b1,"
-	      "speedup_sparse_b128,time_prune_s,time_finetune_s,time_total_s,rounds\n", f);
+	      "speedup_sparse_b128,time_prune_s,time_finetune_s,time_total_s,"
+	      "rounds,acc_int8_pct,acc_int8_sd,size_int8_mib,size_int8_zlib_mib\n",
+	      f);
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
 		csv_text(f, r->label);
@@ -522,6 +602,10 @@ int pb_table_write_csv(const pb_table *t, FILE *f)
 		fputc(',', f);
 		for (int k = 0; k < r->n_rounds; k++)
 			fprintf(f, "%s%.10g", k ? ";" : "", r->rounds[k]);
+		csv_num(f, r->acc_int8.mean);
+		csv_num(f, r->acc_int8.sd);
+		csv_num(f, r->size_int8.mean);
+		csv_num(f, r->size_int8_zlib.mean);
 		fputc('\n', f);
 	}
 	return ferror(f) ? -1 : 0;
@@ -594,6 +678,30 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 					t->rows[i].acc_after.sd);
 		fclose(f);
 	}
+	/* The controls as points of their own (dense, dense + fine-tune). */
+	p = pbi_path_join(dir, "controls.dat");
+	f = p ? fopen(p, "w") : NULL;
+	free(p);
+	if (f) {
+		fputs("# macs_kept_pct params_kept_pct sparsity_pct "
+		      "acc_after_pct acc_after_sd target speedup_b128 "
+		      "acc_int8_pct label\n", f);
+		for (int i = 0; i < t->n_rows; i++) {
+			const pb_table_row *q = &t->rows[i];
+
+			if (q->target || !q->acc_after.n)
+				continue;
+			fprintf(f, "%.6g %.6g %.6g %.6g %.6g - %.6g %.6g "
+				"\"%s\"\n",
+				q->macs_kept.mean, q->params_kept.mean,
+				100.0 - q->params_kept.mean, q->acc_after.mean,
+				isnan(q->acc_after.sd) ? 0 : q->acc_after.sd,
+				q->speedup_b128.n ? q->speedup_b128.mean : NAN,
+				q->acc_int8.n ? q->acc_int8.mean : NAN,
+				q->label);
+		}
+		fclose(f);
+	}
 	/* One series per label, its points ordered by MACs kept. */
 	for (int i = 0; i < t->n_rows; i++) {
 		const pb_table_row *r = &t->rows[i];
@@ -634,19 +742,24 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 		free(p);
 		if (f) {
 			fputs("# macs_kept_pct params_kept_pct sparsity_pct "
-			      "acc_after_pct acc_after_sd target\n", f);
+			      "acc_after_pct acc_after_sd target speedup_b128 "
+			      "acc_int8_pct\n", f);
 			for (int k = 0; k < m; k++) {
 				const pb_table_row *q = &t->rows[order[k]];
-				fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s\n",
-					q->macs_kept.mean,
+				fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s %.6g "
+					"%.6g\n", q->macs_kept.mean,
 					q->params_kept.mean,
 					100.0 - q->params_kept.mean,
 					q->acc_after.mean,
 					isnan(q->acc_after.sd) ? 0 :
-					q->acc_after.sd, q->target);
+					q->acc_after.sd, q->target,
+					q->speedup_b128.n ?
+					q->speedup_b128.mean : NAN,
+					q->acc_int8.n ? q->acc_int8.mean : NAN);
 			}
 			fclose(f);
-			fprintf(series, "%s\t%s\n", name, r->label);
+			fprintf(series, "%s\t%s\t%s\n", name, r->label,
+				pb_cell_kind_name(r->kind));
 			n_series++;
 		}
 		free(order);

@@ -52,6 +52,24 @@ static void state_copy(pb_model *m, float *buf, int to_model)
 	}
 }
 
+/* The fraction of conv and linear weights that are zero at the end of an
+ * epoch: the curve of a gradual or iterative schedule shows its ramp. */
+static double weight_sparsity(pb_model *m)
+{
+	size_t zeros = 0, all = 0;
+
+	for (int i = 0; i < pb_model_n_params(m); i++) {
+		const pb_param *p = pb_model_param(m, i);
+
+		if (p->kind != PB_PARAM_WEIGHT)
+			continue;
+		for (size_t j = 0; j < p->n; j++)
+			zeros += p->data[j] == 0.0f;
+		all += p->n;
+	}
+	return all ? (double)zeros / (double)all : 0.0;
+}
+
 /* The curve is written under a temporary name and renamed when training
  * ends (also when it fails: the epochs it did are still a true record),
  * so a cache or a table never reads half a curve. */
@@ -64,7 +82,7 @@ static int csv_open(pbi_atomic *a, const char *path, pb_error *err)
 	if ((rc = pbi_atomic_begin(a, path, "training curve", err)))
 		return rc;
 	fprintf(a->f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,"
-		"seconds\n");
+		"sparsity,seconds\n");
 	return 0;
 }
 
@@ -274,9 +292,10 @@ static int end_epoch(pb_trainer *t, pb_error *err)
 		return rc;
 	st->seconds = pbi_now() - t->t0;
 	if (t->csv.f)
-		fprintf(t->csv.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f\n",
+		fprintf(t->csv.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n",
 			st->epoch, st->lr, st->train_loss, st->train_acc,
-			st->val_loss, st->val_acc, st->seconds);
+			st->val_loss, st->val_acc, weight_sparsity(t->m),
+			st->seconds);
 	pbi_progress_line(&t->prog, "%s epoch %d/%d  loss %.4f  train %.2f%%  "
 			  "val %.2f%%  %.1fs", label(t), st->epoch,
 			  t->r->epochs, st->train_loss, 100 * st->train_acc,

@@ -304,7 +304,8 @@ static void test_shipped(void **state)
 	const char *src = getenv("PB_SRCDIR");
 	const char *names[] = { "quickstart.ini", "fmnist-vggs.ini",
 				"fmnist-vggs-compact.ini", "fmnist-resnets.ini",
-				"fmnist-resnets-compact.ini" };
+				"fmnist-resnets-compact.ini",
+				"fmnist-vggs-sensitivity.ini" };
 	char path[4096];
 
 	(void)state;

@@ -1,5 +1,5 @@
-/* Metrics: counts, MACs, effective MACs and sizes on a hand-made model
- * checked against hand-computed numbers; the sparse encodings; compressed
+/* Metrics: counts, MACs, effective MACs and file sizes on a hand-made
+ * model checked against hand-computed numbers; the sparse encodings; compressed
  * size falling with sparsity; latency giving positive medians (timings are
  * never asserted); the printed tables. */
 #include "nn/mask.h"
@@ -71,16 +71,32 @@ static void test_hand_counts(void **state)
 	assert_int_equal(mt.macs, pb_model_count_macs(m));
 	/* 288 * 9/18 + 64 * 16/64 */
 	assert_int_equal(mt.macs_effective, 160);
-	/* 92 state floats, running statistics included. */
-	assert_int_equal(mt.bytes_dense, 368);
+	/* Sizes are files (checkpoint.h). Header: magic 8, version,
+	 * count, name length 4 each, "tiny" 4, tag length 4 = 28; CRC 4.
+	 * A record: 4 + name + kind 4 + ndim 4 + 4 per dimension, then
+	 * its payload:
+	 *   conv1.weight 4+12+8+16 = 40   conv1.bias 4+10+8+4 = 26
+	 *   bn1.weight 26   bn1.bias 24   bn1.running_mean 32
+	 *   bn1.running_var 31   fc.weight 4+9+8+8 = 29      (208 in all)
+	 * 92 state floats as float32: 368. */
+	assert_int_equal(mt.bytes_dense, 28 + 208 + 368 + 4);
+	assert_int_equal(mt.bytes_checkpoint, mt.bytes_dense);
 	/* Smallest encoding per tensor:
 	 *   conv1.weight 18, 9 nnz: dense 72, bitmap 3+36=39, CSR 12+54=66
 	 *   conv1.bias, gamma, running_var (dense 2): 8 each
 	 *   beta, running_mean (all zero): bitmap 1
 	 *   fc.weight 64, 16 nnz: dense 256, bitmap 8+64=72, CSR 12+96=108 */
-	assert_int_equal(mt.bytes_sparse, 39 + 8 + 8 + 1 + 1 + 8 + 72);
+	assert_int_equal(pb_metrics_sparse_bytes(
+		pb_model_find_param(m, "conv1.weight")->data, 18, 2), 39);
+	assert_int_equal(mt.bytes_sparse,
+			 28 + 208 + 39 + 8 + 8 + 1 + 1 + 8 + 72 + 4);
+	/* int8: conv1.weight 2 scales + 18 codes, fc.weight 2 + 64; the
+	 * five others float32 (40). */
+	assert_int_equal(mt.bytes_int8,
+			 28 + 208 + (8 + 18) + 40 + (8 + 64) + 4);
 	assert_int_equal(mt.have_latency, 0);
 	assert_int_equal(mt.bytes_compressed, 0);
+	assert_int_equal(mt.bytes_int8_compressed, 0);
 
 	assert_int_equal(mt.n_layers, 3);
 	assert_string_equal(mt.layers[0].name, "conv1");
@@ -184,8 +200,9 @@ static void test_compressed_size(void **state)
 	assert_int_equal(pbi_select_weights(p, &t, w, s, 2, 0.75, &reached,
 					    &err), 0);
 	assert_int_equal(pb_metrics_compressed_size(p, &raw_p, &z_p, &err), 0);
-	/* Same tensors, masks left out: the same file size. */
-	assert_int_equal(raw_p, raw_d);
+	/* Same tensors; the masks are the weights' zeros, so each costs
+	 * only its record's header ("fc1.weight.mask", 2 dimensions). */
+	assert_int_equal(raw_p, raw_d + 2 * (4 + 15 + 4 + 4 + 8));
 	assert_true((double)z_p < 0.45 * (double)z_d);
 	{
 		pb_metrics mt;
@@ -196,13 +213,17 @@ static void test_compressed_size(void **state)
 		assert_int_equal(mt.bytes_checkpoint, raw_p);
 		assert_true(fabs(mt.prunable_sparsity - 0.75) < 1e-4);
 		assert_true(mt.bytes_sparse < mt.bytes_dense / 2);
+		/* int8 + sparse + zlib: about a tenth of the dense file. */
+		assert_true(mt.bytes_int8 < mt.bytes_dense / 3);
+		assert_true((double)mt.bytes_int8_compressed <
+			    0.2 * (double)raw_d);
 		pb_metrics_free(&mt);
 	}
-	/* The model's masks are still there and were not counted: the
-	 * file with them is longer. */
+	/* What is measured is the file pb_checkpoint_save writes, masks
+	 * and all. */
 	assert_non_null(pbi_mask_flat(p));
 	assert_int_equal(pbi_checkpoint_encode(p, 1, &buf, &len, &err), 0);
-	assert_true(len > raw_p);
+	assert_int_equal(len, raw_p);
 	free(buf);
 	free(s[0]);
 	free(s[1]);
@@ -272,7 +293,7 @@ static void test_latency(void **state)
 	assert_non_null(strstr(text, "dense"));
 	assert_non_null(strstr(text, "pruned"));
 	assert_non_null(strstr(text, "effective MACs"));
-	assert_non_null(strstr(text, "size zlib ckpt (MiB)"));
+	assert_non_null(strstr(text, "size zlib (MiB)"));
 	assert_non_null(strstr(text, "latency b=128 (ms)"));
 	assert_non_null(strstr(text, "speedup b=128"));
 	assert_non_null(strstr(text, "speedup sparse b=128"));

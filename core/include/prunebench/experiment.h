@@ -19,6 +19,12 @@
  *   split_seed = 42
  *   dense_ft = yes               ; the dense + fine-tune control
  *   latency = yes                ; measure latency and speedup
+ *   quantize = no | int8         ; also quantize every cell's final model
+ *                                ; to int8 (quantize.h), evaluate it and
+ *                                ; write OUT.int8.ckpt
+ *   activations = int8 | float   ; with quantize: round activations too
+ *                                ; (default int8), calibrated on the
+ *                                ; validation split
  *
  *   [train]                      ; the dense recipe: pb_recipe_set keys
  *   [finetune]                   ; the recipe after pruning (defaults:
@@ -62,6 +68,14 @@
  *                                ; matched training budget (the table's
  *                                ; "NAME (dense, same training)" rows)
  *   layer.conv4 = 0.8            ; per-layer override of the amount
+ *   layers = sensitivity:D       ; the per-layer amounts from a
+ *                                ; sensitivity scan of the dense model
+ *                                ; (sensitivity.h): the largest drop of
+ *                                ; validation top-1 in points a layer
+ *                                ; may cost, scaled to each target
+ *   sensitivity_levels = 0.1,0.2 ; the amounts the scan tries (default
+ *                                ; 0.1 to 0.9 by 0.1)
+ *   quantize, activations        ; as in [experiment], for this method
  *   anything else                ; the plugin's own options
  */
 #ifndef PRUNEBENCH_EXPERIMENT_H
@@ -77,6 +91,7 @@
 #include "prunebench/pruner.h"
 #include "prunebench/record.h"  /* pb_cell_kind */
 #include "prunebench/schedule.h"
+#include "prunebench/sensitivity.h"
 #include "prunebench/train.h"
 
 #ifdef __cplusplus
@@ -111,6 +126,14 @@ typedef struct pb_exp_method {
 	int stream_line;
 	char label[PB_EXP_NAME_MAX];     /* the table's row label; "": NAME */
 	int line;                        /* of the section header */
+	/* quantize = int8 (1), no (0), or -1: the experiment's; and
+	 * activations = int8 (1), float (0), -1: the experiment's. */
+	int quantize, quant_act;
+	/* layers = sensitivity:D: sens_drop = D (points), else < 0; the
+	 * scan's amounts. */
+	double sens_drop;
+	int n_sens_levels;
+	double sens_levels[PB_SENS_LEVELS_MAX];
 } pb_exp_method;
 
 typedef struct pb_experiment {
@@ -129,6 +152,8 @@ typedef struct pb_experiment {
 	unsigned long split_seed;
 	int dense_ft;
 	int latency;
+	int quantize;        /* quantize = int8 */
+	int quant_act;       /* activations = int8 (default) */
 	pb_recipe dense, finetune;
 	uint64_t model_hash; /* FNV-1a of the model file's contents */
 	int n_methods;
@@ -228,6 +253,10 @@ typedef struct pb_cell_env {
 	 * a one-line display); may be NULL. */
 	void (*status)(void *user, const char *phase, int epoch, int epochs);
 	void *status_user;
+	/* After measuring: the final model quantized to int8 (quantize.h),
+	 * activations too with quant_act (calibrated on the validation
+	 * split), evaluated on the test split and saved as OUT.int8.ckpt. */
+	int quantize, quant_act;
 } pb_cell_env;
 
 typedef struct pb_cell_result {

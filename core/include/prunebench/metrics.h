@@ -14,23 +14,27 @@
  *   (pb_model_count_macs). macs_effective counts, per conv/linear layer,
  *   MACs x (non-zero weights / weights): what a kernel that skips zero
  *   weights would do.
- * - bytes_dense: every state tensor (parameters and BN running
- *   statistics) as float32, 4 bytes each: what must be stored to run it.
- * - bytes_sparse: the same tensors, each in the smallest of three
- *   encodings (payload only; names and shapes are not counted):
- *     dense   4 n
- *     bitmap  ceil(n / 8) + 4 nnz              (one bit per entry, then
- *                                               the non-zero values)
- *     CSR     4 (rows + 1) + 6 nnz' over rows = shape[0]: a 4-byte row
- *             offset per row, then per non-zero a float32 value and a
- *             2-byte distance from the previous non-zero of its row; a
- *             distance over 65535 inserts a filler zero entry (as in Deep
- *             Compression), so nnz' = nnz + fillers.
- * - bytes_checkpoint / bytes_compressed: the file pb_checkpoint_save
- *   writes for the model without its masks (masked weights are already
- *   exactly zero, so masks add nothing a deployed model needs), and that
- *   file compressed by zlib's compress2 at level 9: the "compressed size"
- *   pruning papers quote.
+ * - sizes: files, the bytes prunebench writes (checkpoint.h) and loads
+ *   back, never estimates, so compressing the checkpoint by hand gives
+ *   the table's number. Masks cost nothing when they are the weights'
+ *   zeros (a pruned model's are), a bit each otherwise.
+ *   bytes_dense (= bytes_checkpoint): the float32 checkpoint
+ *     pb_checkpoint_save writes.
+ *   bytes_sparse: the same with each tensor in the smallest of float32,
+ *     bitmap (one bit per entry, then the non-zero values) and CSR (a
+ *     4-byte entry offset per row, then per non-zero a float32 value and
+ *     a 2-byte distance from the previous non-zero of its row; a
+ *     distance over 65535 inserts a filler zero entry, as in Deep
+ *     Compression).
+ *   bytes_compressed: the float32 checkpoint compressed by zlib's
+ *     compress2 at level 9, the "compressed size" pruning papers quote.
+ *   bytes_int8: the int8 checkpoint (quantize.h: conv and linear weights
+ *     int8 with a float32 scale per output channel, the rest float32).
+ *   bytes_int8_compressed: the int8 checkpoint with each tensor in its
+ *     smallest encoding, compressed by zlib at level 9 (int8 + sparse +
+ *     zlib, the deployed size).
+ *   pb_metrics_sparse_bytes gives the sparse payload of one tensor
+ *   (names and shapes not counted).
  * - latency: median wall time of pb_model_forward in eval mode on a fixed
  *   synthetic input, after warm-up runs, with the OpenMP threads in force
  *   for the caller. speedup = reference latency / this latency, the two
@@ -51,6 +55,7 @@
 
 #include "prunebench/error.h"
 #include "prunebench/model.h"
+#include "prunebench/quantize.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +81,7 @@ typedef struct pb_metrics {
 	double prunable_sparsity;
 	uint64_t macs, macs_effective;
 	uint64_t bytes_dense, bytes_sparse, bytes_checkpoint, bytes_compressed;
+	uint64_t bytes_int8, bytes_int8_compressed;
 
 	/* Latency in milliseconds at batch 1 and 128, 0 when not measured;
 	 * speedup over the reference, 0 when there was none. */
@@ -98,7 +104,7 @@ typedef struct pb_metrics_opts {
 	int warmup;        /* untimed forwards before timing; default 3 */
 	int repeats;       /* timed forwards at batch 1; default 30 */
 	int repeats_large; /* timed forwards at batch 128; default 7 */
-	int compressed;    /* 1: compute the compressed size; default 1 */
+	int compressed;    /* 1: compute the compressed sizes; default 1 */
 	int sparse;        /* 1: also time the sparse kernels; default 1 */
 } pb_metrics_opts;
 
@@ -115,7 +121,8 @@ void pb_metrics_free(pb_metrics *mt);
 /* Sizes of one tensor of n floats whose data is d, as described above. */
 uint64_t pb_metrics_sparse_bytes(const float *d, size_t n, int rows);
 
-/* Checkpoint bytes of m (without masks) and their zlib level-9 size. */
+/* The float32 checkpoint of m (as pb_checkpoint_save writes it) and its
+ * zlib level-9 size. */
 int pb_metrics_compressed_size(const pb_model *m, uint64_t *raw,
 			       uint64_t *compressed, pb_error *err);
 
@@ -128,6 +135,16 @@ int pb_metrics_latency(pb_model *m, int B, int warmup, int repeats,
 int pb_metrics_speedup(pb_model *m, pb_model *ref, int B, int warmup,
 		       int repeats, double *m_ms, double *ref_ms,
 		       double *speedup, pb_error *err);
+
+/* The five sizes of m as files (above), all compressed: with q, m is
+ * quantized already (pb_quantize_model) and q's scales and activation
+ * ranges go in the int8 files; without, the int8 sizes are of a copy of
+ * m with its weights quantized. */
+typedef struct pb_file_sizes {
+	uint64_t f32, sparse, f32_zlib, int8, int8_zlib;
+} pb_file_sizes;
+int pb_file_sizes_of(const pb_model *m, const pb_quant *q,
+		     pb_file_sizes *out, pb_error *err);
 
 /* The summary table, one row per metric; with `after` (may be NULL) the
  * two models side by side with the ratio after/before. Labels name the

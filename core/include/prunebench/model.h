@@ -60,9 +60,12 @@ typedef enum pb_param_kind {
 	PB_PARAM_BN_BETA,    /* batchnorm shift (C) */
 	PB_PARAM_BN_MEAN,    /* running mean (C): state, not trained */
 	PB_PARAM_BN_VAR,     /* running variance (C): state, not trained */
-	PB_PARAM_MASK        /* a weight's pruning mask ("conv1.weight.mask",
+	PB_PARAM_MASK,       /* a weight's pruning mask ("conv1.weight.mask",
 				1 kept, 0 pruned): only in checkpoints, never
 				one of a model's params */
+	PB_PARAM_ACT_QUANT   /* an int8 file's activation range of a layer's
+				output ("conv1.act", "input.act": lo, hi);
+				only in checkpoints (quantize.h) */
 } pb_param_kind;
 
 /* One named tensor of model state ("conv1.weight", "bn1.running_mean").

@@ -8,6 +8,7 @@
 #include "prunebench/layers.h"
 #include "prunebench/model.h"
 #include "prunebench/data.h"
+#include "prunebench/quantize.h"
 #include "prunebench/checkpoint.h"
 #include "prunebench/train.h"
 #include "prunebench/bench.h"
@@ -16,6 +17,7 @@
 #include "prunebench/plugin.h"
 #include "prunebench/metrics.h"
 #include "prunebench/table.h"
+#include "prunebench/sensitivity.h"
 #include "prunebench/experiment.h"
 
 #endif

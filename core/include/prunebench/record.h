@@ -76,6 +76,13 @@ typedef struct pb_record {
 	double params, params_dense, nonzero;
 	double macs, macs_dense, macs_effective;
 	double size_dense_mib, size_sparse_mib, size_compressed_mib;
+	/* The int8 checkpoint, and it sparse-encoded and zlib-compressed. */
+	double size_int8_mib, size_int8_zlib_mib;
+	/* quantize = int8: "int8" (weights and activations) or
+	 * "int8-weights" (activations float), and the int8 model's test
+	 * top-1; NULL and NaN otherwise. */
+	char *quantize;
+	double acc_int8;
 	double latency_b1_ms, latency_b128_ms, speedup_b1, speedup_b128;
 	/* The same on the sparse kernels (layers sparse enough skip their
 	 * zero weights; the reference stays on the dense ones). Absent from

@@ -53,6 +53,10 @@ typedef struct pb_table_row {
 	pb_stat latency_sparse_b1, latency_sparse_b128;
 	pb_stat speedup_sparse_b1, speedup_sparse_b128;
 	pb_stat time_prune, time_finetune, time_total;
+	/* quantize = int8: the int8 model's top-1 (percent) and its file
+	 * sparse + zlib (MiB); the int8 file's size for every row. */
+	pb_stat acc_int8, size_int8, size_int8_zlib;
+	int int8_weights_only;  /* its int8 cells kept float activations */
 	double *rounds;         /* mean reached per round, over ok cells */
 	int n_rounds;
 	/* Welch's test against the best row at the same target. */
@@ -96,9 +100,12 @@ int pb_table_write_csv(const pb_table *t, FILE *f);
 int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f);
 
 /* Data files for scripts/plots: DIR/plots/NN.dat, one per pruned row
- * group (label), columns "macs_kept params_kept acc_after_mean
- * acc_after_sd target", plus DIR/plots/series.txt listing
- * "file<TAB>label" and DIR/plots/dense.txt with the dense accuracy. */
+ * group (label), columns "macs_kept params_kept sparsity acc_after_mean
+ * acc_after_sd target speedup_b128 acc_int8" (NaN when not measured),
+ * plus DIR/plots/series.txt listing "file<TAB>label<TAB>kind" (prune,
+ * scratch, scratch_b, matched), DIR/plots/dense.txt with the dense
+ * accuracy and DIR/plots/controls.dat with the controls' points (the
+ * same columns, the label last, quoted). */
 int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 			     pb_error *err);
 
