@@ -99,7 +99,7 @@ static int ensure_forward(pb_model *m, int B, int mode)
 		rc = pb_fensure(&m->xbuf, &m->xbuf_cap, in_len);
 	if (!rc)
 		rc = pb_fensure(&m->ws, &m->ws_cap, conv_workspace(m, B));
-	if (!rc && !train && m->sparse_on)
+	if (!rc && mode == FWD_EVAL && m->sparse_on)
 		for (int i = 0; i < m->n_nodes && !rc; i++)
 			if (m->nodes[i].sparse &&
 			    m->nodes[i].info.type == PB_LAYER_CONV)
