@@ -5,6 +5,7 @@
 #include "prunebench/layers.h"
 #include "prunebench/tensor.h"
 #include "prunebench/train.h"
+#include "nn/model_impl.h"
 
 int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
 		double *loss, pb_error *err)
@@ -14,7 +15,7 @@ int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
 	double loss_sum = 0.0;
 	long hits = 0;
 	float *probs = NULL;
-	int rc = 0;
+	int rc = 0, lean;
 
 	if (d->n == 0) {
 		if (acc)
@@ -28,6 +29,13 @@ int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
 	probs = pb_falloc((size_t)batch * K);
 	if (!probs)
 		return pb_error_set(err, PB_ENOMEM, "out of memory (evaluate)");
+	/* Only the logits are read: the lean forward skips storing the
+	 * outputs inside fused groups, the same logits bit for bit. The
+	 * sparse kernels are not used here: they equal the dense ones only
+	 * within float rounding, and accuracy is measured on the reference
+	 * path. */
+	lean = m->lean;
+	pbi_model_set_lean(m, 1);
 	for (int start = 0; start < d->n; start += batch) {
 		int B = d->n - start < batch ? d->n - start : batch;
 		const float *logits;
@@ -43,6 +51,7 @@ int pb_evaluate(pb_model *m, const pb_dataset *d, int batch, double *acc,
 							 &correct);
 		hits += correct;
 	}
+	pbi_model_set_lean(m, lean);
 	pb_ffree(probs);
 	if (rc)
 		return rc;

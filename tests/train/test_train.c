@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "prunebench/prunebench.h"
+#include "nn/model_impl.h"
 
 static const char small_cnn[] =
 	"[model]\nname = small\ninput = 1x12x12\nclasses = 4\n"
@@ -200,6 +201,66 @@ static void test_learns_synthetic(void **state)
 	pb_model_free(m);
 }
 
+/* pb_evaluate runs the lean forward (outputs inside fused groups not
+ * stored): its accuracy and loss must be those of the plain eval forward
+ * bit for bit, on a model with both fusions (conv -> BN -> ReLU and a
+ * residual add -> ReLU), and the model's own setting is left as it was. */
+static const char res_cnn[] =
+	"[model]\nname = res\ninput = 1x12x12\nclasses = 4\n"
+	"[conv1]\ntype = conv\nout = 16\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn1]\ntype = bn\n[relu1]\ntype = relu\n"
+	"[conv2]\ntype = conv\nout = 16\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn2]\ntype = bn\n[relu2]\ntype = relu\n"
+	"[conv3]\ntype = conv\nout = 16\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn3]\ntype = bn\n"
+	"[add]\ntype = add\ninputs = bn3, relu1\n[relu3]\ntype = relu\n"
+	"[pool]\ntype = avgpool\nglobal = yes\n"
+	"[flat]\ntype = flatten\n[fc]\ntype = linear\nout = 4\n";
+
+static void test_evaluate_lean_same_bits(void **state)
+{
+	const int batch = 48, K = 4;
+	pb_model *m = NULL;
+	pb_error err = { 0 };
+	pb_dataset train, val;
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	double acc, loss, loss_sum = 0.0;
+	float probs[48 * 4];
+	long hits = 0;
+
+	(void)state;
+	make_data(&train, &val, 300);
+	assert_int_equal(pb_model_parse(&m, res_cnn, "res", &err), 0);
+	gsl_rng_set(rng, 3);
+	assert_int_equal(pb_model_init_params(m, rng, &err), 0);
+	for (int start = 0; start < val.n; start += batch) {
+		int B = val.n - start < batch ? val.n - start : batch;
+		const float *logits;
+		int correct = 0;
+
+		assert_int_equal(pb_model_forward(m, val.x + (size_t)start *
+						  val.c * val.h * val.w, B, 0,
+						  NULL, &logits, &err), 0);
+		loss_sum += B * pb_softmax_xent_forward(probs, logits,
+							 val.y + start, B, K,
+							 &correct);
+		hits += correct;
+	}
+	assert_int_equal(pb_evaluate(m, &val, batch, &acc, &loss, &err), 0);
+	assert_true(acc == (double)hits / val.n);
+	assert_true(loss == loss_sum / val.n);
+	/* Calibration reads every layer's output after an eval forward:
+	 * the model must not be left lean, nor made plain when it was lean. */
+	assert_int_equal(m->lean, 0);
+	pbi_model_set_lean(m, 1);
+	assert_int_equal(pb_evaluate(m, &val, batch, &acc, &loss, &err), 0);
+	assert_int_equal(m->lean, 1);
+	gsl_rng_free(rng);
+	pb_dataset_free(&train);
+	pb_dataset_free(&val);
+	pb_model_free(m);
+}
+
 static void test_divergence_reported(void **state)
 {
 	pb_model *m = NULL;
@@ -257,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_schedules),
 		cmocka_unit_test(test_sgd_semantics),
 		cmocka_unit_test(test_learns_synthetic),
+		cmocka_unit_test(test_evaluate_lean_same_bits),
 		cmocka_unit_test(test_divergence_reported),
 		cmocka_unit_test(test_shape_mismatch),
 	};
