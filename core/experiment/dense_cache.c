@@ -150,8 +150,8 @@ static int missing_points(const char *base, const char *tag,
 
 int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 		  unsigned long seed, const long *points, int n_points,
-		  FILE *log, pb_model **out, char **csv_out, char **base_out,
-		  int *trained, pb_error *err)
+		  int load_only, FILE *log, pb_model **out, char **csv_out,
+		  char **base_out, int *trained, pb_error *err)
 {
 	pb_model *m = NULL, *pm = NULL;
 	char *base = NULL, *ckpt = NULL, *csv = NULL;
@@ -202,6 +202,13 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 			}
 			if (!n_miss)
 				goto out;
+			if (load_only) {
+				rc = pb_error_set(err, PB_ENOTFOUND, "the "
+					"dense model of seed %lu is cached "
+					"without %d of its training points",
+					seed, n_miss);
+				goto load_only;
+			}
 			/* Cached without the points a cell now asks for:
 			 * run the start of the same training again. */
 			if (log)
@@ -224,9 +231,21 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 						seed);
 			goto out;
 		}
+		if (load_only) {
+			rc = pb_error_set(err, lerr.code ? lerr.code :
+					  PB_EFORMAT, "the dense model of seed "
+					  "%lu in the cache is unusable (%s)",
+					  seed, lerr.msg);
+			goto load_only;
+		}
 		if (log)
 			fprintf(log, "dense cache: %s is unusable (%s); "
 				"training again\n", ckpt, lerr.msg);
+	} else if (load_only) {
+		rc = pb_error_set(err, PB_ENOTFOUND, "the dense model of seed "
+				  "%lu is not in the cache (no %s)", seed,
+				  ckpt);
+		goto load_only;
 	}
 	saver.steps = points;
 	saver.n = n_points;
@@ -236,6 +255,9 @@ int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 		pb_error_prefix(err, "dense model of seed %lu: ", seed);
 	else
 		*trained = 1;
+	goto out;
+load_only:
+	/* Not trained here: the caller says why and what to run. */
 out:
 	free(ckpt);
 	free(miss);

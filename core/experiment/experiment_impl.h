@@ -21,11 +21,13 @@
  * The model at each training point in points[] (iterations, sorted) is
  * kept as BASE.stepN.ckpt; a cached model missing some has the start of
  * its training run again to write them. *csv gets the curve's path and
- * *base the points' BASE (both malloc-ed). log may be NULL. */
+ * *base the points' BASE (both malloc-ed). log may be NULL. load_only:
+ * a missing or unusable model, or missing points, is an error rather
+ * than a training (the cells phase). */
 int pbi_dense_get(const pb_experiment *e, const pb_splits *sp,
 		  unsigned long seed, const long *points, int n_points,
-		  FILE *log, pb_model **out, char **csv, char **base,
-		  int *trained, pb_error *err);
+		  int load_only, FILE *log, pb_model **out, char **csv,
+		  char **base, int *trained, pb_error *err);
 /* CACHE/dense-MODEL-sSEED-KEY (no extension), malloc-ed. */
 char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
 		     unsigned long seed);

@@ -84,6 +84,10 @@ int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 {
 	const pb_experiment *e = S->e;
 	int need[PB_EXP_MAX_SEEDS], n_need = 0, outer, inner;
+	/* Tasks of a cells phase, and a sweep's cell processes, run at
+	 * once: one that trained a dense model would race the others
+	 * writing it. */
+	const int load_only = S->child || S->o->phase == PB_PHASE_CELLS;
 
 	for (int s = 0; s < e->n_seeds; s++) {
 		int used = 0;
@@ -118,11 +122,20 @@ int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 
 		omp_set_num_threads(inner);
 		S->dense_rc[s] = pbi_dense_get(e, &S->sp, e->seeds[s],
-					       S->points, S->n_points, log,
+					       S->points, S->n_points,
+					       load_only, log,
 					       &S->dense[s], &S->dense_csv[s],
 					       &S->dense_base[s], &trained,
 					       &derr);
-		if (S->dense_rc[s])
+		if (S->dense_rc[s] && load_only)
+			snprintf(S->dense_msg[s], sizeof S->dense_msg[0],
+				 S->child ? "%s: a cell's own process trains "
+				 "no dense model (the sweep that started it "
+				 "makes them)" : "%s: the cells phase trains no "
+				 "dense model; run the dense phase again: "
+				 "prunebench run %s --phase dense --seed %lu",
+				 derr.msg, e->path, e->seeds[s]);
+		else if (S->dense_rc[s])
 			snprintf(S->dense_msg[s], sizeof S->dense_msg[0], "%s",
 				 derr.msg);
 		else
@@ -131,7 +144,7 @@ int pbi_sweep_dense(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		{
 			if (S->dense_rc[s]) {
 				pbi_progress_line(&S->prog, "dense seed %lu: %s",
-						  e->seeds[s], derr.msg);
+						  e->seeds[s], S->dense_msg[s]);
 			} else {
 				if (trained)
 					S->sum->dense_trained++;

@@ -314,6 +314,18 @@ static void not_started(pbi_sweep *S, const pb_cell *c, const char *why)
 	pb_record_clear(&r);
 }
 
+/* Why the cell's dense model is missing, or NULL: such a cell fails
+ * here with the sweep's own message (a process of its own could only
+ * fail too, saying less). */
+static const char *dense_missing(const pbi_sweep *S, const pb_cell *c)
+{
+	for (int s = 0; s < S->e->n_seeds; s++)
+		if (S->e->seeds[s] == c->seed)
+			return S->dense && !S->dense[s] && S->dense_rc &&
+			       S->dense_rc[s] ? S->dense_msg[s] : NULL;
+	return NULL;
+}
+
 int pbi_sweep_spawn(pbi_sweep *S, const pb_cell *cells, const int *todo,
 		    int n_todo, pb_error *err)
 {
@@ -337,6 +349,12 @@ int pbi_sweep_spawn(pbi_sweep *S, const pb_cell *cells, const int *todo,
 
 			if (kids[s].pid)
 				continue;
+			if (dense_missing(S, &cells[todo[next]])) {
+				not_started(S, &cells[todo[next]],
+					    dense_missing(S, &cells[todo[next]]));
+				next++;
+				continue;
+			}
 			if (start(S, &kids[s], &cells[todo[next]], &serr)) {
 				not_started(S, &cells[todo[next]], serr.msg);
 				pb_record_clear(&kids[s].rec);

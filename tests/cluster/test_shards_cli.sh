@@ -129,4 +129,27 @@ if [ -n "$shard" ]; then
 else
 	not_ok "the cells array is one shard"
 fi
+# A corrupt dense model in the cells phase: refused with the dense
+# phase's command, never trained again (tasks at once would race).
+dense2=$(ls "$tmp/cache"/dense-*-s2-*.ckpt 2> /dev/null | grep -v step | head -n1)
+if [ -n "$dense2" ] && [ -n "$shard" ]; then
+	cp "$dense2" "$tmp/dense2.good"
+	printf 'garbage!' | dd of="$dense2" bs=1 seek=200 conv=notrunc 2> /dev/null
+	cp "$dense2" "$tmp/dense2.bad"
+	"${run[@]}" --shard "$shard/3" > "$tmp/said" 2>&1
+	sed 's/^/# /' "$tmp/said" | tail -n 5
+	check "a corrupt dense model in the cells phase is refused" grep -q \
+		"unusable.*run the dense phase again: prunebench run .* --phase dense --seed 2" \
+		"$tmp/said"
+	check "... and not trained again" cmp -s "$dense2" "$tmp/dense2.bad"
+	check "... nor is the cell recorded as done" test \
+		"$(grep -c '"id":"l1-channels=0.5-s2-[^"]*","[^}]*"status":"ok"' "$jsonl")" -eq 0
+	cp "$tmp/dense2.good" "$dense2"
+	check "with the model put back, the cells phase runs the cell" \
+		"${run[@]}" --shard "$shard/3" --quiet
+	check "... once" test "$(grep -c '"id":"l1-channels=0.5-s2-' "$jsonl")" -le 2
+	check "... ok" grep -q '"id":"l1-channels=0.5-s2-[^"]*".*"status":"ok"' "$jsonl"
+else
+	not_ok "the dense model of seed 2 is in the cache (${dense2:-none})"
+fi
 finish
