@@ -222,7 +222,12 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 		env.plan = &me->plan;
 		env.matched = me->matched;
 		env.scratch_b_cap = me->scratch_b_cap;
+		if (me->plan.schedule == PB_PRUNE_ITERATIVE &&
+		    me->sens_drop < 0)
+			env.trunk_hi = &me->targets[pbi_method_trunk_hi(
+				e, me, c->target_index)];
 	}
+	env.trunk_dir = e->cache;
 	env.latency = e->latency;
 	env.quantize = pbi_cell_int8(e, c->method_index, &env.quant_act);
 	env.stream = stream;
