@@ -14,7 +14,7 @@
 /* Images in the training split: the training file less the validation
  * split. The file's size is known for the named data sets; a folder of
  * other files is taken to be the named set's size. */
-static double train_images(const pb_experiment *e)
+double pbi_train_images(const pb_experiment *e)
 {
 	double n = !strcmp(e->data.kind, "synthetic") ? e->data.synthetic_n :
 		   !strcmp(e->data.kind, "cifar10") ? 50000.0 : 60000.0;
@@ -25,7 +25,7 @@ static double train_images(const pb_experiment *e)
 
 static double steps_per_epoch(const pb_experiment *e, const pb_recipe *r)
 {
-	return (double)pb_recipe_steps_per_epoch(r, (long)train_images(e));
+	return (double)pb_recipe_steps_per_epoch(r, (long)pbi_train_images(e));
 }
 
 /* The core's rule for a plugin without an estimate hook: every number

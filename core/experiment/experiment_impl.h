@@ -43,6 +43,9 @@ unsigned long pbi_seed_from(const char *text);
 
 /* ---- epochs and trunks (core/experiment/cell_epochs.c) ------------------ */
 
+/* Images in the training split, from the data spec and val_size (no
+ * data loaded): the named sets' sizes, synthetic:N's N. */
+double pbi_train_images(const pb_experiment *e);
 /* The target whose trajectory method m's cells at target t follow as
  * their trunk: for an iterative schedule, the method's highest target of
  * the same kind, scope and overrides (none with layers = sensitivity);

@@ -299,7 +299,10 @@ typedef struct pb_run_opts {
 				 fewer cells than threads) */
 	const char *only;     /* run only this method ("dense", "dense+ft"
 				 or a NAME); NULL: all */
-	int dry_run;          /* list the cells and their state, run none */
+	int dry_run;          /* list the cells and their state, and the
+				 epochs and time they cost; run none */
+	int no_calibrate;     /* dry run: no timing on this machine, epochs
+				 only */
 	int no_retry;         /* keep failed and crashed cells as they are
 				 (by default they run again; diverged cells
 				 are results and never run again) */
