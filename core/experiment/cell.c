@@ -651,6 +651,11 @@ static void matched_control(cell *x)
 		const int k = x->recs[i].trunk;
 		char phase[32];
 
+		if (!k && tc) {
+			/* Past the trunk: let other cells have it. */
+			pbi_trunk_close(tc);
+			tc = NULL;
+		}
 		if (k && k <= start)
 			continue;
 		snprintf(phase, sizeof phase, "matched%d", i + 1);
@@ -666,10 +671,6 @@ static void matched_control(cell *x)
 
 			if (pbi_trunk_store(tc, k, &st, &werr) && env->log)
 				fprintf(env->log, "%s\n", werr.msg);
-		}
-		if (tc && (i + 1 == x->n_recs || !x->recs[i + 1].trunk)) {
-			pbi_trunk_close(tc);
-			tc = NULL;
 		}
 	}
 	pbi_trunk_close(tc);
