@@ -34,6 +34,8 @@ check_PROGRAMS += \
 	tests/experiment/test_sweep \
 	tests/experiment/test_isolation \
 	tests/experiment/test_at_init \
+	tests/experiment/test_trunk \
+	tests/experiment/test_epochs \
 	tests/prune/test_schedule
 tests_experiment_test_experiment_ini_SOURCES = \
 	tests/experiment/test_experiment_ini.c tests/testutil.h \
@@ -60,6 +62,16 @@ tests_experiment_test_at_init_SOURCES = tests/experiment/test_at_init.c \
 	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_at_init_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_at_init_LDADD = $(TEST_SHARED_LDADD)
+# Trunks shared across targets: the same bits from the cache as computed.
+tests_experiment_test_trunk_SOURCES = tests/experiment/test_trunk.c \
+	tests/testutil.h tests/experiment/tiny.h
+tests_experiment_test_trunk_CFLAGS = $(TEST_CFLAGS)
+tests_experiment_test_trunk_LDADD = $(TEST_SHARED_LDADD)
+# Epochs per cell and the dry run's figures.
+tests_experiment_test_epochs_SOURCES = tests/experiment/test_epochs.c \
+	tests/testutil.h tests/experiment/tiny.h
+tests_experiment_test_epochs_CFLAGS = $(TEST_CFLAGS)
+tests_experiment_test_epochs_LDADD = $(TEST_SHARED_LDADD)
 # The pruning schedules run by the cell pipeline, with stand-in callbacks.
 tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h

@@ -24,7 +24,9 @@ static const char run_usage[] =
 	"                      threads go inside when cells are fewer)\n"
 	"  --only METHOD       only this method: dense, dense+ft or a NAME\n"
 	"                      of [prune.NAME]\n"
-	"  --dry-run           list the cells (todo/done) and run nothing\n"
+	"  --dry-run           list the cells (todo/done), the epochs of training\n"
+	"                      per method and an estimated wall time; run nothing\n"
+	"  --no-calibrate      with --dry-run: epochs only, no timing on this machine\n"
 	"  --plugin-dir DIR    also search DIR for plugins (repeatable)\n"
 	"  --output DIR        results folder instead of the experiment's\n"
 	"                      `output` (a separate copy of the sweep)\n"
@@ -61,7 +63,7 @@ static const char run_usage[] =
 	"a cell failed or crashed or the sweep could not run, 2 for a usage\n"
 	"error.\n";
 
-enum { OPT_INNER = 256, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT,
+enum { OPT_INNER = 256, OPT_NO_CALIBRATE, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT,
        OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD, OPT_PHASE,
        OPT_SHARD, OPT_SEED };
 
@@ -70,6 +72,7 @@ static const struct option run_opts[] = {
 	{ "inner-threads", required_argument, NULL, OPT_INNER },
 	{ "only", required_argument, NULL, 'o' },
 	{ "dry-run", no_argument, NULL, OPT_DRY },
+	{ "no-calibrate", no_argument, NULL, OPT_NO_CALIBRATE },
 	{ "plugin-dir", required_argument, NULL, 'P' },
 	{ "no-table", no_argument, NULL, OPT_NO_TABLE },
 	{ "output", required_argument, NULL, OPT_OUTPUT },
@@ -156,6 +159,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'o': ro.only = optarg; break;
 		case OPT_DRY: ro.dry_run = 1; break;
+		case OPT_NO_CALIBRATE: ro.no_calibrate = 1; break;
 		case 'P':
 			if (n_dirs == MAX_DIRS)
 				return cli_usage_error("run", "at most %d "

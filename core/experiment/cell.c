@@ -4,6 +4,7 @@
  * every cell and `prunebench prune` runs it once, so both get the same
  * numbers from the same code. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,11 @@
 #include "experiment/experiment_impl.h"
 #include "nn/mask.h"
 #include "plugin/ctx_impl.h"
+#include "plugin/trunk.h"
 #include "prune/schedule.h"
 #include "prunebench/checkpoint.h"
 #include "prunebench/target.h"
+#include "prunebench/version.h"
 #include "train/train_impl.h"
 
 /* One training of the pruning phase, as it ran: replayed on the dense
@@ -23,6 +26,8 @@ typedef struct train_rec {
 	pb_recipe r;
 	long max_steps;
 	pb_lr_span span;              /* sched NULL: r's own schedule */
+	int trunk;                    /* the trunk round it belongs to; 0:
+					 the cell's own */
 } train_rec;
 
 /* A running cell: its environment, result and what it has recorded. */
@@ -40,6 +45,20 @@ typedef struct cell {
 	int n_recs, cap_recs, recs_failed;
 	pb_recipe round_r;            /* iterative: training between rounds */
 	long round_steps;
+	/* Trunk sharing. The random streams of training phases are seeded
+	 * from "seed_prefix|phase": the cell's stream, or in a trunk round
+	 * the trunk's key. */
+	const char *seed_prefix;
+	pb_trunk_info trunk_info;     /* the plugin's trunk (pb_ctx_trunk_*) */
+	char trunk_key[17];           /* the schedule's trunk, once begun */
+	char *trunk_text;
+	char trunk_seed[40];          /* "trunk KEY" */
+	int trunk_K;                  /* its rounds this cell takes */
+	int cur_round;                /* the schedule's round (1-based) */
+	pbi_trunk *trunk;             /* the cache, locked, while computing */
+	gsl_rng *trunk_rng;           /* a trunk round's pruning stream */
+	pbi_trunk_train *trunk_trains;  /* trainings of the trunk rounds */
+	int n_trunk_trains, cap_trunk_trains;
 } cell;
 
 static void status(cell *x, const char *phase, int epoch, int epochs)
@@ -101,7 +120,8 @@ static int trainer_for(cell *x, pb_model *m, const pb_recipe *r,
 	char *seedtext;
 
 	*t = NULL;
-	if (asprintf(&seedtext, "%s|%s", x->env->stream, phase) < 0 ||
+	if (asprintf(&seedtext, "%s|%s", x->seed_prefix ? x->seed_prefix :
+		     x->env->stream, phase) < 0 ||
 	    !(*rng = gsl_rng_alloc(gsl_rng_mt19937))) {
 		if (seedtext)
 			free(seedtext);
@@ -148,6 +168,34 @@ static int train(cell *x, pb_model *m, const pb_recipe *r, long max_steps,
 
 /* ---- the trainings of the pruning phase ------------------------------------- */
 
+/* The trunk round a training of the pruning phase belongs to: the
+ * schedule's round while the schedule computes its trunk, else the
+ * plugin's trunk round (pb_ctx_trunk_*), else 0. */
+static int trunk_round_now(const cell *x)
+{
+	if (x->trunk_K > 0 && x->cur_round >= 1 && x->cur_round <= x->trunk_K)
+		return x->cur_round;
+	return x->trunk_info.round;
+}
+
+/* Notes a training of a schedule's trunk round for the cache. */
+static void note_trunk_training(cell *x, const pbi_trunk_train *t)
+{
+	if (x->n_trunk_trains == x->cap_trunk_trains) {
+		int cap = x->cap_trunk_trains ? 2 * x->cap_trunk_trains : 16;
+		pbi_trunk_train *n = realloc(x->trunk_trains, sizeof *n *
+					     (size_t)cap);
+
+		if (!n) {
+			x->recs_failed = 1;
+			return;
+		}
+		x->trunk_trains = n;
+		x->cap_trunk_trains = cap;
+	}
+	x->trunk_trains[x->n_trunk_trains++] = *t;
+}
+
 static void record_training(cell *x, const pb_recipe *r, long max_steps,
 			    const pb_lr_span *span)
 {
@@ -165,7 +213,8 @@ static void record_training(cell *x, const pb_recipe *r, long max_steps,
 		x->cap_recs = cap;
 	}
 	x->recs[x->n_recs++] = (train_rec){ *r, max_steps,
-					    span ? *span : (pb_lr_span){ 0 } };
+					    span ? *span : (pb_lr_span){ 0 },
+					    trunk_round_now(x) };
 	x->res->rec.prune_epochs += max_steps > 0 && spe > 0 ?
 		(double)max_steps / (double)spe : (double)r->epochs;
 }
@@ -184,6 +233,10 @@ static void record_plugin_training(void *user, pb_recipe_which which,
 	pbi_recipe_for(base, epochs, steps, steps_per_epoch(x, base), &r,
 		       &max_steps);
 	record_training(x, &r, max_steps, span);
+	if (x->trunk_K > 0 && x->cur_round >= 1 && x->cur_round <= x->trunk_K)
+		note_trunk_training(x, &(pbi_trunk_train){
+			x->cur_round, (int)which, epochs, steps, span != NULL,
+			span ? span->from : 0.0, span ? span->to : 0.0 });
 }
 
 /* ---- the schedule's callbacks ---------------------------------------------- */
@@ -199,6 +252,14 @@ static int op_prune(void *user, pb_model **m, const pb_target *t,
 	int rc;
 
 	su.target = t;
+	x->cur_round++;
+	/* A trunk round draws from the trunk's stream for that round, so
+	 * it is the same whichever target's cell computes it. */
+	if (x->trunk_K > 0 && x->cur_round <= x->trunk_K) {
+		pbi_trunk_rng_set(x->trunk_rng, x->trunk_key, x->cur_round,
+				  "prune");
+		su.rng = x->trunk_rng;
+	}
 	if ((rc = pbi_prune_apply(m, &su, rep, err)))
 		return rc;
 	x->res->have_report = 1;
@@ -223,9 +284,147 @@ static int op_train_round(void *user, pb_model *m, int round, pb_error *err)
 	snprintf(ext, sizeof ext, ".round%d.csv", round);
 	csv = file_path(x, ext);
 	record_training(x, &x->round_r, x->round_steps, NULL);
+	if (x->trunk_K > 0 && round <= x->trunk_K) {
+		/* which -1: the schedule's own training between rounds. */
+		note_trunk_training(x, &(pbi_trunk_train){ round, -1, 0.0, 0,
+							   0, 0.0, 0.0 });
+		x->seed_prefix = x->trunk_seed;
+	}
 	rc = train(x, m, &x->round_r, x->round_steps, NULL, csv, phase);
+	x->seed_prefix = NULL;
 	free(csv);
 	return rc;
+}
+
+/* ---- the iterative schedule's trunk ---------------------------------------- */
+
+/* Everything that determines the rounds toward env->trunk_hi. */
+static char *schedule_key_text(cell *x)
+{
+	const pb_cell_env *env = x->env;
+	const pb_target *hi = env->trunk_hi ? env->trunk_hi : env->target;
+	char opts[1024] = "", dense[1024], ft[1024], data[64], *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	if (env->options)
+		pb_options_format(env->options, opts, sizeof opts);
+	pbi_recipe_canon(env->dense_recipe, dense, sizeof dense);
+	pbi_recipe_canon(env->finetune, ft, sizeof ft);
+	pbi_trunk_data(&env->splits->train, data, sizeof data);
+	fprintf(f, "schedule trunk v1|plugin=%s|version=%s|options=%s|"
+		"hi=%d:%a:%d|ov=", env->pruner->name,
+		env->pruner->version ? env->pruner->version : "", opts,
+		(int)hi->kind, hi->amount, (int)hi->scope);
+	for (int i = 0; i < hi->n_overrides; i++)
+		fprintf(f, "%s=%a,", hi->overrides[i].layer,
+			hi->overrides[i].amount);
+	fprintf(f, "|rounds=%d:%a|model=%08x|dense=%s|finetune=%s|train=%s|"
+		"val=%d|points=%s|threads=%d|blas=%s", env->plan->rounds,
+		env->plan->round_epochs, (unsigned)pbi_model_crc(env->dense),
+		dense, ft, data, env->splits->val.n,
+		env->dense_points ? "yes" : "no", omp_get_max_threads(),
+		pb_blas_name());
+	if (fclose(f))
+		return NULL;
+	return text;
+}
+
+/* The trainings of restored rounds, recorded as if they ran. */
+static void replay_trainings(cell *x, const pbi_trunk_state *st)
+{
+	for (int i = 0; i < st->n_trains; i++) {
+		const pbi_trunk_train *t = &st->trains[i];
+
+		x->cur_round = t->round;
+		if (t->which < 0) {
+			record_training(x, &x->round_r, x->round_steps, NULL);
+			note_trunk_training(x, t);
+		} else {
+			const pb_recipe *base = t->which == PB_RECIPE_DENSE ?
+				x->env->dense_recipe : x->env->finetune;
+			pb_lr_span span = { .sched = base,
+					    .from = t->span_from,
+					    .to = t->span_to };
+
+			record_plugin_training(x, (pb_recipe_which)t->which,
+					       t->epochs, t->steps,
+					       t->has_span ? &span : NULL);
+		}
+	}
+}
+
+static int op_trunk_begin(void *user, pb_model **m, int K, int *done,
+			  pbi_rounds *rounds, pb_error *err)
+{
+	cell *x = user;
+	pbi_trunk_state st = { 0 };
+	int rc, found = 0;
+
+	*done = 0;
+	if (!(x->trunk_text = schedule_key_text(x)) ||
+	    !(x->trunk_rng = gsl_rng_alloc(gsl_rng_mt19937)))
+		return pb_error_set(err, PB_ENOMEM, "out of memory (trunk)");
+	pbi_trunk_hash(x->trunk_text, x->trunk_key);
+	snprintf(x->trunk_seed, sizeof x->trunk_seed, "trunk %s",
+		 x->trunk_key);
+	x->trunk_K = K;
+	if (!x->env->trunk_dir)
+		return 0;
+	if ((rc = pbi_trunk_open(&x->trunk, x->env->trunk_dir,
+				 x->trunk_text, x->env->log, err)) ||
+	    (rc = pbi_trunk_deepest(x->trunk, K, &st, &found, err)))
+		return rc;
+	if (!found)
+		return 0;
+	for (int i = 0; i < st.n_rounds; i++)
+		if (pbi_rounds_push(rounds, st.rounds[i])) {
+			pbi_trunk_state_free(&st);
+			return pb_error_set(err, PB_ENOMEM, "out of memory");
+		}
+	pb_model_free(*m);
+	*m = st.model;
+	st.model = NULL;
+	replay_trainings(x, &st);
+	x->cur_round = found;
+	pbi_trunk_state_free(&st);
+	if (x->env->log)
+		fprintf(x->env->log, "trunk %s: rounds 1-%d of %d read from "
+			"the cache\n", x->trunk_key, found, K);
+	*done = found;
+	return 0;
+}
+
+static int op_trunk_save(void *user, pb_model *m, int k,
+			 const pbi_rounds *rounds, pb_error *err)
+{
+	cell *x = user;
+	pbi_trunk_state st = { 0 };
+	pb_error werr = { 0 };
+
+	(void)err;
+	if (!x->trunk || x->recs_failed)
+		return 0;
+	st.model = m;
+	st.rounds = rounds->v;
+	st.n_rounds = rounds->n;
+	st.trains = x->trunk_trains;
+	st.n_trains = x->n_trunk_trains;
+	/* The numbers do not depend on the cache: a round that cannot be
+	 * stored is said, and computed again next time. */
+	if (pbi_trunk_store(x->trunk, k, &st, &werr) && x->env->log)
+		fprintf(x->env->log, "%s\n", werr.msg);
+	return 0;
+}
+
+static void op_trunk_end(void *user)
+{
+	cell *x = user;
+
+	pbi_trunk_close(x->trunk);
+	x->trunk = NULL;
 }
 
 static int op_train_until(void *user, pb_model *m, long step, pb_error *err)
@@ -276,6 +475,8 @@ static int prune_rounds(cell *x, pb_model **m)
 	const pb_cell_env *env = x->env;
 	const pbi_schedule_ops ops = {
 		.user = x, .prune = op_prune, .train_round = op_train_round,
+		.trunk_begin = env->splits ? op_trunk_begin : NULL,
+		.trunk_save = op_trunk_save, .trunk_end = op_trunk_end,
 	};
 	int rc;
 
@@ -294,8 +495,8 @@ static int prune_rounds(cell *x, pb_model **m)
 	}
 	if ((rc = pb_model_clone(m, env->dense, x->err)))
 		return rc;
-	return pbi_schedule_rounds(env->plan, env->target, env->dense, m,
-				   &ops, &x->rounds, x->err);
+	return pbi_schedule_rounds(env->plan, env->target, env->trunk_hi,
+				   env->dense, m, &ops, &x->rounds, x->err);
 }
 
 /* The gradual schedule: the fine-tune itself, pruned along the ramp. */
@@ -375,20 +576,39 @@ static int train_from_scratch(cell *x, pb_model *m, const char *csv)
 		     "scratch-b" : "scratch");
 }
 
+/* The key of the trunk the cell's pruning phase went through (the
+ * schedule's or the plugin's), and how many of its rounds it took; NULL
+ * when none. */
+static const char *cell_trunk(const cell *x, int *K)
+{
+	*K = 0;
+	for (int i = 0; i < x->n_recs; i++)
+		if (x->recs[i].trunk > *K)
+			*K = x->recs[i].trunk;
+	if (!*K)
+		return NULL;
+	return x->trunk_key[0] ? x->trunk_key : x->trunk_info.key[0] ?
+	       x->trunk_info.key : NULL;
+}
+
 /* matched_dense: a copy of the dense model, unpruned, trained exactly as
  * the cell's model was (the recorded trainings of the pruning phase, in
  * order, then the fine-tune), so that "pruned vs dense" is not "trained
- * longer vs not". Its failure is recorded with it and leaves the pruned
- * result standing. */
+ * longer vs not". The trainings of trunk rounds follow the trunk's rule:
+ * seeded from the trunk's key, and the state after each kept in the
+ * cache, so the controls of lower targets reuse the highest's. Its
+ * failure is recorded with it and leaves the pruned result standing. */
 static void matched_control(cell *x)
 {
 	const pb_cell_env *env = x->env;
 	pb_record *r = &x->res->rec;
 	pb_error err = { 0 }, *saved = x->err;
 	pb_model *m = NULL;
-	char *csv = file_path(x, ".matched.csv");
+	pbi_trunk *tc = NULL;
+	char *csv = file_path(x, ".matched.csv"), seed[64] = "";
 	double t = pbi_now();
-	int rc;
+	int rc, K = 0, start = 0;
+	const char *key = cell_trunk(x, &K);
 
 	r->has_matched = 1;
 	r->matched_epochs = r->prune_epochs + env->finetune->epochs;
@@ -398,18 +618,62 @@ static void matched_control(cell *x)
 				  "the trainings)");
 	else
 		rc = pb_model_clone(&m, env->dense, &err);
+	if (!rc && key) {
+		char text[96];
+
+		snprintf(seed, sizeof seed, "trunk %s matched", key);
+		snprintf(text, sizeof text, "matched dense control of trunk %s",
+			 key);
+		if (env->trunk_dir &&
+		    !(rc = pbi_trunk_open(&tc, env->trunk_dir, text, env->log,
+					  &err))) {
+			pbi_trunk_state st = { 0 };
+
+			rc = pbi_trunk_deepest(tc, K, &st, &start, &err);
+			if (!rc && start) {
+				pb_model_free(m);
+				m = st.model;
+				st.model = NULL;
+				if (env->log)
+					fprintf(env->log, "matched dense "
+						"control: trunk rounds 1-%d "
+						"read from the cache\n", start);
+			}
+			pbi_trunk_state_free(&st);
+		}
+	}
 	if (env->log && !rc)
 		fprintf(env->log, "matched dense control: %d training%s of the "
 			"pruning phase, then the fine-tune (%.3g epochs)\n",
 			x->n_recs, x->n_recs == 1 ? "" : "s",
 			r->matched_epochs);
 	for (int i = 0; i < x->n_recs && !rc; i++) {
+		const int k = x->recs[i].trunk;
 		char phase[32];
 
+		if (!k && tc) {
+			/* Past the trunk: let other cells have it. */
+			pbi_trunk_close(tc);
+			tc = NULL;
+		}
+		if (k && k <= start)
+			continue;
 		snprintf(phase, sizeof phase, "matched%d", i + 1);
+		x->seed_prefix = k ? seed : NULL;
 		rc = train(x, m, &x->recs[i].r, x->recs[i].max_steps,
 			   &x->recs[i].span, NULL, phase);
+		x->seed_prefix = NULL;
+		/* The end of trunk round k: keep its state. */
+		if (!rc && k && tc && (i + 1 == x->n_recs ||
+				       x->recs[i + 1].trunk != k)) {
+			pbi_trunk_state st = { .model = m };
+			pb_error werr = { 0 };
+
+			if (pbi_trunk_store(tc, k, &st, &werr) && env->log)
+				fprintf(env->log, "%s\n", werr.msg);
+		}
 	}
+	pbi_trunk_close(tc);
 	if (!rc)
 		rc = train(x, m, env->finetune, 0, NULL, csv,
 			   "matched-finetune");
@@ -574,7 +838,9 @@ static int run_pruned(cell *x, pb_model **m, const char *csv)
 		.rng = x->rng, .progress = env->log, .label = env->label,
 		.dense_points = env->dense_points,
 		.on_train = record_plugin_training, .on_train_user = x,
+		.trunk = &x->trunk_info,
 	};
+	x->trunk_info.dir = env->trunk_dir;
 	r->prune_epochs = 0.0;
 	status(x, "prune", 0, 0);
 	if (env->pruner->at_init) {
@@ -685,6 +951,11 @@ done:
 		gsl_rng_free(x.rng);
 	pbi_rounds_free(&x.rounds);
 	free(x.recs);
+	pbi_trunk_close(x.trunk);
+	if (x.trunk_rng)
+		gsl_rng_free(x.trunk_rng);
+	free(x.trunk_text);
+	free(x.trunk_trains);
 	free(csv);
 	if (rc)
 		pb_model_free(m);

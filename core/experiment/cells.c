@@ -35,26 +35,6 @@ unsigned long pbi_seed_from(const char *text)
 	return s ? s : 1;
 }
 
-void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n)
-{
-	int k = snprintf(buf, n, "epochs=%d batch=%d lr=%.17g momentum=%.17g "
-			 "nesterov=%d wd=%.17g decay_bn_bias=%d schedule=%d "
-			 "min_lr=%.17g gamma=%.17g warmup=%.17g crop_pad=%d "
-			 "hflip=%d keep_best=%d eval_batch=%d milestones=",
-			 r->epochs, r->batch, r->lr, r->momentum, r->nesterov,
-			 r->weight_decay, r->decay_bn_bias, (int)r->schedule,
-			 r->min_lr, r->gamma, r->warmup_epochs, r->aug.crop_pad,
-			 r->aug.hflip, r->keep_best, r->eval_batch);
-	for (int i = 0; i < r->n_milestones && k > 0 && (size_t)k < n; i++)
-		k += snprintf(buf + k, n - (size_t)k, "%d,", r->milestones[i]);
-	/* Keys added later appear only when not at their default, so every
-	 * definition made before them keeps its hash (cell ids, cache). */
-	if (r->init != PB_INIT_KAIMING_OUT && k > 0 && (size_t)k < n)
-		k += snprintf(buf + k, n - (size_t)k, " init=%d", (int)r->init);
-	if (r->keep_last && k > 0 && (size_t)k < n)
-		snprintf(buf + k, n - (size_t)k, " keep_last=1");
-}
-
 /* ---- cells ---------------------------------------------------------------- */
 
 /* What defines the dense model of a seed (also the cache key). */
@@ -119,6 +99,10 @@ static void method_canon(const pb_exp_method *m, int t, char *buf,
 	/* Only when set, so cells defined before the key keep their ids. */
 	if (m->matched && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "matched=1|");
+	/* An iterative schedule follows its method's trunk (issue 17):
+	 * other rounds than before, so other ids. */
+	if (m->plan.schedule == PB_PRUNE_ITERATIVE && k < n)
+		k += (size_t)snprintf(buf + k, n - k, "trunk=1|");
 	if (m->stream[0] && k < n)
 		k += (size_t)snprintf(buf + k, n - k, "stream=%s|", m->stream);
 	if (m->scratch == PB_SCRATCH_B && k < n)

@@ -12,6 +12,7 @@
 #include "prunebench/experiment.h"
 #include "prunebench/model.h"
 #include "prunebench/train.h"
+#include "train/train_impl.h"
 
 /* ---- the dense cache (core/experiment/dense_cache.c) ------------------------------- */
 
@@ -39,10 +40,26 @@ char *pbi_dense_base(const pb_experiment *e, const pb_model *m,
  * whether activations are too. */
 int pbi_cell_int8(const pb_experiment *e, int mi, int *act);
 
-/* Canonical text of a recipe (every field), for hashing. */
-void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n);
 /* Seeds an RNG stream from text: FNV-1a folded to 32 bits, never 0. */
 unsigned long pbi_seed_from(const char *text);
+
+/* ---- epochs and trunks (core/experiment/cell_epochs.c) ------------------ */
+
+/* Images in the training split, from the data spec and val_size (no
+ * data loaded): the named sets' sizes, synthetic:N's N. */
+double pbi_train_images(const pb_experiment *e);
+/* The target whose trajectory method m's cells at target t follow as
+ * their trunk: for an iterative schedule, the method's highest target of
+ * the same kind, scope and overrides (none with layers = sensitivity);
+ * else t. */
+int pbi_method_trunk_hi(const pb_experiment *e, const pb_exp_method *m,
+			int t);
+/* The text that identifies cell c's trunk within its seed (the plugin
+ * and its options without trunk_final_options, scope, schedule, the
+ * trunk's target kind and overrides): cells with the same text share
+ * their trunk rounds. 0 when c shares none. */
+int pbi_trunk_group(const pb_experiment *e, const pb_cell *c, char *buf,
+		    size_t n);
 
 /* ---- one [prune.NAME] section (core/experiment/method_ini.c) ------------- */
 

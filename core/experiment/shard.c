@@ -1,8 +1,7 @@
-/* Shards of a sweep: what a cell costs, estimated from what it trains,
+/* Shards of a sweep: what a cell costs (its epochs, pb_cell_epochs),
  * and a stable assignment of cells to shards balanced by that cost
  * (greedy longest-first). The rule is in experiment.h and
  * docs/cluster.md; the tests hold it to its bound. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,72 +11,12 @@
  * evaluates and measures: about a quarter of an epoch of VGG-S. */
 #define CELL_OVERHEAD 0.25
 
-/* The epochs one call of the plugin trains: its number options named
- * "*_epochs" (negative: the dense recipe's epochs), times its rounds
- * when it prunes a fraction `rate` of what is left per round. */
-static double plugin_epochs(const pb_experiment *e, const pb_exp_method *m,
-			    const pb_target *t)
-{
-	const pb_pruner *pr = pb_plugin_pruner(m->plugin);
-	double epochs = 0.0, rounds = 1.0;
-	static const char suffix[] = "_epochs";
-	const size_t ls = sizeof suffix - 1;
-
-	if (!pr)
-		return 0.0;
-	for (int i = 0; i < pr->n_options; i++) {
-		const pb_pruner_option *d = &pr->options[i];
-		size_t ln = d->name ? strlen(d->name) : 0;
-		double v;
-
-		if (d->type != PB_OPT_INT && d->type != PB_OPT_DOUBLE)
-			continue;
-		v = pb_options_double(m->options, d->name);
-		if (ln > ls && !strcmp(d->name + ln - ls, suffix))
-			epochs += v < 0 ? e->dense.epochs : v;
-		else if (!strcmp(d->name, "rate") && v > 0 && v < 1 &&
-			 t->kind == PB_TARGET_SPARSITY && t->amount > 0 &&
-			 t->amount < 1)
-			/* Less a hair, so that a whole number of rounds
-			 * computed in floating point is not taken for one
-			 * more on another machine's libm. */
-			rounds = ceil(log(1.0 - t->amount) / log(1.0 - v) -
-				      1e-9);
-	}
-	return epochs * (rounds > 1.0 ? rounds : 1.0);
-}
-
 double pb_cell_cost(const pb_experiment *e, const pb_cell *c)
 {
-	const pb_exp_method *m = c->method_index >= 0 &&
-				 c->method_index < e->n_methods ?
-				 &e->methods[c->method_index] : NULL;
-	const double F = e->finetune.epochs > 0 ? e->finetune.epochs : 0.0;
-	const double D = e->dense.epochs > 0 ? e->dense.epochs : 0.0;
-	const pb_target *t;
-	double P, calls = 1.0, train;
+	pb_epochs x;
 
-	if (c->kind == PB_CELL_DENSE || !m)
-		return CELL_OVERHEAD + (c->kind == PB_CELL_DENSE_FT ? F : 0.0);
-	t = &m->targets[c->target_index];
-	P = 0.0;
-	if (m->plan.schedule == PB_PRUNE_ITERATIVE && m->plan.rounds > 1) {
-		calls = m->plan.rounds;
-		P += (m->plan.rounds - 1) * (m->plan.round_epochs >= 0 ?
-					     m->plan.round_epochs : F);
-	}
-	P += calls * plugin_epochs(e, m, t);
-	if (c->kind == PB_CELL_SCRATCH) {
-		train = P + D;
-	} else if (c->kind == PB_CELL_SCRATCH_B) {
-		double cap = m->scratch_b_cap > 0 ? m->scratch_b_cap : 2.0;
-		double f = t->amount < 1 ? 1.0 / (1.0 - t->amount) : cap;
-
-		train = P + D * (f < 1.0 ? 1.0 : f > cap ? cap : f);
-	} else {
-		train = (P + F) * (m->matched ? 2.0 : 1.0);
-	}
-	return CELL_OVERHEAD + train;
+	pb_cell_epochs(e, c, &x);
+	return CELL_OVERHEAD + pb_cell_epochs_total(&x) - x.dense;
 }
 
 typedef struct by_cost {

@@ -222,7 +222,12 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 		env.plan = &me->plan;
 		env.matched = me->matched;
 		env.scratch_b_cap = me->scratch_b_cap;
+		if (me->plan.schedule == PB_PRUNE_ITERATIVE &&
+		    me->sens_drop < 0)
+			env.trunk_hi = &me->targets[pbi_method_trunk_hi(
+				e, me, c->target_index)];
 	}
+	env.trunk_dir = e->cache;
 	env.latency = e->latency;
 	env.quantize = pbi_cell_int8(e, c->method_index, &env.quant_act);
 	env.stream = stream;
@@ -349,14 +354,27 @@ static int plan_cells(pbi_sweep *S, const pb_cell *cells, int n, int *todo,
 	}
 	if (S->o->dry_run) {
 		FILE *f = S->o->list ? S->o->list : stdout;
+		unsigned char *done = calloc((size_t)(n ? n : 1), 1);
 
-		for (int i = 0; i < n; i++)
-			if (pbi_sweep_selected(S, &cells[i]))
-				list_cell(S, f, &cells[i],
-					  is_done(recs, n_recs, cells[i].id,
-						  S->o->no_retry));
+		for (int i = 0; i < n; i++) {
+			if (!pbi_sweep_selected(S, &cells[i]))
+				continue;
+			if (done)
+				done[i] = (unsigned char)is_done(recs, n_recs,
+					cells[i].id, S->o->no_retry);
+			list_cell(S, f, &cells[i],
+				  is_done(recs, n_recs, cells[i].id,
+					  S->o->no_retry));
+		}
 		fprintf(f, "output %s\ncache  %s\n", S->e->output,
 			S->e->cache);
+		rc = done ? pbi_sweep_estimate(S, cells, n, done, f, err) :
+		     pb_error_set(err, PB_ENOMEM, "out of memory");
+		free(done);
+		if (rc) {
+			pb_records_free(recs, n_recs);
+			return rc;
+		}
 	}
 	pbi_sweep_note_seen(S, n, recs, n_recs);
 	pb_records_free(recs, n_recs);

@@ -60,6 +60,14 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 /* Appends c's record to runs.jsonl and prints its line. */
 void pbi_sweep_finish(pbi_sweep *S, const pb_cell *c, pb_record *r);
 
+/* ---- the dry run's estimate (sweep_estimate.c) ---------------------------- */
+
+/* Prints to f the epochs of the selected cells per method and in all
+ * (done[i]: cell i is recorded already), what trunks save, and unless
+ * S->o->no_calibrate a wall time timed on this machine. */
+int pbi_sweep_estimate(pbi_sweep *S, const pb_cell *cells, int n,
+		       const unsigned char *done, FILE *f, pb_error *err);
+
 /* ---- cells in processes of their own (sweep_spawn.c) ---------------------- */
 
 /* Runs the cells of todo, each in a child process (S->o->cell_exec), at

@@ -27,10 +27,12 @@ void pbi_ctx_init(pb_prune_ctx *ctx, pb_model *model,
 	ctx->pr = setup->pruner;
 	ctx->opts = opts;
 	ctx->err = err;
+	ctx->rng = setup->rng;
 }
 
 void pbi_ctx_release(pb_prune_ctx *ctx)
 {
+	pbi_ctx_trunk_release(ctx);
 	free(ctx->groups);
 	ctx->groups = NULL;
 	ctx->have_groups = 0;
@@ -85,7 +87,7 @@ const pb_target *pb_ctx_target(pb_prune_ctx *ctx)
 
 gsl_rng *pb_ctx_rng(pb_prune_ctx *ctx)
 {
-	return ctx->setup->rng;
+	return ctx->rng;
 }
 
 long pb_ctx_opt_int(pb_prune_ctx *ctx, const char *name)

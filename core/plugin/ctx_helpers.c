@@ -410,7 +410,7 @@ int pb_ctx_reinit_params(pb_prune_ctx *ctx)
 	/* As the dense recipe starts a training from scratch. */
 	const pb_init_kind kind = ctx->setup->dense ? ctx->setup->dense->init :
 				  PB_INIT_KAIMING_OUT;
-	int rc = pb_model_init(ctx->model, ctx->setup->rng, kind, ctx->err);
+	int rc = pb_model_init(ctx->model, ctx->rng, kind, ctx->err);
 
 	if (rc)
 		return pb_error_prefix(ctx->err, "plugin '%s': "

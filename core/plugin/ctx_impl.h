@@ -41,6 +41,23 @@ struct pb_prune_ctx {
 	float *act;
 	size_t act_cap;
 
+	/* The random stream the helpers draw from: the setup's (the
+	 * cell's), or a trunk round's between pb_ctx_trunk_begin and
+	 * pb_ctx_trunk_end. */
+	gsl_rng *rng;
+
+	/* Trunk sharing (ctx_trunk.c): the key of the trunk begun, its
+	 * stream, the cache folder's lock while held, the round being
+	 * computed (0: none), and the trainings of rounds 1 ... round. */
+	int trunk_on;
+	char trunk_key[17];
+	char *trunk_text;
+	gsl_rng *trunk_rng;
+	struct pbi_trunk *trunk;
+	int trunk_round, trunk_n;
+	struct pbi_trunk_train *trains;
+	int n_trains, cap_trains;
+
 	/* pb_ctx_train_batch's own shuffled stream. */
 	size_t *batch_perm;
 	long batch_pos;
@@ -61,6 +78,13 @@ void pbi_ctx_replace_model(pb_prune_ctx *ctx, pb_model *m);
  * relative to `before`. */
 int pbi_report_measure(pb_model *m, const pbi_measure *before,
 		       pb_prune_report *rep, pb_error *err);
+/* Releases what a trunk holds (its lock, stream and records). */
+void pbi_ctx_trunk_release(pb_prune_ctx *ctx);
+/* Notes a training of the plugin's (ctx_train.c) for the trunk's
+ * record, and reports it to the runner. */
+void pbi_ctx_on_train(pb_prune_ctx *ctx, pb_recipe_which which,
+		      double epochs, long steps, const pb_lr_span *span);
+
 /* Derives the groups when needed. */
 int pbi_ctx_groups(pb_prune_ctx *ctx);
 

@@ -80,11 +80,10 @@ static int run_training(pb_prune_ctx *ctx, pb_recipe_which which,
 	if (ctx->pr->on_train_begin &&
 	    (rc = ctx->pr->on_train_begin(ctx->state, ctx)))
 		return rc;
-	if (su->on_train)
-		su->on_train(su->on_train_user, which, epochs, steps, span);
+	pbi_ctx_on_train(ctx, which, epochs, steps, span);
 	ctx->training = 1;
 	pb_error_clear(ctx->err);
-	rc = pb_train(ctx->model, &su->splits->train, NULL, r, su->rng, &opts,
+	rc = pb_train(ctx->model, &su->splits->train, NULL, r, ctx->rng, &opts,
 		      NULL, ctx->err);
 	ctx->training = 0;
 	if (rc && !ctx->err->msg[0])
@@ -166,7 +165,7 @@ static int calib_order(pb_prune_ctx *ctx)
 	ctx->calib_perm = malloc(sizeof *ctx->calib_perm * (size_t)d->n);
 	if (!ctx->calib_perm)
 		return pb_error_set(ctx->err, PB_ENOMEM, "out of memory");
-	pb_shuffle(ctx->calib_perm, (size_t)d->n, ctx->setup->rng);
+	pb_shuffle(ctx->calib_perm, (size_t)d->n, ctx->rng);
 	return 0;
 }
 
@@ -267,11 +266,11 @@ int pb_ctx_train_batch(pb_prune_ctx *ctx, int B, const float **x,
 	if (ctx->batch_pos + B > d->n) {
 		for (int i = 0; i < d->n; i++)
 			ctx->batch_perm[i] = (size_t)i;
-		pb_shuffle(ctx->batch_perm, (size_t)d->n, ctx->setup->rng);
+		pb_shuffle(ctx->batch_perm, (size_t)d->n, ctx->rng);
 		ctx->batch_pos = 0;
 	}
 	pb_dataset_batch(d, ctx->batch_perm + ctx->batch_pos, B, ctx->batch_x,
-			 ctx->batch_y, NULL, ctx->setup->rng);
+			 ctx->batch_y, NULL, ctx->rng);
 	ctx->batch_pos += B;
 	*x = ctx->batch_x;
 	*y = ctx->batch_y;

@@ -324,3 +324,17 @@ void pb_options_format(const pb_options *o, char *buf, size_t n)
 					i ? " " : "", o->v[i].decl->name,
 					o->v[i].text);
 }
+
+/* ---- options of an estimate (pruner.h, pb_estimate) ---------------------- */
+
+double pb_estimate_opt_double(const pb_estimate *q, const char *name)
+{
+	return pb_options_double(q->opaque, name);
+}
+
+const char *pb_estimate_opt_string(const pb_estimate *q, const char *name)
+{
+	const char *t = pb_options_text(q->opaque, name);
+
+	return t ? t : "";
+}

@@ -45,6 +45,37 @@ void pbi_round_target(const pb_target *goal, int k, int rounds, double prev,
 	}
 }
 
+int pbi_trunk_rounds(const pb_target *hi, double x, int rounds)
+{
+	int K = 0;
+
+	for (int k = 1; k < rounds; k++) {
+		double a = 1.0 - pow(1.0 - hi->amount, (double)k / rounds);
+
+		if (a < x - 1e-9)
+			K = k;
+		else
+			break;
+	}
+	return K;
+}
+
+void pbi_trunk_round_target(const pb_target *hi, const pb_target *x, int K,
+			    int k, int rounds, double prev, pb_target *out)
+{
+	if (k <= K) {
+		pbi_round_target(hi, k, rounds, prev, out);
+		return;
+	}
+	*out = *x;
+	if (out->kind != PB_TARGET_SPARSITY && k > 1) {
+		out->amount = prev < 1.0 ?
+			      1.0 - (1.0 - x->amount) / (1.0 - prev) : 0.0;
+		if (out->amount < 0.0)
+			out->amount = 0.0;
+	}
+}
+
 void pbi_gradual_points(const pb_prune_plan *plan, double goal, long per_epoch,
 			long *step, double *amount)
 {
@@ -79,22 +110,37 @@ static int record_reached(pb_model *ref, pb_model *m, pb_target_kind kind,
 }
 
 int pbi_schedule_rounds(const pb_prune_plan *plan, const pb_target *goal,
-			pb_model *ref, pb_model **m,
+			const pb_target *hi, pb_model *ref, pb_model **m,
 			const pbi_schedule_ops *ops, pbi_rounds *rounds,
 			pb_error *err)
 {
-	const int n = plan && plan->schedule == PB_PRUNE_ITERATIVE ?
-		      plan->rounds : 1;
+	const int iterative = plan && plan->schedule == PB_PRUNE_ITERATIVE;
+	const int N = iterative ? plan->rounds : 1;
+	const int K = iterative ? pbi_trunk_rounds(hi ? hi : goal,
+						   goal->amount, N) : 0;
+	const int n = K + 1;
 	double prev = 0.0;
-	int rc = 0;
+	int rc = 0, done = 0, in_trunk = 0;
 
-	for (int k = 1; k <= n && !rc; k++) {
+	if (K > 0 && ops->trunk_begin) {
+		if ((rc = ops->trunk_begin(ops->user, m, K, &done, rounds,
+					   err)))
+			return rc;
+		in_trunk = 1;
+		if (done > 0 && rounds->n >= done)
+			prev = rounds->v[done - 1];
+	}
+	for (int k = done + 1; k <= n && !rc; k++) {
 		pb_target t;
 
-		pbi_round_target(goal, k, n, prev, &t);
+		if (in_trunk && k == K + 1) {
+			ops->trunk_end(ops->user);
+			in_trunk = 0;
+		}
+		pbi_trunk_round_target(hi ? hi : goal, goal, K, k, N, prev, &t);
 		if ((rc = ops->prune(ops->user, m, &t, err)))
 			break;
-		if (n == 1)
+		if (N == 1)
 			break;
 		if ((rc = pbi_reached_between(ref, *m, goal->kind, &prev, err)))
 			break;
@@ -105,7 +151,11 @@ int pbi_schedule_rounds(const pb_prune_plan *plan, const pb_target *goal,
 		}
 		if (k < n)
 			rc = ops->train_round(ops->user, *m, k, err);
+		if (!rc && in_trunk && k <= K)
+			rc = ops->trunk_save(ops->user, *m, k, rounds, err);
 	}
+	if (in_trunk)
+		ops->trunk_end(ops->user);
 	return rc;
 }
 

@@ -1,6 +1,7 @@
 /* Training recipes: defaults, parsing from key = value text, and the
  * learning rate at any point of training. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -241,4 +242,26 @@ void pbi_recipe_for(const pb_recipe *base, double epochs, long steps,
 		(epochs != floor(epochs) ? (long)(epochs * per_epoch) : 0);
 	if (steps > 0 && !(epochs > 0) && per_epoch > 0)
 		r->epochs = (int)((steps + per_epoch - 1) / per_epoch);
+}
+
+/* ---- canonical text (hashing: cell ids, the dense cache, trunks) ------- */
+
+void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "epochs=%d batch=%d lr=%.17g momentum=%.17g "
+			 "nesterov=%d wd=%.17g decay_bn_bias=%d schedule=%d "
+			 "min_lr=%.17g gamma=%.17g warmup=%.17g crop_pad=%d "
+			 "hflip=%d keep_best=%d eval_batch=%d milestones=",
+			 r->epochs, r->batch, r->lr, r->momentum, r->nesterov,
+			 r->weight_decay, r->decay_bn_bias, (int)r->schedule,
+			 r->min_lr, r->gamma, r->warmup_epochs, r->aug.crop_pad,
+			 r->aug.hflip, r->keep_best, r->eval_batch);
+	for (int i = 0; i < r->n_milestones && k > 0 && (size_t)k < n; i++)
+		k += snprintf(buf + k, n - (size_t)k, "%d,", r->milestones[i]);
+	/* Keys added later appear only when not at their default, so every
+	 * definition made before them keeps its hash (cell ids, cache). */
+	if (r->init != PB_INIT_KAIMING_OUT && k > 0 && (size_t)k < n)
+		k += snprintf(buf + k, n - (size_t)k, " init=%d", (int)r->init);
+	if (r->keep_last && k > 0 && (size_t)k < n)
+		snprintf(buf + k, n - (size_t)k, " keep_last=1");
 }

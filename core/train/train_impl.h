@@ -3,6 +3,8 @@
 #ifndef PB_TRAIN_IMPL_H
 #define PB_TRAIN_IMPL_H
 
+#include <stddef.h>
+
 #include "prunebench/train.h"
 
 /* The recipe and step cap of a training of `epochs` epochs (fractional
@@ -12,5 +14,9 @@
  * keeps the best epoch (a plugin's training must not look at val). */
 void pbi_recipe_for(const pb_recipe *base, double epochs, long steps,
 		    long per_epoch, pb_recipe *r, long *max_steps);
+
+/* Canonical text of a recipe (every field), for hashing: cell ids, the
+ * dense cache's key, trunk keys. */
+void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n);
 
 #endif

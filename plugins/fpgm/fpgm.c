@@ -250,7 +250,17 @@ static int fpgm_prune(void *state, pb_prune_ctx *ctx)
 				      (int)pb_ctx_opt_int(ctx, "min_keep"));
 }
 
+/* What one cell trains here, for the dry run and shard balancing:
+ * soft_epochs of the fine-tune recipe in soft mode, nothing in hard. */
+static int fpgm_estimate(pb_estimate *q)
+{
+	q->epochs = !strcmp(pb_estimate_opt_string(q, "mode"), "soft") ?
+		    pb_estimate_opt_double(q, "soft_epochs") : 0.0;
+	return 0;
+}
+
 PB_PRUNER_DEFINE(fpgm, .version = "1.1",
+	.estimate = fpgm_estimate,
 	.granularity = PB_GRANULARITY_CHANNEL, PB_PRUNER_OPTIONS(fpgm_options),
 	.create = fpgm_create, .destroy = fpgm_destroy,
 	.after_epoch = fpgm_after_epoch, .prune = fpgm_prune,

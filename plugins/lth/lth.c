@@ -321,6 +321,14 @@ static int own_dense_training(lth_state *st, pb_prune_ctx *ctx,
 	return 0;
 }
 
+/* Rounds to sparsity s at `rate` per round: ceil(log(1 - s) /
+ * log(1 - rate)), less a hair so that a whole number computed in floating
+ * point is not taken for one more. */
+static int lth_rounds(double s, double rate)
+{
+	return s > 0 ? (int)ceil(log(1.0 - s) / log(1.0 - rate) - 1e-9) : 0;
+}
+
 static int lth_prune(void *state, pb_prune_ctx *ctx)
 {
 	lth_state *st = state;
@@ -332,7 +340,7 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	int lr_rewind = pb_ctx_opt_bool(ctx, "lr_rewind");
 	last_mode last = last_layer_mode(ctx);
 	long per_epoch, total;
-	int dense_epochs, rounds, rc;
+	int dense_epochs, rounds, start, rc;
 
 	if (reinit && lr_rewind)
 		return pb_ctx_fail(ctx, "reinit = yes is the control of a "
@@ -345,9 +353,17 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 	    (rc = pb_ctx_opt_point(ctx, "rewind", &st->rewind_step)))
 		return rc;
 	total = (long)dense_epochs * per_epoch;
-	rounds = target > 0 ? (int)ceil(log(1.0 - target) / log(1.0 - rate) -
-					 1e-9) : 0;
-	if (scratch) {
+	rounds = lth_rounds(target, rate);
+	/* Rounds 1 ... rounds - 1 go to 1 - (1 - rate)^r whatever the
+	 * target: a trunk shared with the cells of higher targets (and
+	 * with the reinit control, whose rounds are the ticket's). A cell
+	 * reads the deepest of them the cache has and computes the rest. */
+	if ((rc = pb_ctx_trunk_begin(ctx, rounds > 0 ? rounds - 1 : 0,
+				     &start)))
+		return rc;
+	if (start > 0) {
+		/* The rewind point came back with the rounds (slot 0). */
+	} else if (scratch) {
 		if ((rc = own_dense_training(st, ctx, dense_epochs)))
 			return rc;
 	} else if (!lr_rewind) {
@@ -365,6 +381,10 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 		double half = 1.0 - pow(1.0 - rate / 2.0, r);
 		int fresh = reinit && r == rounds;
 
+		if (r == rounds && (rc = pb_ctx_trunk_end(ctx)))
+			return rc;
+		if (r <= start)
+			continue;
 		if ((rc = prune_round(ctx, total_sp, half, last)) ||
 		    (rc = pb_ctx_report_round(ctx)))
 			return rc;
@@ -378,14 +398,36 @@ static int lth_prune(void *state, pb_prune_ctx *ctx)
 			   total_sp, fresh ? "survivors re-initialised" :
 			   lr_rewind ? "not rewound" : "rewound");
 		if ((rc = retrain(ctx, lr_rewind, epochs, st->rewind_step,
-				  per_epoch, total)))
+				  per_epoch, total)) ||
+		    (r < rounds && (rc = pb_ctx_trunk_save(ctx, r))))
 			return rc;
 	}
+	return rounds ? 0 : pb_ctx_trunk_end(ctx);
+}
+
+/* The training of one cell, for the dry run and shard balancing: each
+ * round retrains retrain_epochs (-1: about the dense recipe's, T - k of
+ * its T iterations), from = scratch trains a dense network first; all
+ * rounds but the last, and that dense training, are the trunk. */
+static int lth_estimate(pb_estimate *q)
+{
+	double rate = pb_estimate_opt_double(q, "rate");
+	double e = pb_estimate_opt_double(q, "retrain_epochs");
+	int scratch = !strcmp(pb_estimate_opt_string(q, "from"), "scratch");
+	int rounds = lth_rounds(q->target->amount, rate);
+	double own = scratch ? q->dense_epochs : 0.0;
+
+	if (e < 0)
+		e = q->dense_epochs;
+	q->epochs = own + rounds * e;
+	q->trunk_rounds = rounds > 0 ? rounds - 1 : 0;
+	q->trunk_epochs = rounds > 1 ? own + (rounds - 1) * e : 0.0;
 	return 0;
 }
 
-PB_PRUNER_DEFINE(lth, .version = "2.1", .granularity = PB_GRANULARITY_WEIGHT,
+PB_PRUNER_DEFINE(lth, .version = "2.2", .granularity = PB_GRANULARITY_WEIGHT,
 	PB_PRUNER_OPTIONS(lth_options), .create = lth_create, .destroy = free,
+	.estimate = lth_estimate, .trunk_final_options = "reinit",
 	.on_train_begin = lth_on_train_begin,
 	.after_backward = lth_after_backward, .prune = lth_prune,
 	.description = "lottery tickets: iterative magnitude pruning, "

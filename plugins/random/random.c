@@ -421,7 +421,20 @@ out:
 	return rc;
 }
 
+/* What one cell trains here, for the dry run and shard balancing:
+ * short_finetune steps of the fine-tune recipe for each sample. */
+static int random_estimate(pb_estimate *q)
+{
+	if (q->finetune_steps_per_epoch <= 0)
+		return -1;
+	q->epochs = pb_estimate_opt_double(q, "samples") *
+		    pb_estimate_opt_double(q, "short_finetune") /
+		    q->finetune_steps_per_epoch;
+	return 0;
+}
+
 PB_PRUNER_DEFINE(random, .version = "2.0",
+	.estimate = random_estimate,
 	.granularity = PB_GRANULARITY_CHANNEL,
 	PB_PRUNER_OPTIONS(random_options), .prune = random_prune,
 	.description = "samples per-layer keep ratios uniformly in a range, "

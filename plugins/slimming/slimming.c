@@ -178,7 +178,21 @@ out:
 	return rc;
 }
 
+/* What one cell trains here, for the dry run and shard balancing: the
+ * sparsity training (-1: the epochs of its recipe, the dense one from
+ * scratch, the fine-tune's from the dense model). */
+static int slimming_estimate(pb_estimate *q)
+{
+	double e = pb_estimate_opt_double(q, "sparsity_epochs");
+	int scratch = pb_estimate_opt_string(q, "from")[0] == 's';
+
+	q->epochs = e >= 0 ? e : scratch ? q->dense_epochs :
+		    q->finetune_epochs;
+	return 0;
+}
+
 PB_PRUNER_DEFINE(slimming, .version = "1.0",
+	.estimate = slimming_estimate,
 	.granularity = PB_GRANULARITY_CHANNEL,
 	PB_PRUNER_OPTIONS(slimming_options),
 	.after_backward = slimming_after_backward, .prune = slimming_prune,

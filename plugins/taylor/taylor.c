@@ -611,7 +611,28 @@ static int taylor_prune(void *state, pb_prune_ctx *ctx)
 	return remove_masked(s, ctx);
 }
 
+/* What one cell trains here, for the dry run and shard balancing:
+ * `interval` steps per pruning event, an event removing per_step
+ * channels (0: 1% of them), until the target's share of the channels is
+ * gone (for params and MACs, which shrink about as the square of the
+ * channels kept, 1 - sqrt(1 - X)). The channel count is not known
+ * before the model is, so per_step > 0 is taken as 1% too. */
+static int taylor_estimate(pb_estimate *q)
+{
+	double x = q->target->amount;
+	double share = q->target->kind == PB_TARGET_CHANNELS ? x :
+		       1.0 - sqrt(1.0 - x);
+	double steps = ceil(share * 100.0) *
+		       pb_estimate_opt_double(q, "interval");
+
+	if (q->finetune_steps_per_epoch <= 0)
+		return -1;
+	q->epochs = steps / q->finetune_steps_per_epoch;
+	return 0;
+}
+
 PB_PRUNER_DEFINE(taylor, .version = "2.0",
+	.estimate = taylor_estimate,
 	.granularity = PB_GRANULARITY_CHANNEL,
 	.description = "removes the channels with the smallest first-order "
 		       "Taylor importance at events during one fine-tune",

@@ -518,7 +518,22 @@ out:
 	return rc;
 }
 
+/* What one cell trains here, for the dry run and shard balancing:
+ * finetune_between steps after every pruned layer but the last (every
+ * conv and linear layer but the classifier, taken as pruned). */
+static int thinet_estimate(pb_estimate *q)
+{
+	double layers = q->weight_layers > 2 ? q->weight_layers - 2 : 0;
+
+	if (q->finetune_steps_per_epoch <= 0)
+		return -1;
+	q->epochs = layers * pb_estimate_opt_double(q, "finetune_between") /
+		    q->finetune_steps_per_epoch;
+	return 0;
+}
+
 PB_PRUNER_DEFINE(thinet, .version = "1.1", .prune = thinet_prune,
+	.estimate = thinet_estimate,
 	.granularity = PB_GRANULARITY_CHANNEL, PB_PRUNER_OPTIONS(thinet_options),
 	.description = "removes the channels whose removal changes the next "
 		       "layer's sampled outputs least (greedy), then rescales "

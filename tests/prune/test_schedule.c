@@ -182,7 +182,7 @@ static void test_oneshot_and_iterative(void **state)
 	(void)state;
 	o.user = &c;
 	/* One-shot: one prune to the goal, no training, no rounds. */
-	assert_int_equal(pbi_schedule_rounds(NULL, &goal, ref, &m, &o,
+	assert_int_equal(pbi_schedule_rounds(NULL, &goal, NULL, ref, &m, &o,
 					     &rounds, &err), 0);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(c.what[0], 'p');
@@ -194,7 +194,7 @@ static void test_oneshot_and_iterative(void **state)
 	 * after each round, measured against ref. */
 	m = tiny();
 	c = (calls){ 0 };
-	assert_int_equal(pbi_schedule_rounds(&plan, &goal, ref, &m, &o,
+	assert_int_equal(pbi_schedule_rounds(&plan, &goal, NULL, ref, &m, &o,
 					     &rounds, &err), 0);
 	assert_int_equal(c.n, 3);
 	assert_memory_equal(c.what, "prp", 3);
@@ -205,6 +205,55 @@ static void test_oneshot_and_iterative(void **state)
 	/* fc1 16x8 and fc2 8x2: 64 + 8 of 144, then 96 + 12 of 144. */
 	assert_true(fabs(rounds.v[0] - 72.0 / 144) < 1e-12);
 	assert_true(fabs(rounds.v[1] - 108.0 / 144) < 1e-12);
+	pbi_rounds_free(&rounds);
+	pb_model_free(m);
+	pb_model_free(ref);
+}
+
+/* Trunk sharing: the trunk is 4 rounds toward hi = 0.9375, which go to
+ * 1 - 0.0625^(k/4) = 0.5, 0.75, 0.875 (0.9375); a lower target takes the
+ * rounds below it, then one round to itself. */
+static void test_trunk_rounds(void **state)
+{
+	pb_target hi = { .kind = PB_TARGET_SPARSITY, .amount = 0.9375 };
+	pb_target goal = { .kind = PB_TARGET_SPARSITY, .amount = 0.8 };
+	pb_prune_plan plan = { .schedule = PB_PRUNE_ITERATIVE, .rounds = 4 };
+	pb_model *ref = tiny(), *m = tiny();
+	pbi_schedule_ops o = ops;
+	pbi_rounds rounds = { 0 };
+	pb_error err = { 0 };
+	calls c = { 0 };
+
+	(void)state;
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.9375, 4), 3);
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.9, 4), 3);
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.8, 4), 2);
+	/* A trunk round that lands on the target is the target's own. */
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.75, 4), 1);
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.5, 4), 0);
+	assert_int_equal(pbi_trunk_rounds(&hi, 0.3, 4), 0);
+	o.user = &c;
+	/* 0.8: trunk rounds 0.5 and 0.75, each trained, then 0.8. */
+	assert_int_equal(pbi_schedule_rounds(&plan, &goal, &hi, ref, &m, &o,
+					     &rounds, &err), 0);
+	assert_int_equal(c.n, 5);
+	assert_memory_equal(c.what, "prprp", 5);
+	assert_true(fabs(c.arg[0] - 0.5) < 1e-12);
+	assert_true(c.arg[1] == 1);
+	assert_true(fabs(c.arg[2] - 0.75) < 1e-12);
+	assert_true(c.arg[3] == 2);
+	assert_true(c.arg[4] == 0.8);
+	assert_int_equal(rounds.n, 3);
+	pbi_rounds_free(&rounds);
+	pb_model_free(m);
+	/* The highest target itself: the trunk's 4 rounds, as before. */
+	m = tiny();
+	c = (calls){ 0 };
+	assert_int_equal(pbi_schedule_rounds(&plan, &hi, &hi, ref, &m, &o,
+					     &rounds, &err), 0);
+	assert_int_equal(c.n, 7);
+	assert_true(fabs(c.arg[4] - 0.875) < 1e-12);
+	assert_true(c.arg[6] == 0.9375);
 	pbi_rounds_free(&rounds);
 	pb_model_free(m);
 	pb_model_free(ref);
@@ -259,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_round_targets),
 		cmocka_unit_test(test_gradual_points),
 		cmocka_unit_test(test_oneshot_and_iterative),
+		cmocka_unit_test(test_trunk_rounds),
 		cmocka_unit_test(test_gradual),
 	};
 

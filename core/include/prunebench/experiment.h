@@ -257,6 +257,15 @@ typedef struct pb_cell_env {
 	 * activations too with quant_act (calibrated on the validation
 	 * split), evaluated on the test split and saved as OUT.int8.ckpt. */
 	int quantize, quant_act;
+	/* Trunk sharing (docs/experiments.md): an iterative schedule follows
+	 * the trajectory of trunk_hi, the method's highest target (NULL:
+	 * target's own), taking its rounds below target and then one that
+	 * lands on target; trunk rounds (the schedule's and a plugin's,
+	 * pb_ctx_trunk_*) and the matched control's training through them
+	 * are kept in trunk_dir (the experiment's cache; NULL: nowhere,
+	 * every cell computes its own, with the same numbers). */
+	const pb_target *trunk_hi;
+	const char *trunk_dir;
 } pb_cell_env;
 
 typedef struct pb_cell_result {
@@ -290,7 +299,10 @@ typedef struct pb_run_opts {
 				 fewer cells than threads) */
 	const char *only;     /* run only this method ("dense", "dense+ft"
 				 or a NAME); NULL: all */
-	int dry_run;          /* list the cells and their state, run none */
+	int dry_run;          /* list the cells and their state, and the
+				 epochs and time they cost; run none */
+	int no_calibrate;     /* dry run: no timing on this machine, epochs
+				 only */
 	int no_retry;         /* keep failed and crashed cells as they are
 				 (by default they run again; diverged cells
 				 are results and never run again) */
@@ -356,22 +368,47 @@ int pb_experiment_run_cell(const pb_experiment *e, const char *id,
  * Splitting a sweep into shards that run at once, e.g. as the tasks of a
  * Slurm job array (docs/cluster.md). */
 
+/* The epochs of training cell c does, by where they go (one epoch = one
+ * pass over the training split, pruned models counted as if dense),
+ * estimated from the experiment file alone:
+ *   dense       D, the dense recipe's epochs: the seed's dense training
+ *               (done once per seed, before the cells; 0 when cached)
+ *   dense+ft    finetune F
+ *   pruned      prune P, finetune F, and with matched_dense the matched
+ *               control P + F
+ *   scratch-e   prune P, scratch D
+ *   scratch-b   prune P, scratch D x min(scratch_b_cap, 1 / (1 - X)),
+ *               X the target
+ *   at init     prune P, scratch D (the dense recipe instead of F)
+ * P, the pruning phase: per call of the plugin what its estimate hook
+ * says (pb_pruner.estimate), else every number option whose name ends
+ * in "_epochs" (negative: D), times ceil(log(1 - X) / log(1 - rate))
+ * rounds for a plugin with a number option `rate` in (0, 1) and a
+ * sparsity target; an iterative schedule adds its rounds: K trunk
+ * rounds (pbi_trunk_rounds: the method's highest target's trajectory
+ * below X) of a call and round_epochs each, then one call more.
+ * trunk: the epochs of P in rounds shared with the method's other
+ * targets (and with methods of the same trunk, such as lth's reinit
+ * control), which a sweep computes once per seed; matched_trunk the
+ * same for the matched control. */
+typedef struct pb_epochs {
+	double dense, prune, finetune, matched, scratch;
+	double trunk, matched_trunk;
+	int trunk_rounds;
+} pb_epochs;
+
+int pb_cell_epochs(const pb_experiment *e, const pb_cell *c, pb_epochs *out);
+/* dense + prune + finetune + matched + scratch. */
+double pb_cell_epochs_total(const pb_epochs *x);
+
 /* The estimated cost of cell c in epochs of training (one unit = one
  * epoch over the training set; pruned models are counted as if dense),
  * from what the cell trains:
- *   dense          0
- *   dense+ft       F (the fine-tune's epochs)
- *   pruned         P + F, and twice that with matched_dense
- *   scratch-e      P + D (the dense recipe's epochs)
- *   scratch-b      P + D x min(scratch_b_cap, 1 / (1 - X)), X the target
- * plus 0.25 for every cell (its start, evaluations and measurement). P,
- * the pruning phase, is (rounds - 1) x round_epochs for iterative
- * schedules, plus per call of the plugin every number option of the
- * plugin whose name ends in "_epochs" (a negative value: D, the
- * "recipe's epochs" convention of lth's retrain_epochs and slimming's
- * sparsity_epochs); a plugin that has a number option `rate` in (0, 1)
- * and a sparsity target X prunes in ceil(log(1 - X) / log(1 - rate))
- * rounds of those epochs (lth). An estimate for balancing shards, not a
+ * pb_cell_epochs' total without the dense training (the dense phase
+ * does that, before the shards), plus 0.25 for every cell (its start,
+ * evaluations and measurement). A trunk shared across targets is
+ * counted in full in every cell: which shard computes it and which
+ * reads it depends on timing. An estimate for balancing shards, not a
  * prediction of time. */
 double pb_cell_cost(const pb_experiment *e, const pb_cell *c);
 

@@ -107,6 +107,22 @@ int pb_option_bounded(const pb_pruner_option *o);
 void pb_options_format(const pb_options *o, char *buf, size_t n);
 
 /* ---- running a pruner ------------------------------------------------------ */
+
+/* Trunk sharing between the runner and a plugin's pb_ctx_trunk_* calls
+ * (pruner.h). */
+typedef struct pb_trunk_info {
+	/* in: the folder trunk rounds are kept in (the run's cache); NULL:
+	 * none are kept, every cell computes its own (same numbers). */
+	const char *dir;
+	/* out: the trunk round the current training belongs to, while
+	 * on_train runs (0: not a trunk round's) */
+	int round;
+	/* out: the trunk's key ("" until begun), the trunk rounds the cell
+	 * took and how many of them it read from the cache */
+	char key[17];
+	int rounds, restored;
+} pb_trunk_info;
+
 typedef struct pb_prune_setup {
 	const pb_pruner *pruner;
 	const pb_options *options;    /* NULL: the declared defaults */
@@ -131,6 +147,10 @@ typedef struct pb_prune_setup {
 	void (*on_train)(void *user, pb_recipe_which which, double epochs,
 			 long steps, const pb_lr_span *span);
 	void *on_train_user;
+	/* Trunk sharing; NULL: none kept, as with trunk->dir NULL. The
+	 * trainings of trunk rounds read from the cache are reported to
+	 * on_train as if they ran, with trunk->round set. */
+	pb_trunk_info *trunk;
 } pb_prune_setup;
 
 #define PB_PRUNE_MAX_ROUNDS 64

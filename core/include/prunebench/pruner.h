@@ -302,6 +302,34 @@ int pb_ctx_snapshot_restore(pb_prune_ctx *ctx, int slot);
  * shapes and masks included (undoes channel removal). */
 int pb_ctx_snapshot_revert(pb_prune_ctx *ctx, int slot);
 
+/* ---- estimates before anything runs (added after version 1) -------------
+ * What one call of prune will train, asked by the dry run (epochs and
+ * wall time of a sweep) and by the Slurm shard balancer, before any data
+ * or model is loaded. The core fills the inputs; the plugin's estimate
+ * hook fills the outputs. Read the cell's options with pb_estimate_opt_*
+ * (the same values pb_ctx_opt_* returns in the cell). */
+typedef struct pb_estimate {
+	/* in */
+	const pb_target *target;
+	double dense_epochs;          /* the dense recipe's epochs */
+	double finetune_epochs;       /* the fine-tune recipe's */
+	double dense_steps_per_epoch; /* optimizer steps per epoch of each */
+	double finetune_steps_per_epoch;
+	int weight_layers;            /* conv and linear layers */
+	const void *opaque;           /* the options; for pb_estimate_opt_* */
+	/* out: epochs of training (steps / steps per epoch of the recipe
+	 * used) prune does in all, and of those the epochs of the rounds it
+	 * shares across targets as a trunk (pb_ctx_trunk_begin), and how
+	 * many rounds that trunk has for this target. */
+	double epochs;
+	double trunk_epochs;
+	int trunk_rounds;
+} pb_estimate;
+
+double pb_estimate_opt_double(const pb_estimate *q, const char *name);
+/* The validated text of any option ("" when undeclared). */
+const char *pb_estimate_opt_string(const pb_estimate *q, const char *name);
+
 /* ---- the descriptor ------------------------------------------------------ */
 typedef struct pb_pruner {
 	uint32_t abi_version;        /* PB_PRUNER_ABI_VERSION */
@@ -349,6 +377,18 @@ typedef struct pb_pruner {
 	 * of fine-tuning it; runs.jsonl and the table mark its cells
 	 * "at init". 0: prune gets the trained dense model. */
 	int at_init;
+
+	/* Fills q's outputs: what prune trains for q's target and options
+	 * (pb_estimate). Returns 0, or nonzero when it cannot tell (the
+	 * core then uses its own rule). NULL: the core's rule (number
+	 * options named "*_epochs", a negative value meaning the dense
+	 * recipe's epochs). Estimates only: nothing depends on them but the
+	 * dry run's figures and how Slurm shards are balanced. */
+	int (*estimate)(pb_estimate *q);
+	/* For a plugin sharing a trunk (pb_ctx_trunk_begin): the options,
+	 * separated by spaces, that change only its last round and so are
+	 * left out of the trunk's key (lth's "reinit"). NULL: none. */
+	const char *trunk_final_options;
 } pb_pruner;
 
 /* Fills the ABI fields; use as the first initialiser of a descriptor:
@@ -609,6 +649,62 @@ int pb_ctx_objective_grad(pb_prune_ctx *ctx, const float *x, int B,
  * classes): SNIP's objective. *loss (may be NULL) gets it. */
 int pb_ctx_loss_grad(pb_prune_ctx *ctx, const float *x, const uint8_t *y,
 		     int B, double *loss);
+
+/* ---- sharing a trunk of rounds across targets (added after version 1) ---
+ * A plugin that prunes in rounds whose first ones do not depend on the
+ * target (LTH's rate per round: 1 - (1 - rate)^r after round r, only the
+ * last round landing on the target) computes those rounds once per
+ * trunk rather than once per target: the cell of a higher target passes
+ * through them on its way. The trunk's key is everything that determines
+ * those rounds: the plugin (name, version), its options but the target's
+ * amount and trunk_final_options, the scope and per-layer overrides, the
+ * recipes, the training data, the dense model the cell was given (its
+ * CRC-32), the BLAS kernel and the thread count. The state after each
+ * trunk round (the model's tensors, masks and BN statistics, every
+ * snapshot slot, the rounds reported, the trainings done) is kept in the
+ * run's cache; a cell reads the deepest round it can use, computes the
+ * missing ones (storing each) and then its own last round.
+ *
+ * Reproducibility: round r draws from a random stream seeded by the
+ * trunk's key and r, not from the cell's (which depends on the target),
+ * so a cell's numbers are the same bits whether its rounds were computed
+ * or read. Between pb_ctx_trunk_begin and pb_ctx_trunk_end, pb_ctx_rng
+ * and every pb_ctx_* helper that draws (training, pb_ctx_reinit_params,
+ * calibration, batches) use that stream; after pb_ctx_trunk_end, the
+ * cell's own again. A plugin must keep no state across rounds but the
+ * model, its masks and snapshots, or the trunk cannot restore it.
+ * Without a cache (`prunebench prune`) nothing is read or stored, the
+ * streams are the same: the same numbers.
+ *
+ * Parallel cells: pb_ctx_trunk_begin takes the trunk's lock (flock(2) on
+ * a file of its own in the cache) and holds it until pb_ctx_trunk_end,
+ * so a second cell of the same trunk waits, then reads what the first
+ * stored. A cached round that does not verify (checksum, key, shapes) is
+ * computed again, never trusted.
+ *
+ * Use:
+ *   pb_ctx_trunk_begin(ctx, n, &start);   n = rounds before the last
+ *   for (r = 1; r <= rounds; r++) {
+ *           if (r == n + 1) pb_ctx_trunk_end(ctx);
+ *           if (r <= start) continue;       (read from the cache)
+ *           ... prune round r, pb_ctx_report_round, train ...
+ *           if (r <= n) pb_ctx_trunk_save(ctx, r);
+ *   }
+ * A plugin that does not call these works as before. Not from a
+ * training hook. */
+
+/* Opens the trunk of this cell's first n rounds (n >= 0) and restores
+ * the state after the deepest of them that is cached and intact: *start
+ * is that round (0: none; the model untouched). Sets the random stream
+ * of round *start + 1. */
+int pb_ctx_trunk_begin(pb_prune_ctx *ctx, int n, int *start);
+/* After trunk round r (*start < r <= n) is complete: stores its state
+ * (unless the cache has it already) and sets the random stream of round
+ * r + 1. */
+int pb_ctx_trunk_save(pb_prune_ctx *ctx, int r);
+/* Releases the trunk's lock; the cell's own random stream again, for the
+ * last round. */
+int pb_ctx_trunk_end(pb_prune_ctx *ctx);
 
 #ifdef __cplusplus
 }
