@@ -148,7 +148,7 @@ int cmd_bench(int argc, char **argv)
 {
 	const char *models[MAX_LIST];
 	char defbuf[2][4096];
-	long batches[MAX_LIST], v, iters = 0, repeats = 7;
+	long batches[MAX_LIST], iters = 0, repeats = 7;
 	double sparsity[MAX_LIST];
 	int n_models = 0, n_batches = 0, threads = 0, train = 1, infer = 1;
 	int n_sparsity = 0;
@@ -182,9 +182,8 @@ int cmd_bench(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &threads))
 				return 2;
-			threads = (int)v;
 			break;
 		case 'T': train = 0; break;
 		case 'I': infer = 0; break;
