@@ -3,6 +3,7 @@
 #ifndef PB_TRAIN_IMPL_H
 #define PB_TRAIN_IMPL_H
 
+#include "prunebench/quantize.h"
 #include "prunebench/train.h"
 
 /* The recipe and step cap of a training of `epochs` epochs (fractional
@@ -13,4 +14,13 @@
 void pbi_recipe_for(const pb_recipe *base, double epochs, long steps,
 		    long per_epoch, pb_recipe *r, long *max_steps);
 
+/* pb_evaluate's loop, in the model's current mode (pb_evaluate makes its
+ * forwards lean; the int8 evaluation must not, as its hook rounds the
+ * outputs a lean forward leaves out): top-1 and mean cross-entropy over
+ * d in batches of `batch` (>= 1), NaN for an empty d. in_q: NULL, or
+ * each batch's input is a copy rounded by it (the input as int8 stores
+ * it). */
+int pbi_evaluate_batches(pb_model *m, const pb_dataset *d, int batch,
+			 const pb_act_quant *in_q, double *acc, double *loss,
+			 pb_error *err);
 #endif
