@@ -24,6 +24,16 @@
 #define PB_SRCDIR "."
 #endif
 
+/* n zeroed floats (at least one, so n = 0 is no special case); the
+ * test fails when out of memory. */
+static inline float *tu_floats(size_t n)
+{
+	float *p = calloc(n ? n : 1, sizeof *p);
+
+	assert_non_null(p);
+	return p;
+}
+
 /* Fills a with uniform values in [lo, hi) from a fixed-seed generator. */
 static inline void tu_fill_uniform(float *a, size_t n, float lo, float hi,
 				   unsigned long seed)
