@@ -75,6 +75,11 @@ typedef struct cli_pruner {
 	int n_dirs;
 } cli_pruner;
 
+/* After the options: the operands MODEL.ini DENSE.ckpt of a command that
+ * prunes, and its required --plugin; 0, or the usage error's status. */
+int cli_pruner_operands(const char *cmd, const cli_pruner *p, int argc,
+			char **argv, const char **model, const char **ckpt);
+
 /* Opens the plugin and sets its options; 0, or the exit status after
  * reporting (1 failure, 2 usage error). *plugin and *opts are the
  * caller's to free either way. */

@@ -120,14 +120,9 @@ static int parse_args(prune_args *a, int argc, char **argv)
 		default: return cli_usage_error("prune", "bad option");
 		}
 	}
-	if (optind != argc - 2)
-		return cli_usage_error("prune", "expected MODEL.ini and "
-				       "DENSE.ckpt");
-	a->model = argv[optind];
-	a->ckpt = argv[optind + 1];
-	if (!a->pruner.name)
-		return cli_usage_error("prune", "--plugin NAME is required "
-				       "(see 'prunebench plugins')");
+	if (cli_pruner_operands("prune", &a->pruner, argc, argv, &a->model,
+				&a->ckpt))
+		return 2;
 	if (!a->target)
 		return cli_usage_error("prune", "--target is required, e.g. "
 				       "--target macs=0.5");

@@ -135,14 +135,9 @@ static int parse_args(sens_args *a, int argc, char **argv)
 		default: return cli_usage_error("sensitivity", "bad option");
 		}
 	}
-	if (optind != argc - 2)
-		return cli_usage_error("sensitivity", "expected MODEL.ini and "
-				       "DENSE.ckpt");
-	a->model = argv[optind];
-	a->ckpt = argv[optind + 1];
-	if (!a->pruner.name)
-		return cli_usage_error("sensitivity", "--plugin NAME is "
-				       "required (see 'prunebench plugins')");
+	if (cli_pruner_operands("sensitivity", &a->pruner, argc, argv,
+				&a->model, &a->ckpt))
+		return 2;
 	if (a->target && a->max_drop < 0)
 		return cli_usage_error("sensitivity", "--target needs "
 				       "--max-drop D");

@@ -2,6 +2,8 @@
  * and checkpoint), the data splits of a --data spec, and a pruner plugin
  * with its --opt options. One place, so that every command loads them
  * alike and reports the same errors. */
+#include <getopt.h>
+
 #include "cli/cli.h"
 
 int cli_load_trained(pb_model **m, const char *ini, const char *ckpt,
@@ -23,6 +25,20 @@ int cli_load_splits(pb_splits *sp, const char *data, int val_size,
 	if (!rc)
 		rc = pb_splits_load(sp, &spec, val_size, split_seed, err);
 	return rc;
+}
+
+int cli_pruner_operands(const char *cmd, const cli_pruner *p, int argc,
+			char **argv, const char **model, const char **ckpt)
+{
+	if (optind != argc - 2)
+		return cli_usage_error(cmd, "expected MODEL.ini and "
+				       "DENSE.ckpt");
+	*model = argv[optind];
+	*ckpt = argv[optind + 1];
+	if (!p->name)
+		return cli_usage_error(cmd, "--plugin NAME is required (see "
+				       "'prunebench plugins')");
+	return 0;
 }
 
 int cli_pruner_open(const char *cmd, const cli_pruner *p,
