@@ -85,10 +85,12 @@ tests_nn_test_checkpoint_write_SOURCES = tests/nn/test_checkpoint_write.c \
 	tests/testutil.h
 tests_nn_test_checkpoint_write_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_checkpoint_write_LDADD = $(TEST_LDADD)
-tests_nn_test_conv_paths_SOURCES = tests/nn/test_conv_paths.c tests/testutil.h
+tests_nn_test_conv_paths_SOURCES = tests/nn/test_conv_paths.c tests/testutil.h \
+	tests/nn/epilogue.h
 tests_nn_test_conv_paths_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_conv_paths_LDADD = $(TEST_LDADD)
-tests_nn_test_sparse_SOURCES = tests/nn/test_sparse.c tests/testutil.h
+tests_nn_test_sparse_SOURCES = tests/nn/test_sparse.c tests/testutil.h \
+	tests/nn/epilogue.h
 tests_nn_test_sparse_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_sparse_LDADD = $(TEST_LDADD)
 tests_nn_test_fused_SOURCES = tests/nn/test_fused.c tests/testutil.h

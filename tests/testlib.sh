@@ -50,6 +50,50 @@ not_ok() {
 	fails=$((fails + 1))
 }
 
+# tiny_model FILE: writes the tiny CNN the end-to-end tests train on
+# synthetic data (two conv-bn-relu-maxpool blocks, 4 and 8 channels, then
+# flatten and a linear layer): small enough that a sweep of it runs in
+# seconds. Tests grep its layer names (conv1, conv2, fc), so keep them.
+tiny_model() {
+	cat >"$1" <<'MODEL'
+[model]
+name = tiny
+input = 1x28x28
+classes = 10
+[conv1]
+type = conv
+out = 4
+kernel = 3
+pad = 1
+bias = no
+[bn1]
+type = bn
+[relu1]
+type = relu
+[pool1]
+type = maxpool
+kernel = 4
+[conv2]
+type = conv
+out = 8
+kernel = 3
+pad = 1
+bias = no
+[bn2]
+type = bn
+[relu2]
+type = relu
+[pool2]
+type = maxpool
+kernel = 7
+[flatten]
+type = flatten
+[fc]
+type = linear
+out = 10
+MODEL
+}
+
 finish() {
 	exit $((fails > 0))
 }

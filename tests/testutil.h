@@ -24,6 +24,16 @@
 #define PB_SRCDIR "."
 #endif
 
+/* n zeroed floats (at least one, so n = 0 is no special case); the
+ * test fails when out of memory. */
+static inline float *tu_floats(size_t n)
+{
+	float *p = calloc(n ? n : 1, sizeof *p);
+
+	assert_non_null(p);
+	return p;
+}
+
 /* Fills a with uniform values in [lo, hi) from a fixed-seed generator. */
 static inline void tu_fill_uniform(float *a, size_t n, float lo, float hi,
 				   unsigned long seed)
@@ -66,6 +76,43 @@ static inline char *tu_write_temp(const char *suffix, const void *data,
 		assert_int_equal(fwrite(data, 1, len, f), len);
 	fclose(f);
 	return path;
+}
+
+/* The whole of the file at path, malloc-ed and NUL-terminated (so a text
+ * file is a string); its size in *n unless n is NULL. */
+static inline void *tu_slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	char *d;
+	long len;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	assert_true(len >= 0);
+	rewind(f);
+	d = malloc((size_t)len + 1);
+	assert_non_null(d);
+	assert_int_equal(fread(d, 1, (size_t)len, f), (size_t)len);
+	d[len] = '\0';
+	fclose(f);
+	if (n)
+		*n = (size_t)len;
+	return d;
+}
+
+/* Little-endian 32-bit fields, for tests that edit checkpoint files by
+ * hand. */
+static inline uint32_t tu_le32(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static inline void tu_put_le32(unsigned char *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* A temporary directory (malloc-ed path). */

@@ -1,5 +1,8 @@
+/* Option handling shared by the commands: common defaults, threads,
+ * values checked with a usage error that names the option. */
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <omp.h>
 
 #include "cli/cli.h"
@@ -59,4 +62,49 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'prunebench %s --help'.\n", cmd);
 	return 2;
+}
+
+int cli_threads(const char *val, int *out)
+{
+	long v;
+
+	if (cli_int("--threads", val, 1, 1024, &v))
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int cli_seed(const char *val, unsigned long *out)
+{
+	long v;
+
+	if (cli_int("--seed", val, 0, 0x7fffffffL, &v))
+		return -1;
+	*out = (unsigned long)v;
+	return 0;
+}
+
+int cli_push(const char *cmd, const char *opt, char **list, int *n,
+	     int max, char *val)
+{
+	if (*n == max)
+		return cli_usage_error(cmd, "at most %d %s", max, opt);
+	list[(*n)++] = val;
+	return 0;
+}
+
+int cli_recipe_set_kv(const char *cmd, pb_recipe *r, const char *arg)
+{
+	pb_error err = { 0 };
+	char key[64];
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key)
+		return cli_usage_error(cmd, "--set '%s': expected KEY=VALUE",
+				       arg);
+	memcpy(key, arg, (size_t)(eq - arg));
+	key[eq - arg] = '\0';
+	if (pb_recipe_set(r, key, eq + 1, &err))
+		return cli_usage_error(cmd, "%s", err.msg);
+	return 0;
 }

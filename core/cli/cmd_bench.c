@@ -75,54 +75,86 @@ static void print_header(int threads, int tsv)
 	printf("%sthreads%s%d\n", tsv ? "" : "# ", sep, threads);
 }
 
-/* The --sparsity table: each model, batch and sparsity on both kernels. */
-static int run_sparse(const char *const *models, int n_models,
-		      const long *batches, int n_batches,
-		      const double *sparsity, int n_sparsity, int iters,
-		      int repeats, int tsv)
+/* The rows of the --sparsity table for model m: each batch and sparsity
+ * on both kernels. 0, or 1 after reporting a failure. */
+static int sparse_rows(pb_model *m, const long *batches, int n_batches,
+		       const double *sparsity, int n_sparsity, int iters,
+		       int repeats, int tsv)
 {
+	pb_error err = { 0 };
 	int fail = 0;
 
-	if (!tsv)
-		printf("%-10s %6s %9s %8s %14s %15s %8s   %s\n", "model",
-		       "batch", "sparsity", "layers", "dense img/s",
-		       "sparse img/s", "ratio", "spread dense/sparse");
-	for (int i = 0; i < n_models; i++) {
-		pb_error err = { 0 };
-		pb_model *m = NULL;
+	for (int j = 0; j < n_batches; j++)
+	for (int k = 0; k < n_sparsity; k++) {
+		pb_bench_sparse_result r;
 
-		if (pb_model_load(&m, models[i], &err)) {
+		if (pb_bench_sparse(m, (int)batches[j], sparsity[k], 3,
+				    iters, repeats, 1, &r, &err)) {
 			fail = cli_fail("bench", &err);
-			continue;
+			break;
 		}
-		for (int j = 0; j < n_batches; j++)
-		for (int k = 0; k < n_sparsity; k++) {
-			pb_bench_sparse_result r;
+		if (tsv)
+			printf("sparse\t%s\t%ld\t%.4f\t%d\t%.1f\t%.1f"
+			       "\t%.3f\t%.3f\n", pb_model_name(m),
+			       batches[j], r.sparsity, r.sparse_layers,
+			       r.dense_ips, r.sparse_ips,
+			       r.dense_spread, r.sparse_spread);
+		else
+			printf("%-10s %6ld %8.1f%% %8d %14.1f %15.1f "
+			       "%7.2fx   %.0f%% / %.0f%%\n",
+			       pb_model_name(m), batches[j],
+			       100 * r.sparsity, r.sparse_layers,
+			       r.dense_ips, r.sparse_ips,
+			       r.dense_ips > 0 ? r.sparse_ips /
+			       r.dense_ips : 0.0,
+			       100 * r.dense_spread,
+			       100 * r.sparse_spread);
+		fflush(stdout);
+	}
+	return fail;
+}
 
-			if (pb_bench_sparse(m, (int)batches[j], sparsity[k], 3,
-					    iters, repeats, 1, &r, &err)) {
-				fail = cli_fail("bench", &err);
-				break;
-			}
-			if (tsv)
-				printf("sparse\t%s\t%ld\t%.4f\t%d\t%.1f\t%.1f"
-				       "\t%.3f\t%.3f\n", pb_model_name(m),
-				       batches[j], r.sparsity, r.sparse_layers,
-				       r.dense_ips, r.sparse_ips,
-				       r.dense_spread, r.sparse_spread);
-			else
-				printf("%-10s %6ld %8.1f%% %8d %14.1f %15.1f "
-				       "%7.2fx   %.0f%% / %.0f%%\n",
-				       pb_model_name(m), batches[j],
-				       100 * r.sparsity, r.sparse_layers,
-				       r.dense_ips, r.sparse_ips,
-				       r.dense_ips > 0 ? r.sparse_ips /
-				       r.dense_ips : 0.0,
-				       100 * r.dense_spread,
-				       100 * r.sparse_spread);
-			fflush(stdout);
+/* The rows of the throughput table for model m: training and inference
+ * at each batch. 0, or 1 after reporting a failure. */
+static int model_rows(pb_model *m, const long *batches, int n_batches,
+		      int train, int infer, int iters, int repeats, int tsv)
+{
+	pb_error err = { 0 };
+	int fail = 0;
+
+	for (int j = 0; j < n_batches; j++) {
+		pb_bench_result r;
+		/* BN needs two values per channel to train. */
+		int tr = train && batches[j] *
+			 pb_model_layer(m, 0)->out_h *
+			 pb_model_layer(m, 0)->out_w > 1;
+
+		if (pb_bench_model(m, (int)batches[j], 3, iters, repeats, tr,
+				   infer, 1, &r, &err)) {
+			fail = cli_fail("bench", &err);
+			break;
 		}
-		pb_model_free(m);
+		if (tsv) {
+			if (tr)
+				printf("result\t%s\t%ld\ttrain\t%.1f\t"
+				       "%.2f\t%.3f\n", pb_model_name(m),
+				       batches[j], r.train_ips,
+				       r.train_gflops, r.train_spread);
+			if (infer)
+				printf("result\t%s\t%ld\tinfer\t%.1f\t"
+				       "%.2f\t%.3f\n", pb_model_name(m),
+				       batches[j], r.infer_ips,
+				       r.infer_gflops, r.infer_spread);
+		} else {
+			printf("%-10s %6ld %12.1f %9.2f %12.1f %9.2f"
+			       "   %.0f%% / %.0f%%\n",
+			       pb_model_name(m), batches[j],
+			       r.train_ips, r.train_gflops,
+			       r.infer_ips, r.infer_gflops,
+			       100 * r.train_spread,
+			       100 * r.infer_spread);
+		}
+		fflush(stdout);
 	}
 	return fail;
 }
@@ -148,7 +180,7 @@ int cmd_bench(int argc, char **argv)
 {
 	const char *models[MAX_LIST];
 	char defbuf[2][4096];
-	long batches[MAX_LIST], v, iters = 0, repeats = 7;
+	long batches[MAX_LIST], iters = 0, repeats = 7;
 	double sparsity[MAX_LIST];
 	int n_models = 0, n_batches = 0, threads = 0, train = 1, infer = 1;
 	int n_sparsity = 0;
@@ -182,9 +214,8 @@ int cmd_bench(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &threads))
 				return 2;
-			threads = (int)v;
 			break;
 		case 'T': train = 0; break;
 		case 'I': infer = 0; break;
@@ -227,11 +258,11 @@ int cmd_bench(int argc, char **argv)
 	print_header(threads, tsv);
 	if (peaks)
 		print_peaks(threads, tsv);
-	if (n_sparsity)
-		return run_sparse(models, n_models, batches, n_batches,
-				  sparsity, n_sparsity, (int)iters,
-				  (int)repeats, tsv);
-	if (!tsv)
+	if (!tsv && n_sparsity)
+		printf("%-10s %6s %9s %8s %14s %15s %8s   %s\n", "model",
+		       "batch", "sparsity", "layers", "dense img/s",
+		       "sparse img/s", "ratio", "spread dense/sparse");
+	else if (!tsv)
 		printf("%-10s %6s %12s %9s %12s %9s   %s\n", "model", "batch",
 		       "train img/s", "GFLOP/s", "infer img/s", "GFLOP/s",
 		       "spread train/infer");
@@ -243,41 +274,12 @@ int cmd_bench(int argc, char **argv)
 			fail = cli_fail("bench", &err);
 			continue;
 		}
-		for (int j = 0; j < n_batches; j++) {
-			pb_bench_result r;
-			/* BN needs two values per channel to train. */
-			int tr = train && batches[j] *
-				 pb_model_layer(m, 0)->out_h *
-				 pb_model_layer(m, 0)->out_w > 1;
-
-			if (pb_bench_model(m, (int)batches[j], 3, (int)iters,
-					   (int)repeats, tr, infer, 1, &r,
-					   &err)) {
-				fail = cli_fail("bench", &err);
-				break;
-			}
-			if (tsv) {
-				if (tr)
-					printf("result\t%s\t%ld\ttrain\t%.1f\t"
-					       "%.2f\t%.3f\n", pb_model_name(m),
-					       batches[j], r.train_ips,
-					       r.train_gflops, r.train_spread);
-				if (infer)
-					printf("result\t%s\t%ld\tinfer\t%.1f\t"
-					       "%.2f\t%.3f\n", pb_model_name(m),
-					       batches[j], r.infer_ips,
-					       r.infer_gflops, r.infer_spread);
-			} else {
-				printf("%-10s %6ld %12.1f %9.2f %12.1f %9.2f"
-				       "   %.0f%% / %.0f%%\n",
-				       pb_model_name(m), batches[j],
-				       r.train_ips, r.train_gflops,
-				       r.infer_ips, r.infer_gflops,
-				       100 * r.train_spread,
-				       100 * r.infer_spread);
-			}
-			fflush(stdout);
-		}
+		if (n_sparsity ? sparse_rows(m, batches, n_batches, sparsity,
+					     n_sparsity, (int)iters,
+					     (int)repeats, tsv) :
+		    model_rows(m, batches, n_batches, train, infer,
+			       (int)iters, (int)repeats, tsv))
+			fail = 1;
 		pb_model_free(m);
 	}
 	return fail;

@@ -34,7 +34,7 @@ int cmd_eval(int argc, char **argv)
 	pb_data_spec spec;
 	pb_splits sp;
 	double acc, loss, t0;
-	long v, batch = 500;
+	long batch = 500;
 	int opt, rc;
 
 	cli_common_init(&c);
@@ -47,9 +47,8 @@ int cmd_eval(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &c.threads))
 				return 2;
-			c.threads = (int)v;
 			break;
 		case 'h': fputs(eval_usage, stdout); return 0;
 		default: return cli_usage_error("eval", "bad option");

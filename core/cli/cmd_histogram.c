@@ -103,13 +103,11 @@ static int write_script(const char *gp, const char *png, const char *dir,
 	FILE *f;
 	int rc;
 
-	if ((rc = pbi_atomic_begin(&a, gp, "gnuplot script", err)))
+	if ((rc = cli_gp_begin(&a, gp, png, 420 * cols, 320 * rows + 40,
+			       err)))
 		return rc;
 	f = a.f;
-	cli_gp_terminal(f, 420 * cols, 320 * rows + 40);
-	fputs("set output ", f);
-	cli_gp_quote(f, png);
-	fputs("\nset multiplot layout ", f);
+	fputs("set multiplot layout ", f);
 	fprintf(f, "%d,%d title ", rows, cols);
 	{
 		char t[512];
@@ -189,11 +187,10 @@ int cmd_histogram(int argc, char **argv)
 		rc = pb_error_set(&err, PB_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((rc = pb_model_load(&m, argv[optind], &err)) ||
-	    (rc = pb_checkpoint_load(m, argv[optind + 1], &err)) ||
-	    (ref && ((rc = pb_model_load(&d, ref_model ? ref_model :
-					 argv[optind], &err)) ||
-		     (rc = pb_checkpoint_load(d, ref, &err)))) ||
+	if ((rc = cli_load_trained(&m, argv[optind], argv[optind + 1],
+				   &err)) ||
+	    (ref && (rc = cli_load_trained(&d, ref_model ? ref_model :
+					   argv[optind], ref, &err))) ||
 	    (rc = pbi_mkdirs(dir, &err)))
 		goto done;
 	L = calloc((size_t)pb_model_n_params(m) + 1, sizeof *L);

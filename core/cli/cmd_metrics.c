@@ -48,16 +48,6 @@ void cli_reference_latency(pb_metrics *ref, const pb_metrics *m)
 	}
 }
 
-static int load(pb_model **m, const char *ini, const char *ckpt,
-		pb_error *err)
-{
-	int rc = pb_model_load(m, ini, err);
-
-	if (!rc && ckpt)
-		rc = pb_checkpoint_load(*m, ckpt, err);
-	return rc;
-}
-
 int cmd_metrics(int argc, char **argv)
 {
 	const char *ref_ini = NULL, *ref_ckpt = NULL;
@@ -66,7 +56,6 @@ int cmd_metrics(int argc, char **argv)
 	pb_metrics mt = { 0 }, mr = { 0 };
 	pb_metrics_opts mo;
 	int opt, rc, threads = 0;
-	long v;
 
 	pb_metrics_opts_default(&mo);
 	mo.latency = 1;
@@ -78,9 +67,8 @@ int cmd_metrics(int argc, char **argv)
 		case OPT_NOLAT: mo.latency = 0; break;
 		case OPT_NOSPARSE: mo.sparse = 0; break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &threads))
 				return 2;
-			threads = (int)v;
 			break;
 		case 'h': fputs(metrics_usage, stdout); return 0;
 		default: return cli_usage_error("metrics", "bad option");
@@ -92,9 +80,9 @@ int cmd_metrics(int argc, char **argv)
 	if (ref_ckpt && !ref_ini)
 		return cli_usage_error("metrics", "--ref-ckpt needs --ref");
 	cli_apply_threads(threads);
-	rc = load(&m, argv[optind], argv[optind + 1], &err);
+	rc = cli_load_trained(&m, argv[optind], argv[optind + 1], &err);
 	if (!rc && ref_ini)
-		rc = load(&ref, ref_ini, ref_ckpt, &err);
+		rc = cli_load_trained(&ref, ref_ini, ref_ckpt, &err);
 	if (!rc && ref) {
 		/* The reference is timed in alternation with the model inside
 		 * the second call; see cli_reference_latency. */

@@ -19,8 +19,6 @@ static const char plugins_usage[] =
 	"  --plugin-dir DIR   also search DIR (first; may be repeated)\n"
 	"  --path             print the search path and exit\n";
 
-#define MAX_DIRS 32
-
 static const struct option plugins_opts[] = {
 	{ "plugin-dir", required_argument, NULL, 'P' },
 	{ "path", no_argument, NULL, 'p' },
@@ -85,7 +83,7 @@ static void print_plugin(const pb_plugin *p)
 
 int cmd_plugins(int argc, char **argv)
 {
-	char *dirs[MAX_DIRS];
+	char *dirs[CLI_MAX_DIRS];
 	int n_dirs = 0, opt, show_path = 0, rc = 0, n = 0, shown = 0;
 	pb_plugin_path *sp = NULL;
 	pb_plugin_entry *list = NULL;
@@ -95,10 +93,9 @@ int cmd_plugins(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", plugins_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'P':
-			if (n_dirs == MAX_DIRS)
-				return cli_usage_error("plugins", "at most %d "
-						       "--plugin-dir", MAX_DIRS);
-			dirs[n_dirs++] = optarg;
+			if (cli_push("plugins", "--plugin-dir", dirs, &n_dirs,
+				     CLI_MAX_DIRS, optarg))
+				return 2;
 			break;
 		case 'p': show_path = 1; break;
 		case 'h': fputs(plugins_usage, stdout); return 0;

@@ -41,9 +41,6 @@ static const char prune_usage[] =
 	"  --no-latency         skip the latency measurement\n"
 	"  --quiet              no progress output\n";
 
-#define MAX_OPTS 64
-#define MAX_DIRS 32
-
 enum { OPT_SCOPE = 256, OPT_OPT, OPT_PDIR, OPT_FT, OPT_SET, OPT_NOLAT,
        OPT_QUIET };
 
@@ -66,11 +63,8 @@ static const struct option prune_opts[] = {
 };
 
 typedef struct prune_args {
-	const char *model, *ckpt, *plugin, *target, *scope, *out, *data;
-	char *opts[MAX_OPTS];
-	int n_opts;
-	char *dirs[MAX_DIRS];
-	int n_dirs;
+	const char *model, *ckpt, *target, *scope, *out, *data;
+	cli_pruner pruner;
 	long finetune_epochs;
 	unsigned long seed;
 	int threads, latency, quiet;
@@ -79,8 +73,6 @@ typedef struct prune_args {
 
 static int parse_args(prune_args *a, int argc, char **argv)
 {
-	pb_error err = { 0 };
-	long v;
 	int opt;
 
 	memset(a, 0, sizeof *a);
@@ -90,20 +82,18 @@ static int parse_args(prune_args *a, int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", prune_opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': a->plugin = optarg; break;
+		case 'p': a->pruner.name = optarg; break;
 		case 'T': a->target = optarg; break;
 		case OPT_SCOPE: a->scope = optarg; break;
 		case OPT_OPT:
-			if (a->n_opts == MAX_OPTS)
-				return cli_usage_error("prune", "at most %d "
-						       "--opt", MAX_OPTS);
-			a->opts[a->n_opts++] = optarg;
+			if (cli_push("prune", "--opt", a->pruner.opts,
+				     &a->pruner.n_opts, CLI_MAX_OPTS, optarg))
+				return 2;
 			break;
 		case OPT_PDIR:
-			if (a->n_dirs == MAX_DIRS)
-				return cli_usage_error("prune", "at most %d "
-						       "--plugin-dir", MAX_DIRS);
-			a->dirs[a->n_dirs++] = optarg;
+			if (cli_push("prune", "--plugin-dir", a->pruner.dirs,
+				     &a->pruner.n_dirs, CLI_MAX_DIRS, optarg))
+				return 2;
 			break;
 		case 'o': a->out = optarg; break;
 		case 'd': a->data = optarg; break;
@@ -112,30 +102,17 @@ static int parse_args(prune_args *a, int argc, char **argv)
 				    &a->finetune_epochs))
 				return 2;
 			break;
-		case OPT_SET: {
-			char key[64];
-			const char *eq = strchr(optarg, '=');
-
-			if (!eq || eq == optarg ||
-			    (size_t)(eq - optarg) >= sizeof key)
-				return cli_usage_error("prune", "--set '%s': "
-						       "expected KEY=VALUE",
-						       optarg);
-			memcpy(key, optarg, (size_t)(eq - optarg));
-			key[eq - optarg] = '\0';
-			if (pb_recipe_set(&a->recipe, key, eq + 1, &err))
-				return cli_usage_error("prune", "%s", err.msg);
-			break;
-		}
-		case 's':
-			if (cli_int("--seed", optarg, 0, 0x7fffffffL, &v))
+		case OPT_SET:
+			if (cli_recipe_set_kv("prune", &a->recipe, optarg))
 				return 2;
-			a->seed = (unsigned long)v;
+			break;
+		case 's':
+			if (cli_seed(optarg, &a->seed))
+				return 2;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &a->threads))
 				return 2;
-			a->threads = (int)v;
 			break;
 		case OPT_NOLAT: a->latency = 0; break;
 		case OPT_QUIET: a->quiet = 1; break;
@@ -143,14 +120,9 @@ static int parse_args(prune_args *a, int argc, char **argv)
 		default: return cli_usage_error("prune", "bad option");
 		}
 	}
-	if (optind != argc - 2)
-		return cli_usage_error("prune", "expected MODEL.ini and "
-				       "DENSE.ckpt");
-	a->model = argv[optind];
-	a->ckpt = argv[optind + 1];
-	if (!a->plugin)
-		return cli_usage_error("prune", "--plugin NAME is required "
-				       "(see 'prunebench plugins')");
+	if (cli_pruner_operands("prune", &a->pruner, argc, argv, &a->model,
+				&a->ckpt))
+		return 2;
 	if (!a->target)
 		return cli_usage_error("prune", "--target is required, e.g. "
 				       "--target macs=0.5");
@@ -206,20 +178,10 @@ static int prepare(const prune_args *a, pb_plugin **plugin,
 		   pb_options **opts, pb_target *t)
 {
 	pb_error err = { 0 };
-	pb_plugin_path *sp = NULL;
 	int rc;
 
-	if ((rc = cli_plugin_path("prune", (char **)a->dirs, a->n_dirs, &sp)))
+	if ((rc = cli_pruner_open("prune", &a->pruner, plugin, opts)))
 		return rc;
-	rc = pb_plugin_open(plugin, sp, a->plugin, &err);
-	pb_plugin_path_free(sp);
-	if (rc)
-		return cli_fail("prune", &err);
-	if (pb_options_new(opts, pb_plugin_pruner(*plugin), &err))
-		return cli_fail("prune", &err);
-	for (int i = 0; i < a->n_opts; i++)
-		if (pb_options_set_kv(*opts, a->opts[i], "--opt", &err))
-			return cli_usage_error("prune", "%s", err.msg);
 	if (pb_target_parse(t, a->target, &err))
 		return cli_usage_error("prune", "--target: %s", err.msg);
 	if (a->scope)
@@ -254,7 +216,6 @@ static int run_prune(const prune_args *a)
 	pb_target target;
 	pb_model *dense = NULL;
 	pb_splits sp;
-	pb_data_spec spec;
 	pb_cell_env env = { 0 };
 	pb_cell_result res = { 0 };
 	pb_metrics mb = { 0 };
@@ -268,13 +229,11 @@ static int run_prune(const prune_args *a)
 		goto done;
 	if ((rc = prepare(a, &plugin, &opts, &target)))
 		goto done_status;
-	if ((rc = pb_model_load(&dense, a->model, &err)) ||
-	    (rc = pb_checkpoint_load(dense, a->ckpt, &err)))
+	if ((rc = cli_load_trained(&dense, a->model, a->ckpt, &err)))
 		goto done;
 	if (a->data) {
-		if ((rc = pb_data_spec_parse(&spec, a->data, &err)) ||
-		    (rc = pb_splits_load(&sp, &spec, a->recipe.val_size, 42,
-					 &err)))
+		if ((rc = cli_load_splits(&sp, a->data, a->recipe.val_size, 42,
+					  &err)))
 			goto done;
 		have_data = 1;
 		if ((rc = pb_evaluate(dense, &sp.test, a->recipe.eval_batch,

@@ -76,7 +76,7 @@ int cmd_quantize(int argc, char **argv)
 	pb_checkpoint_opts o = { .sparse = 1 };
 	const char *out = NULL;
 	double acc_f, acc_q, acc_b, loss;
-	long v, batch = 500, val = 5000;
+	long batch = 500, val = 5000;
 	int opt, act = 1, rc, have_sp = 0;
 
 	cli_common_init(&c);
@@ -101,9 +101,8 @@ int cmd_quantize(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &c.threads))
 				return 2;
-			c.threads = (int)v;
 			break;
 		case 'h': fputs(quantize_usage, stdout); return 0;
 		default: return cli_usage_error("quantize", "bad option");
@@ -122,8 +121,8 @@ int cmd_quantize(int argc, char **argv)
 	cli_apply_threads(c.threads);
 	if ((rc = pbi_check_output(out, "int8 checkpoint", &err)) ||
 	    (rc = pb_data_spec_parse(&spec, c.data, &err)) ||
-	    (rc = pb_model_load(&m, argv[optind], &err)) ||
-	    (rc = pb_checkpoint_load(m, argv[optind + 1], &err)) ||
+	    (rc = cli_load_trained(&m, argv[optind], argv[optind + 1],
+				   &err)) ||
 	    (rc = pb_splits_load(&sp, &spec, (int)val, c.split_seed, &err)))
 		goto done;
 	have_sp = 1;

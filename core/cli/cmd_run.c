@@ -88,8 +88,6 @@ static const struct option run_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-#define MAX_DIRS 32
-
 static int phase_of(const char *text)
 {
 	return !strcmp(text, "all") ? PB_PHASE_ALL : !strcmp(text, "dense") ?
@@ -138,7 +136,7 @@ int cmd_run(int argc, char **argv)
 	pb_experiment *e = NULL;
 	pb_plugin_path *sp = NULL;
 	pb_error err = { 0 };
-	char *dirs[MAX_DIRS], *child_args[2 * MAX_DIRS], self[4096];
+	char *dirs[CLI_MAX_DIRS], *child_args[2 * CLI_MAX_DIRS], self[4096];
 	const char *output = NULL, *cell = NULL;
 	int n_dirs = 0, opt, quiet = 0, table = 1, in_process = 0, rc;
 	int phase = -1;
@@ -148,9 +146,8 @@ int cmd_run(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", run_opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &ro.threads))
 				return 2;
-			ro.threads = (int)v;
 			break;
 		case OPT_INNER:
 			if (cli_int("--inner-threads", optarg, 1, 1024, &v))
@@ -161,10 +158,9 @@ int cmd_run(int argc, char **argv)
 		case OPT_DRY: ro.dry_run = 1; break;
 		case OPT_NO_CALIBRATE: ro.no_calibrate = 1; break;
 		case 'P':
-			if (n_dirs == MAX_DIRS)
-				return cli_usage_error("run", "at most %d "
-						       "--plugin-dir", MAX_DIRS);
-			dirs[n_dirs++] = optarg;
+			if (cli_push("run", "--plugin-dir", dirs, &n_dirs,
+				     CLI_MAX_DIRS, optarg))
+				return 2;
 			break;
 		case OPT_NO_TABLE: table = 0; break;
 		case OPT_OUTPUT: output = optarg; break;

@@ -42,9 +42,6 @@ static const char sens_usage[] =
 	"  --threads N          OpenMP threads (default: all cores)\n"
 	"  --quiet              no progress lines\n";
 
-#define MAX_OPTS 64
-#define MAX_DIRS 32
-
 enum { OPT_OPT = 256, OPT_PDIR, OPT_LEVELS, OPT_DROP, OPT_VAL, OPT_QUIET };
 
 static const struct option sens_opts[] = {
@@ -65,11 +62,8 @@ static const struct option sens_opts[] = {
 };
 
 typedef struct sens_args {
-	const char *model, *ckpt, *plugin, *target, *out, *data;
-	char *opts[MAX_OPTS];
-	int n_opts;
-	char *dirs[MAX_DIRS];
-	int n_dirs;
+	const char *model, *ckpt, *target, *out, *data;
+	cli_pruner pruner;
 	double levels[PB_SENS_LEVELS_MAX], max_drop;
 	int n_levels, threads, quiet;
 	long val_size;
@@ -81,7 +75,6 @@ static int parse_args(sens_args *a, int argc, char **argv)
 	static const double def[] = { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
 				      0.9 };
 	pb_error err = { 0 };
-	long v;
 	int opt;
 
 	memset(a, 0, sizeof *a);
@@ -95,19 +88,17 @@ static int parse_args(sens_args *a, int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", sens_opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': a->plugin = optarg; break;
+		case 'p': a->pruner.name = optarg; break;
 		case OPT_OPT:
-			if (a->n_opts == MAX_OPTS)
-				return cli_usage_error("sensitivity", "at most "
-						       "%d --opt", MAX_OPTS);
-			a->opts[a->n_opts++] = optarg;
+			if (cli_push("sensitivity", "--opt", a->pruner.opts,
+				     &a->pruner.n_opts, CLI_MAX_OPTS, optarg))
+				return 2;
 			break;
 		case OPT_PDIR:
-			if (a->n_dirs == MAX_DIRS)
-				return cli_usage_error("sensitivity", "at most "
-						       "%d --plugin-dir",
-						       MAX_DIRS);
-			a->dirs[a->n_dirs++] = optarg;
+			if (cli_push("sensitivity", "--plugin-dir",
+				     a->pruner.dirs, &a->pruner.n_dirs,
+				     CLI_MAX_DIRS, optarg))
+				return 2;
 			break;
 		case OPT_LEVELS:
 			if (pb_sensitivity_parse_levels(optarg, a->levels,
@@ -132,28 +123,21 @@ static int parse_args(sens_args *a, int argc, char **argv)
 		case 'T': a->target = optarg; break;
 		case 'o': a->out = optarg; break;
 		case 's':
-			if (cli_int("--seed", optarg, 0, 0x7fffffffL, &v))
+			if (cli_seed(optarg, &a->seed))
 				return 2;
-			a->seed = (unsigned long)v;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &a->threads))
 				return 2;
-			a->threads = (int)v;
 			break;
 		case OPT_QUIET: a->quiet = 1; break;
 		case 'h': fputs(sens_usage, stdout); return -1;
 		default: return cli_usage_error("sensitivity", "bad option");
 		}
 	}
-	if (optind != argc - 2)
-		return cli_usage_error("sensitivity", "expected MODEL.ini and "
-				       "DENSE.ckpt");
-	a->model = argv[optind];
-	a->ckpt = argv[optind + 1];
-	if (!a->plugin)
-		return cli_usage_error("sensitivity", "--plugin NAME is "
-				       "required (see 'prunebench plugins')");
+	if (cli_pruner_operands("sensitivity", &a->pruner, argc, argv,
+				&a->model, &a->ckpt))
+		return 2;
 	if (a->target && a->max_drop < 0)
 		return cli_usage_error("sensitivity", "--target needs "
 				       "--max-drop D");
@@ -170,13 +154,10 @@ static int write_plot(const char *gp, const char *csv, const char *png,
 	FILE *f;
 	int rc;
 
-	if ((rc = pbi_atomic_begin(&a, gp, "gnuplot script", err)))
+	if ((rc = cli_gp_begin(&a, gp, png, 1000, 620, err)))
 		return rc;
 	f = a.f;
-	cli_gp_terminal(f, 1000, 620);
-	fputs("set output ", f);
-	cli_gp_quote(f, png);
-	fprintf(f, "\nset datafile separator ','\n"
+	fprintf(f, "set datafile separator ','\n"
 		"set title 'Sensitivity (%s): each layer pruned alone, "
 		"validation top-1 without fine-tuning'\n"
 		"set xlabel '%s of the layer removed (%%)'\n"
@@ -207,32 +188,18 @@ static int write_plot(const char *gp, const char *csv, const char *png,
 static int run(const sens_args *a)
 {
 	pb_error err = { 0 };
-	pb_plugin_path *path = NULL;
 	pb_plugin *plugin = NULL;
 	pb_options *opts = NULL;
 	pb_model *dense = NULL;
 	pb_sensitivity *s = NULL;
-	pb_data_spec spec;
 	pb_splits sp;
 	pb_recipe r;
 	pbi_atomic at;
 	char *csv = NULL, *gp = NULL, *png = NULL, stream[64];
 	int rc, have_sp = 0;
 
-	if ((rc = cli_plugin_path("sensitivity", (char **)a->dirs, a->n_dirs,
-				  &path)))
-		return rc;
-	rc = pb_plugin_open(&plugin, path, a->plugin, &err);
-	pb_plugin_path_free(path);
-	if (rc)
-		return cli_fail("sensitivity", &err);
-	if ((rc = pb_options_new(&opts, pb_plugin_pruner(plugin), &err)))
-		goto done;
-	for (int i = 0; i < a->n_opts; i++)
-		if (pb_options_set_kv(opts, a->opts[i], "--opt", &err)) {
-			rc = cli_usage_error("sensitivity", "%s", err.msg);
-			goto quiet;
-		}
+	if ((rc = cli_pruner_open("sensitivity", &a->pruner, &plugin, &opts)))
+		goto quiet;
 	csv = pbi_path_join(a->out, "sensitivity.csv");
 	gp = pbi_path_join(a->out, "sensitivity.gp");
 	png = pbi_path_join(a->out, "sensitivity.png");
@@ -242,10 +209,8 @@ static int run(const sens_args *a)
 	}
 	if ((rc = pbi_mkdirs(a->out, &err)) ||
 	    (rc = pbi_check_output(csv, "sensitivity CSV", &err)) ||
-	    (rc = pb_model_load(&dense, a->model, &err)) ||
-	    (rc = pb_checkpoint_load(dense, a->ckpt, &err)) ||
-	    (rc = pb_data_spec_parse(&spec, a->data, &err)) ||
-	    (rc = pb_splits_load(&sp, &spec, (int)a->val_size, 42, &err)))
+	    (rc = cli_load_trained(&dense, a->model, a->ckpt, &err)) ||
+	    (rc = cli_load_splits(&sp, a->data, (int)a->val_size, 42, &err)))
 		goto done;
 	have_sp = 1;
 	pb_recipe_default(&r);

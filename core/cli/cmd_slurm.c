@@ -77,15 +77,14 @@ static const struct option slurm_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-#define MAX_DIRS 32
 #define MAX_SHARDS 1000   /* Slurm's default MaxArraySize is 1001 */
 
 typedef struct slurm_job {
 	const pb_experiment *e;
 	long shards, cpus, array_max, inner;
 	const char *partition, *time, *mem;
-	char *dirs[MAX_DIRS];
-	char *abs_dirs[MAX_DIRS];  /* malloc-ed absolute forms, or NULL */
+	char *dirs[CLI_MAX_DIRS];
+	char *abs_dirs[CLI_MAX_DIRS];  /* malloc-ed absolute forms, or NULL */
 	int n_dirs;
 	char program[PATH_MAX], exp[PATH_MAX], out_dir[PATH_MAX];
 	char script[PATH_MAX], logs[PATH_MAX];
@@ -454,10 +453,9 @@ int cmd_slurm(int argc, char **argv)
 		case OPT_PROGRAM: program = optarg; break;
 		case OPT_SUBMIT: submit = 1; break;
 		case 'P':
-			if (j.n_dirs == MAX_DIRS)
-				return cli_usage_error("slurm", "at most %d "
-						       "--plugin-dir", MAX_DIRS);
-			j.dirs[j.n_dirs++] = optarg;
+			if (cli_push("slurm", "--plugin-dir", j.dirs, &j.n_dirs,
+				     CLI_MAX_DIRS, optarg))
+				return 2;
 			break;
 		case 'h': fputs(slurm_usage, stdout); return 0;
 		default: return cli_usage_error("slurm", "bad option");

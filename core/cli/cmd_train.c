@@ -60,19 +60,6 @@ static int set_recipe(pb_recipe *r, const char *key, const char *val)
 	return 0;
 }
 
-static int parse_set(pb_recipe *r, const char *arg)
-{
-	char key[64];
-	const char *eq = strchr(arg, '=');
-
-	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key)
-		return cli_usage_error("train", "--set '%s': expected KEY=VALUE",
-				       arg);
-	memcpy(key, arg, (size_t)(eq - arg));
-	key[eq - arg] = '\0';
-	return set_recipe(r, key, eq + 1);
-}
-
 /* FILE.ckpt -> FILE.csv */
 static char *csv_path_for(const char *ckpt)
 {
@@ -255,17 +242,15 @@ int cmd_train(int argc, char **argv)
 				return 2;
 			break;
 		case 's':
-			if (cli_int("--seed", optarg, 0, 0x7fffffffL, &v))
+			if (cli_seed(optarg, &c.seed))
 				return 2;
-			c.seed = (unsigned long)v;
 			break;
 		case 't':
-			if (cli_int("--threads", optarg, 1, 1024, &v))
+			if (cli_threads(optarg, &c.threads))
 				return 2;
-			c.threads = (int)v;
 			break;
 		case OPT_SET:
-			if (parse_set(&r, optarg))
+			if (cli_recipe_set_kv("train", &r, optarg))
 				return 2;
 			break;
 		case OPT_MAX_STEPS:

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "base/file.h"
 #include "cli/cli.h"
 
 extern char **environ;
@@ -45,10 +46,19 @@ void cli_gp_quote(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-void cli_gp_terminal(FILE *f, int w, int h)
+int cli_gp_begin(pbi_atomic *a, const char *gp, const char *png, int w,
+		 int h, pb_error *err)
 {
+	int rc = pbi_atomic_begin(a, gp, "gnuplot script", err);
+
+	if (rc)
+		return rc;
 	/* pngcairo draws smooth lines and UTF-8; plain png everywhere. */
-	fprintf(f, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) "
+	fprintf(a->f, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) "
 		"set terminal pngcairo size %d,%d font ',10'; "
 		"else set terminal png size %d,%d\n", w, h, w, h);
+	fputs("set output ", a->f);
+	cli_gp_quote(a->f, png);
+	fputc('\n', a->f);
+	return 0;
 }

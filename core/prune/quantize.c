@@ -7,6 +7,7 @@
 
 #include "nn/model_impl.h"
 #include "nn/quant_impl.h"
+#include "train/train_impl.h"
 #include "prunebench/data.h"
 #include "prunebench/layers.h"
 #include "prunebench/quantize.h"
@@ -72,63 +73,20 @@ int pb_quant_calibrate(pb_model *m, pb_quant *q, const pb_dataset *d,
 int pb_quant_evaluate(pb_model *m, const pb_quant *q, const pb_dataset *d,
 		      int batch, double *acc, double *loss, pb_error *err)
 {
-	const size_t sample = (size_t)d->c * d->h * d->w;
-	const int K = m->classes;
 	pbi_quant_run run = { (pb_quant *)q, 0 };
-	double loss_sum = 0.0;
-	long hits = 0;
-	float *probs = NULL, *xb = NULL;
 	int rc;
 
 	if (!q || !q->activations)
 		return pb_evaluate(m, d, batch, acc, loss, err);
 	if ((rc = check_data(m, d, err)))
 		return rc;
-	if (d->n == 0) {
-		if (acc)
-			*acc = NAN;
-		if (loss)
-			*loss = NAN;
-		return 0;
-	}
 	if (batch < 1)
 		batch = 500;
-	probs = pb_falloc((size_t)batch * K);
-	xb = pb_falloc((size_t)batch * sample);
-	if (!probs || !xb) {
-		pb_ffree(probs);
-		pb_ffree(xb);
-		return pb_error_set(err, PB_ENOMEM, "out of memory (int8 "
-				    "evaluation)");
-	}
+	/* The input is stored in 8 bits too: the loop rounds a copy. */
 	pbi_quant_attach(m, &run);
-	for (int start = 0; start < d->n && !rc; start += batch) {
-		int B = d->n - start < batch ? d->n - start : batch;
-		const float *logits;
-		int correct = 0;
-
-		/* The input is stored in 8 bits too: round a copy. */
-		memcpy(xb, d->x + (size_t)start * sample,
-		       (size_t)B * sample * sizeof *xb);
-		pb_act_quant_round(&q->input, xb, (size_t)B * sample);
-		rc = pb_model_forward(m, xb, B, 0, NULL, &logits, err);
-		if (rc)
-			break;
-		loss_sum += B * pb_softmax_xent_forward(probs, logits,
-							 d->y + start, B, K,
-							 &correct);
-		hits += correct;
-	}
+	rc = pbi_evaluate_batches(m, d, batch, &q->input, acc, loss, err);
 	pbi_quant_attach(m, NULL);
-	pb_ffree(probs);
-	pb_ffree(xb);
-	if (rc)
-		return rc;
-	if (acc)
-		*acc = (double)hits / d->n;
-	if (loss)
-		*loss = loss_sum / d->n;
-	return 0;
+	return rc;
 }
 
 int pb_quantize_model(pb_model *m, int activations, const pb_dataset *calib,

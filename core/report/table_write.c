@@ -642,10 +642,37 @@ static int csv_fn(const pb_table *t, const pb_table_opts *o, FILE *f)
 	return pb_table_write_csv(t, f);
 }
 
+/* DIR/NAME opened for writing, or NULL. */
+static FILE *open_in(const char *dir, const char *name)
+{
+	char *p = pbi_path_join(dir, name);
+	FILE *f = p ? fopen(p, "w") : NULL;
+
+	free(p);
+	return f;
+}
+
+/* The columns of a row as a point of the plots (controls.dat and the
+ * series): the header's names, then a row's values, "-" as the target of
+ * a control. The caller ends the line. */
+#define POINT_HEADER \
+	"# macs_kept_pct params_kept_pct sparsity_pct acc_after_pct " \
+	"acc_after_sd target speedup_b128 acc_int8_pct"
+
+static void write_point(FILE *f, const pb_table_row *q)
+{
+	fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s %.6g %.6g", q->macs_kept.mean,
+		q->params_kept.mean, 100.0 - q->params_kept.mean,
+		q->acc_after.mean, isnan(q->acc_after.sd) ? 0 : q->acc_after.sd,
+		q->target ? q->target : "-",
+		q->speedup_b128.n ? q->speedup_b128.mean : NAN,
+		q->acc_int8.n ? q->acc_int8.mean : NAN);
+}
+
 int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 			     pb_error *err)
 {
-	char *dir = pbi_path_join(results_dir, "plots"), *p;
+	char *dir = pbi_path_join(results_dir, "plots");
 	FILE *series, *f;
 	int n_series = 0;
 
@@ -657,17 +684,13 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 		free(dir);
 		return PB_EIO;
 	}
-	p = pbi_path_join(dir, "series.txt");
-	series = p ? fopen(p, "w") : NULL;
-	free(p);
+	series = open_in(dir, "series.txt");
 	if (!series) {
 		pb_error_set(err, PB_EIO, "%s/series.txt: cannot write", dir);
 		free(dir);
 		return PB_EIO;
 	}
-	p = pbi_path_join(dir, "dense.txt");
-	f = p ? fopen(p, "w") : NULL;
-	free(p);
+	f = open_in(dir, "dense.txt");
 	if (f) {
 		for (int i = 0; i < t->n_rows; i++)
 			if (t->rows[i].kind == PB_CELL_DENSE &&
@@ -679,26 +702,16 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 		fclose(f);
 	}
 	/* The controls as points of their own (dense, dense + fine-tune). */
-	p = pbi_path_join(dir, "controls.dat");
-	f = p ? fopen(p, "w") : NULL;
-	free(p);
+	f = open_in(dir, "controls.dat");
 	if (f) {
-		fputs("# macs_kept_pct params_kept_pct sparsity_pct "
-		      "acc_after_pct acc_after_sd target speedup_b128 "
-		      "acc_int8_pct label\n", f);
+		fputs(POINT_HEADER " label\n", f);
 		for (int i = 0; i < t->n_rows; i++) {
 			const pb_table_row *q = &t->rows[i];
 
 			if (q->target || !q->acc_after.n)
 				continue;
-			fprintf(f, "%.6g %.6g %.6g %.6g %.6g - %.6g %.6g "
-				"\"%s\"\n",
-				q->macs_kept.mean, q->params_kept.mean,
-				100.0 - q->params_kept.mean, q->acc_after.mean,
-				isnan(q->acc_after.sd) ? 0 : q->acc_after.sd,
-				q->speedup_b128.n ? q->speedup_b128.mean : NAN,
-				q->acc_int8.n ? q->acc_int8.mean : NAN,
-				q->label);
+			write_point(f, q);
+			fprintf(f, " \"%s\"\n", q->label);
 		}
 		fclose(f);
 	}
@@ -737,25 +750,12 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 			continue;
 		}
 		snprintf(name, sizeof name, "%02d.dat", n_series);
-		p = pbi_path_join(dir, name);
-		f = p ? fopen(p, "w") : NULL;
-		free(p);
+		f = open_in(dir, name);
 		if (f) {
-			fputs("# macs_kept_pct params_kept_pct sparsity_pct "
-			      "acc_after_pct acc_after_sd target speedup_b128 "
-			      "acc_int8_pct\n", f);
+			fputs(POINT_HEADER "\n", f);
 			for (int k = 0; k < m; k++) {
-				const pb_table_row *q = &t->rows[order[k]];
-				fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s %.6g "
-					"%.6g\n", q->macs_kept.mean,
-					q->params_kept.mean,
-					100.0 - q->params_kept.mean,
-					q->acc_after.mean,
-					isnan(q->acc_after.sd) ? 0 :
-					q->acc_after.sd, q->target,
-					q->speedup_b128.n ?
-					q->speedup_b128.mean : NAN,
-					q->acc_int8.n ? q->acc_int8.mean : NAN);
+				write_point(f, &t->rows[order[k]]);
+				fputc('\n', f);
 			}
 			fclose(f);
 			fprintf(series, "%s\t%s\t%s\n", name, r->label,

@@ -57,8 +57,31 @@ typedef struct bench_state {
 	int B, K;
 } bench_state;
 
-static int train_step(bench_state *s, pb_error *err)
+/* One unit of timed work on ctx; 0 or a negative code. */
+typedef int (*bench_step)(void *ctx, pb_error *err);
+
+/* How many steps make a repeat of about a quarter of a second (at least
+ * 3), from how many run in the first 0.05 s. */
+static int calibrate_iters(bench_step step, void *ctx, int *iters,
+			   pb_error *err)
 {
+	double t0 = now(), dt;
+	int n = 0, rc;
+
+	do {
+		rc = step(ctx, err);
+		n++;
+		dt = now() - t0;
+	} while (!rc && dt < 0.05);
+	*iters = (int)(0.25 * n / dt);
+	if (*iters < 3)
+		*iters = 3;
+	return rc;
+}
+
+static int train_step(void *ctx, pb_error *err)
+{
+	bench_state *s = ctx;
 	const float *logits;
 	int rc = pb_model_forward(s->m, s->x, s->B, 1, s->rng, &logits, err);
 
@@ -77,8 +100,9 @@ static int train_step(bench_state *s, pb_error *err)
 
 /* Inference as a deployed model runs it: lean (only what later layers
  * read is stored). */
-static int infer_step(bench_state *s, pb_error *err)
+static int infer_step(void *ctx, pb_error *err)
 {
+	bench_state *s = ctx;
 	const float *logits;
 	int rc;
 
@@ -93,30 +117,20 @@ static int time_steps(bench_state *s, int train, int warmup, int iters,
 		      int repeats, double *ips, double *spread,
 		      pb_error *err)
 {
+	const bench_step step = train ? train_step : infer_step;
 	double *v = malloc((size_t)repeats * sizeof *v);
 	int rc = 0;
 
 	if (!v)
 		return pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
 	for (int i = 0; i < warmup && !rc; i++)
-		rc = train ? train_step(s, err) : infer_step(s, err);
-	if (!rc && iters == 0) {
-		/* Aim at about a quarter of a second per repeat. */
-		double t0 = now(), dt;
-		int n = 0;
-		do {
-			rc = train ? train_step(s, err) : infer_step(s, err);
-			n++;
-			dt = now() - t0;
-		} while (!rc && dt < 0.05);
-		iters = (int)(0.25 * n / dt);
-		if (iters < 3)
-			iters = 3;
-	}
+		rc = step(s, err);
+	if (!rc && iters == 0)
+		rc = calibrate_iters(step, s, &iters, err);
 	for (int r = 0; r < repeats && !rc; r++) {
 		double t0 = now();
 		for (int i = 0; i < iters && !rc; i++)
-			rc = train ? train_step(s, err) : infer_step(s, err);
+			rc = step(s, err);
 		v[r] = (double)iters * s->B / (now() - t0);
 	}
 	if (!rc)
@@ -240,6 +254,21 @@ static int infer_timed(pb_model *m, const float *x, int B, int iters,
 	return rc;
 }
 
+/* One inference of the dense model, for calibrate_iters. */
+typedef struct dense_forward {
+	pb_model *m;
+	const float *x;
+	int B;
+	double ips;
+} dense_forward;
+
+static int dense_step(void *ctx, pb_error *err)
+{
+	dense_forward *d = ctx;
+
+	return infer_timed(d->m, d->x, d->B, 1, &d->ips, err);
+}
+
 int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 		    int iters, int repeats, unsigned long seed,
 		    pb_bench_sparse_result *res, pb_error *err)
@@ -288,17 +317,10 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 			rc = infer_timed(sp, x, B, 1, &ips, err);
 	}
 	if (!rc && iters == 0) {
-		/* About a quarter of a second per repeat of the dense one. */
-		double t0 = now(), dt;
-		int n = 0;
-		do {
-			rc = infer_timed(m, x, B, 1, &ips, err);
-			n++;
-			dt = now() - t0;
-		} while (!rc && dt < 0.05);
-		iters = (int)(0.25 * n / dt);
-		if (iters < 3)
-			iters = 3;
+		/* A quarter of a second per repeat of the dense one. */
+		dense_forward d = { m, x, B, 0.0 };
+
+		rc = calibrate_iters(dense_step, &d, &iters, err);
 	}
 	for (int r = 0; r < repeats && !rc; r++) {
 		rc = infer_timed(m, x, B, iters, &vd[r], err);

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "prunebench/quantize.h"
 #include "prunebench/train.h"
 
 /* The recipe and step cap of a training of `epochs` epochs (fractional
@@ -18,5 +19,15 @@ void pbi_recipe_for(const pb_recipe *base, double epochs, long steps,
 /* Canonical text of a recipe (every field), for hashing: cell ids, the
  * dense cache's key, trunk keys. */
 void pbi_recipe_canon(const pb_recipe *r, char *buf, size_t n);
+
+/* pb_evaluate's loop, in the model's current mode (pb_evaluate makes its
+ * forwards lean; the int8 evaluation must not, as its hook rounds the
+ * outputs a lean forward leaves out): top-1 and mean cross-entropy over
+ * d in batches of `batch` (>= 1), NaN for an empty d. in_q: NULL, or
+ * each batch's input is a copy rounded by it (the input as int8 stores
+ * it). */
+int pbi_evaluate_batches(pb_model *m, const pb_dataset *d, int batch,
+			 const pb_act_quant *in_q, double *acc, double *loss,
+			 pb_error *err);
 
 #endif

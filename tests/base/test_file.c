@@ -10,28 +10,9 @@
 #include "base/file.h"
 
 /* The whole of path as a NUL-terminated string (malloc-ed). */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *d;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len >= 0);
-	rewind(f);
-	d = malloc((size_t)len + 1);
-	assert_non_null(d);
-	assert_int_equal(fread(d, 1, (size_t)len, f), (size_t)len);
-	d[len] = '\0';
-	fclose(f);
-	return d;
-}
-
 static void assert_file_is(const char *path, const char *want)
 {
-	char *got = slurp(path);
+	char *got = tu_slurp(path, NULL);
 
 	assert_string_equal(got, want);
 	free(got);

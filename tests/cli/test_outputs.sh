@@ -10,29 +10,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../testlib.sh"
 
-cat >"$tmp/tiny.ini" <<'INI'
-[model]
-name = tiny
-input = 1x28x28
-classes = 10
-[conv1]
-type = conv
-out = 4
-kernel = 3
-pad = 1
-[bn1]
-type = bn
-[relu1]
-type = relu
-[pool1]
-type = maxpool
-kernel = 7
-[flatten]
-type = flatten
-[fc]
-type = linear
-out = 10
-INI
+tiny_model "$tmp/tiny.ini"
 cp "$tmp/tiny.ini" "$tmp/tiny.ini.orig"
 mkdir "$tmp/sub"
 train=("$bin" train "$tmp/tiny.ini" --data synthetic:200 --epochs 1

@@ -10,43 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../testlib.sh"
 
 data=synthetic:600:3
-cat >"$tmp/tiny.ini" <<'EOF'
-[model]
-name = tiny
-input = 1x28x28
-classes = 10
-[conv1]
-type = conv
-out = 4
-kernel = 3
-pad = 1
-bias = no
-[bn1]
-type = bn
-[relu1]
-type = relu
-[pool1]
-type = maxpool
-kernel = 4
-[conv2]
-type = conv
-out = 8
-kernel = 3
-pad = 1
-bias = no
-[bn2]
-type = bn
-[relu2]
-type = relu
-[pool2]
-type = maxpool
-kernel = 7
-[flat]
-type = flatten
-[fc]
-type = linear
-out = 10
-EOF
+tiny_model "$tmp/tiny.ini"
 
 check "train" "$bin" train "$tmp/tiny.ini" --data $data --epochs 2 --batch 40 \
 	--set val_size=100 --threads 2 --out "$tmp/m.ckpt" --quiet

@@ -27,6 +27,7 @@ log() { echo "# $*"; }
 
 [ -x "$pb" ] || skip "no $pb"
 [ -d "$plugdir" ] || skip "no plugin folder $plugdir"
+. "$(dirname "$0")/../testlib.sh"
 . "$(dirname "$0")/tiny-experiment.sh"
 
 # ---- the packages -------------------------------------------------------

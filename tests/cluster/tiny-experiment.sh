@@ -1,49 +1,14 @@
-# Sourced by the cluster tests: a tiny model and a small experiment on
-# synthetic data (2 seeds; weight, channel and scratch cells; lth with a
-# rewind point of the dense training, so the dense phase keeps one).
+# Sourced by the cluster tests, after tests/testlib.sh (for tiny_model):
+# a tiny model and a small experiment on synthetic data (2 seeds; weight,
+# channel and scratch cells; lth with a rewind point of the dense
+# training, so the dense phase keeps one).
 #
 #   tiny_experiment DIR CACHE    writes DIR/tiny.ini and DIR/exp.ini
 #   N_CELLS                      its number of cells
 N_CELLS=16
 
 tiny_experiment() {
-	cat > "$1/tiny.ini" <<'MODEL'
-[model]
-name = tiny
-input = 1x28x28
-classes = 10
-[conv1]
-type = conv
-out = 4
-kernel = 3
-pad = 1
-bias = no
-[bn1]
-type = bn
-[relu1]
-type = relu
-[pool1]
-type = maxpool
-kernel = 4
-[conv2]
-type = conv
-out = 8
-kernel = 3
-pad = 1
-bias = no
-[bn2]
-type = bn
-[relu2]
-type = relu
-[pool2]
-type = maxpool
-kernel = 7
-[flatten]
-type = flatten
-[fc]
-type = linear
-out = 10
-MODEL
+	tiny_model "$1/tiny.ini"
 	cat > "$1/exp.ini" <<EXP
 [experiment]
 name = cluster

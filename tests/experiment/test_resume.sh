@@ -12,43 +12,8 @@ plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
 tmp=$(mktemp -d /tmp/pbresumeXXXXXX)
 trap '[ -n "${PB_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-cat > "$tmp/tiny.ini" <<'MODEL'
-[model]
-name = tiny
-input = 1x28x28
-classes = 10
-[conv1]
-type = conv
-out = 4
-kernel = 3
-pad = 1
-bias = no
-[bn1]
-type = bn
-[relu1]
-type = relu
-[pool1]
-type = maxpool
-kernel = 4
-[conv2]
-type = conv
-out = 8
-kernel = 3
-pad = 1
-bias = no
-[bn2]
-type = bn
-[relu2]
-type = relu
-[pool2]
-type = maxpool
-kernel = 7
-[flatten]
-type = flatten
-[fc]
-type = linear
-out = 10
-MODEL
+. "$(dirname "$0")/../testlib.sh"
+tiny_model "$tmp/tiny.ini"
 
 cat > "$tmp/exp.ini" <<'EXP'
 [experiment]

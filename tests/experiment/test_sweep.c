@@ -370,24 +370,6 @@ static void test_lth_points(void **state)
 	"[finetune]\nepochs = 1\nbatch = 40\nlr = 0.01\n" \
 	"[prune.l1]\ntargets = channels=0.25\n"
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, n;
-	char tmp[4096];
-
-	assert_non_null(f);
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
-		buf = realloc(buf, len + n + 1);
-		memcpy(buf + len, tmp, n);
-		len += n;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
 static void test_invalid_and_failed_lines(void **state)
 {
 	pb_experiment *e = load(EXP_SMALL("out-bad"));
@@ -404,7 +386,7 @@ static void test_invalid_and_failed_lines(void **state)
 	assert_int_equal(sum.ok, 3);
 	snprintf(path, sizeof path, "%s/out-bad/runs.jsonl", dir);
 	/* The l1 cell's accuracy turned into text: a wrong type. */
-	text = slurp(path);
+	text = tu_slurp(path, NULL);
 	p = strstr(strstr(text, "\"kind\":\"prune\""), "\"acc_after\":");
 	assert_non_null(p);
 	memcpy(p + 12, "\"x\"", 3);
@@ -424,7 +406,7 @@ static void test_invalid_and_failed_lines(void **state)
 	fprintf(f, "{\"schema\":2,\"id\":\"dense+ft-s9-x\",\"kind\":"
 		"\"dense_ft\",\"seed\":9,\"status\":\"failed\"}\n");
 	fclose(f);
-	text = slurp(path);
+	text = tu_slurp(path, NULL);
 	/* Mark the real dense+ft cell failed as well. */
 	p = strstr(text, "\"kind\":\"dense_ft\"");
 	assert_non_null(p);
@@ -504,7 +486,7 @@ static void test_cache_names_and_keys(void **state)
 	snprintf(base2, sizeof base2, "%s/cache/dense-tiny-s2-%s.ckpt", dir,
 		 key2);
 	{
-		char *one = slurp(base1);
+		char *one = tu_slurp(base1, NULL);
 		FILE *f;
 
 		assert_int_equal(stat(base1, &st), 0);

@@ -34,12 +34,7 @@ static void check_set(const pb_dataset *d, size_t records)
 		fuzz_fail("loaded set is inconsistent: n %d of %zu records, "
 			  "%dx%dx%d, %d classes", d->n, records, d->c, d->h,
 			  d->w, d->classes);
-	for (int i = 0; i < d->n; i++)
-		if (d->y[i] >= 10)
-			fuzz_fail("label %d of sample %d", d->y[i], i);
-	for (size_t i = 0; i < n; i++)
-		if (!(d->x[i] >= 0.0f && d->x[i] <= 1.0f))
-			fuzz_fail("pixel %zu is %g", i, (double)d->x[i]);
+	fuzz_check_samples(d, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -49,6 +49,16 @@ void fuzz_check_error(int rc, const pb_error *err, const char *what)
 		fuzz_fail("%s: the message is not terminated", what);
 }
 
+void fuzz_check_samples(const pb_dataset *d, size_t pixels)
+{
+	for (int i = 0; i < d->n; i++)
+		if (d->y[i] >= 10)
+			fuzz_fail("label %d of sample %d", d->y[i], i);
+	for (size_t i = 0; i < pixels; i++)
+		if (!(d->x[i] >= 0.0f && d->x[i] <= 1.0f))
+			fuzz_fail("pixel %zu is %g", i, (double)d->x[i]);
+}
+
 static int remove_one(const char *path, const struct stat *st, int flag,
 		      struct FTW *ftw)
 {

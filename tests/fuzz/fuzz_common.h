@@ -12,10 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prunebench/data.h"
 #include "prunebench/error.h"
 
 #ifndef PB_SRCDIR
 #define PB_SRCDIR "."
+/* Fails unless every label of a loaded set is below 10 and its first
+ * `pixels` values are in [0, 1] (the data loaders' promise, after the
+ * harness has checked the set's shape). */
+void fuzz_check_samples(const pb_dataset *d, size_t pixels);
+
 #endif
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -51,5 +57,10 @@ void fuzz_fail(const char *fmt, ...)
 /* Fails unless an error carries a negative code and a message: every
  * refusal has to say why. */
 void fuzz_check_error(int rc, const pb_error *err, const char *what);
+
+/* Fails unless every label of a loaded set is below 10 and its first
+ * `pixels` values are in [0, 1] (the data loaders' promise, after the
+ * harness has checked the set's shape). */
+void fuzz_check_samples(const pb_dataset *d, size_t pixels);
 
 #endif

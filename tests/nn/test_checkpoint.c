@@ -89,25 +89,6 @@ static float *snapshot(pb_model *m, size_t *n)
 	return s;
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *d;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len > 0);
-	rewind(f);
-	d = malloc((size_t)len);
-	assert_non_null(d);
-	assert_int_equal(fread(d, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	*n = (size_t)len;
-	return d;
-}
-
 static void spit(const char *path, const void *d, size_t n)
 {
 	FILE *f = fopen(path, "wb");
@@ -116,18 +97,6 @@ static void spit(const char *path, const void *d, size_t n)
 	if (n)
 		assert_int_equal(fwrite(d, 1, n, f), n);
 	assert_int_equal(fclose(f), 0);
-}
-
-static uint32_t le32(const unsigned char *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-	       (uint32_t)b[3] << 24;
-}
-
-static void put_le32(unsigned char *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* ---- fixture: a saved checkpoint of `net` in a fresh folder ------------- */
@@ -152,7 +121,7 @@ static int setup(void **state)
 	snprintf(fx->bad, sizeof fx->bad, "%s/bad.ckpt", fx->dir);
 	if (pb_checkpoint_save(m, fx->path, &err))
 		fail_msg("%s", err.msg);
-	fx->bytes = slurp(fx->path, &fx->n);
+	fx->bytes = tu_slurp(fx->path, &fx->n);
 	pb_model_free(m);
 	*state = fx;
 	return 0;
@@ -261,20 +230,20 @@ static void test_round_trip(void **state)
 static void check_record(const fixture *fx, size_t *off, const pb_param *p)
 {
 	const unsigned char *b = fx->bytes;
-	size_t o = *off, len = le32(b + o);
+	size_t o = *off, len = tu_le32(b + o);
 
 	assert_int_equal(len, strlen(p->name));
 	assert_memory_equal(b + o + 4, p->name, len);
 	o += 4 + len;
-	assert_int_equal(le32(b + o), (uint32_t)p->kind);
-	assert_int_equal(le32(b + o + 4), (uint32_t)p->ndim);
+	assert_int_equal(tu_le32(b + o), (uint32_t)p->kind);
+	assert_int_equal(tu_le32(b + o + 4), (uint32_t)p->ndim);
 	o += 8;
 	for (int d = 0; d < p->ndim; d++, o += 4)
-		assert_int_equal(le32(b + o), (uint32_t)p->shape[d]);
+		assert_int_equal(tu_le32(b + o), (uint32_t)p->shape[d]);
 	for (size_t k = 0; k < p->n; k++, o += 4) {
 		uint32_t bits;
 		memcpy(&bits, &p->data[k], 4);
-		assert_int_equal(le32(b + o), bits);
+		assert_int_equal(tu_le32(b + o), bits);
 	}
 	*off = o;
 }
@@ -291,18 +260,18 @@ static void test_layout(void **state)
 	assert_memory_equal(b, "PBCKPT01", 8);
 	/* Every tensor float32, no masks: version 2's bytes, which builds
 	 * before version 3 read. */
-	assert_int_equal(le32(b + 8), 2);
-	assert_int_equal(le32(b + 12), NET_TENSORS);
+	assert_int_equal(tu_le32(b + 8), 2);
+	assert_int_equal(tu_le32(b + 12), NET_TENSORS);
 	assert_int_equal(pb_model_n_params(m), NET_TENSORS);
-	assert_int_equal(le32(b + 16), 2);
+	assert_int_equal(tu_le32(b + 16), 2);
 	assert_memory_equal(b + 20, "ck", 2);
 	/* Version 2: the tag's length (no tag) after the model name. */
-	assert_int_equal(le32(b + 22), 0);
+	assert_int_equal(tu_le32(b + 22), 0);
 	off = 26;
 	for (int i = 0; i < pb_model_n_params(m); i++)
 		check_record(fx, &off, pb_model_param(m, i));
 	assert_int_equal(off + 4, fx->n);
-	assert_int_equal(le32(b + off),
+	assert_int_equal(tu_le32(b + off),
 			 (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)off));
 	pb_model_free(m);
 }
@@ -319,9 +288,9 @@ static void test_version1_and_tags(void **state)
 
 	memcpy(v1, fx->bytes, 22);
 	memcpy(v1 + 22, fx->bytes + 26, fx->n - 26);
-	put_le32(v1 + 8, 1);
-	put_le32(v1 + n - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v1,
-					     (uInt)(n - 4)));
+	tu_put_le32(v1 + 8, 1);
+	tu_put_le32(v1 + n - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v1,
+						(uInt)(n - 4)));
 	spit(fx->bad, v1, n);
 	if (pb_checkpoint_load(b, fx->bad, &err))
 		fail_msg("%s", err.msg);
@@ -388,7 +357,7 @@ static void test_bad_version(void **state)
 	unsigned char *b = malloc(fx->n);
 
 	memcpy(b, fx->bytes, fx->n);
-	put_le32(b + 8, 258);
+	tu_put_le32(b + 8, 258);
 	spit(fx->bad, b, fx->n);
 	expect_fail_at(fx->bad, net, PB_EFORMAT, needles);
 	free(b);
@@ -418,10 +387,10 @@ static void test_huge_dims(void **state)
 
 	memcpy(b, fx->bytes, fx->n);
 	for (int d = 0; d < 4; d++)
-		put_le32(b + dims + 4 * d, 0xffffffffu);
+		tu_put_le32(b + dims + 4 * d, 0xffffffffu);
 	expect_fail(fx, b, fx->n, net, PB_EFORMAT, "truncated");
 	memcpy(b, fx->bytes, fx->n);
-	put_le32(b + 16, 0xfffffff0u);   /* model name length */
+	tu_put_le32(b + 16, 0xfffffff0u);   /* model name length */
 	expect_fail(fx, b, fx->n, net, PB_EFORMAT, "truncated");
 	free(b);
 }
@@ -441,7 +410,7 @@ static void test_flipped_byte(void **state)
 	b[data + 5] ^= 0x01;
 	crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(fx->n - 4));
 	snprintf(stored, sizeof stored, "stored 0x%08x",
-		 (unsigned)le32(b + fx->n - 4));
+		 (unsigned)tu_le32(b + fx->n - 4));
 	snprintf(computed, sizeof computed, "computed 0x%08x", (unsigned)crc);
 	spit(fx->bad, b, fx->n);
 	expect_fail_at(fx->bad, net, PB_EFORMAT, needles);

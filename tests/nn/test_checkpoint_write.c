@@ -44,25 +44,6 @@ static pb_model *make_model(unsigned long seed)
 	return m;
 }
 
-static char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	char *d;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len > 0);
-	rewind(f);
-	d = malloc((size_t)len);
-	assert_non_null(d);
-	assert_int_equal(fread(d, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	*n = (size_t)len;
-	return d;
-}
-
 /* Entries in dir, and how many of them are temporary files. */
 static int count_entries(const char *dir, int *tmp_files)
 {
@@ -169,8 +150,8 @@ static void test_second_file_fails_keeps_old_pair(void **state)
 	snprintf(ckpt, sizeof ckpt, "%s/saved.ckpt", dir);
 	if (pb_model_save(a, base, &err))
 		fail_msg("%s", err.msg);
-	ckpt0 = slurp(ckpt, &nc0);
-	ini0 = slurp(ini, &ni0);
+	ckpt0 = tu_slurp(ckpt, &nc0);
+	ini0 = tu_slurp(ini, &ni0);
 
 	snprintf(blocker, sizeof blocker, "%s.tmp.%ld.%ld", ini,
 		 (long)getpid(), (long)syscall(SYS_gettid));
@@ -178,8 +159,8 @@ static void test_second_file_fails_keeps_old_pair(void **state)
 	assert_int_equal(pb_model_save(b, base, &err), PB_EIO);
 	assert_non_null(strstr(err.msg, "model file"));
 	assert_non_null(strstr(err.msg, ini));
-	ckpt1 = slurp(ckpt, &nc1);
-	ini1 = slurp(ini, &ni1);
+	ckpt1 = tu_slurp(ckpt, &nc1);
+	ini1 = tu_slurp(ini, &ni1);
 	assert_int_equal(nc1, nc0);
 	assert_memory_equal(ckpt1, ckpt0, nc0);
 	assert_int_equal(ni1, ni0);

@@ -7,6 +7,7 @@
  * counts. The vectorised 2x2 max pool against the window loop, ties and
  * NaN included. Skipped (77) on CPUs without AVX-512. */
 #include "testutil.h"
+#include "epilogue.h"
 
 #include <omp.h>
 
@@ -27,13 +28,6 @@ static const struct shape shapes[] = {
 	 * reached here or, with C and OC swapped, by the input gradient. */
 	{ 2, 11, 14, 14, 11 }, { 2, 6, 7, 7, 45 },   { 1, 2, 4, 4, 2 },
 };
-
-static float *fbuf(size_t n)
-{
-	float *p = calloc(n ? n : 1, sizeof *p);
-	assert_non_null(p);
-	return p;
-}
 
 static double in_at(const float *in, const struct shape *s, int b, int c,
 		    int y, int x)
@@ -91,8 +85,9 @@ static void test_forward_matches_ref(void **state)
 		const size_t nin = (size_t)s->B * s->C * s->H * s->W;
 		const size_t nout = (size_t)s->B * s->OC * s->H * s->W;
 		const size_t nw = (size_t)s->OC * s->C * 9;
-		float *in = fbuf(nin), *w = fbuf(nw), *bias = fbuf(s->OC);
-		float *out = fbuf(nout), *ref = fbuf(nout);
+		float *in = tu_floats(nin), *w = tu_floats(nw);
+		float *bias = tu_floats(s->OC), *out = tu_floats(nout);
+		float *ref = tu_floats(nout);
 		double *want = malloc(nout * sizeof *want);
 
 		tu_fill_uniform(in, nin, -1, 1, 1 + k);
@@ -124,9 +119,10 @@ static void test_backward_matches_ref(void **state)
 		const size_t nin = (size_t)s->B * s->C * s->H * s->W;
 		const size_t nout = (size_t)s->B * s->OC * s->H * s->W;
 		const size_t nw = (size_t)s->OC * s->C * 9;
-		float *in = fbuf(nin), *w = fbuf(nw), *dout = fbuf(nout);
-		float *din = fbuf(nin), *dw = fbuf(nw), *db = fbuf(s->OC);
-		float *wt = fbuf(pbi_conv_direct_workspace(s->C, s->OC));
+		float *in = tu_floats(nin), *w = tu_floats(nw);
+		float *dout = tu_floats(nout), *din = tu_floats(nin);
+		float *dw = tu_floats(nw), *db = tu_floats(s->OC);
+		float *wt = tu_floats(pbi_conv_direct_workspace(s->C, s->OC));
 		double *rdin = calloc(nin, sizeof *rdin);
 		double *rdw = calloc(nw, sizeof *rdw);
 		double *rdb = calloc((size_t)s->OC, sizeof *rdb);
@@ -157,49 +153,35 @@ static void test_backward_matches_ref(void **state)
 	}
 }
 
+/* The direct kernel on a fixed input, for tu_check_epilogue. */
+struct direct_run {
+	struct shape s;
+	float *in, *w;
+};
+
+static void run_direct(void *ctx, float *out, const pbi_conv_epilogue *ep)
+{
+	const struct direct_run *r = ctx;
+
+	pbi_conv_direct_forward(out, r->in, r->w, NULL, r->s.B, r->s.C,
+				r->s.H, r->s.W, r->s.OC, 0, ep);
+}
+
 /* The fused eval epilogue stores exactly what the separate conv, eval
  * BN and ReLU layers would. */
 static void test_fused_bn_relu_matches_unfused(void **state)
 {
 	const struct shape s = { 3, 8, 14, 14, 12 };
-	const int HW = s.H * s.W;
-	const size_t nin = (size_t)s.B * s.C * HW, nout = (size_t)s.B * s.OC * HW;
+	const size_t nin = (size_t)s.B * s.C * s.H * s.W;
 	const size_t nw = (size_t)s.OC * s.C * 9;
-	float *in = fbuf(nin), *w = fbuf(nw), *gamma = fbuf(s.OC);
-	float *beta = fbuf(s.OC), *rm = fbuf(s.OC), *rv = fbuf(s.OC);
-	float *scale = fbuf(s.OC), *shift = fbuf(s.OC);
-	float *conv = fbuf(nout), *bn = fbuf(nout), *relu = fbuf(nout);
-	float *fconv = fbuf(nout), *fbn = fbuf(nout), *frelu = fbuf(nout);
-	const float eps = 1e-5f;
-	pbi_conv_epilogue ep;
+	struct direct_run r = { s, tu_floats(nin), tu_floats(nw) };
 
 	(void)state;
-	tu_fill_uniform(in, nin, -1, 1, 7);
-	tu_fill_uniform(w, nw, -1, 1, 8);
-	tu_fill_uniform(gamma, s.OC, 0.5f, 1.5f, 9);
-	tu_fill_uniform(beta, s.OC, -0.5f, 0.5f, 10);
-	tu_fill_uniform(rm, s.OC, -0.2f, 0.2f, 11);
-	tu_fill_uniform(rv, s.OC, 0.5f, 2.0f, 12);
-	pbi_conv_direct_forward(conv, in, w, NULL, s.B, s.C, s.H, s.W, s.OC,
-				0, NULL);
-	pb_bn_forward_eval(bn, conv, gamma, beta, rm, rv, s.B, s.OC, HW, eps);
-	pb_relu_forward(relu, bn, nout);
-	for (int c = 0; c < s.OC; c++) {
-		scale[c] = gamma[c] / sqrtf(rv[c] + eps);
-		shift[c] = beta[c] - rm[c] * scale[c];
-	}
-	ep.scale = scale;
-	ep.shift = shift;
-	ep.bn_out = fbn;
-	ep.relu_out = frelu;
-	pbi_conv_direct_forward(fconv, in, w, NULL, s.B, s.C, s.H, s.W, s.OC,
-				0, &ep);
-	assert_memory_equal(conv, fconv, nout * sizeof *conv);
-	assert_memory_equal(bn, fbn, nout * sizeof *bn);
-	assert_memory_equal(relu, frelu, nout * sizeof *relu);
-	free(in); free(w); free(gamma); free(beta); free(rm); free(rv);
-	free(scale); free(shift); free(conv); free(bn); free(relu);
-	free(fconv); free(fbn); free(frelu);
+	tu_fill_uniform(r.in, nin, -1, 1, 7);
+	tu_fill_uniform(r.w, nw, -1, 1, 8);
+	tu_check_epilogue(run_direct, &r, s.B, s.OC, s.H * s.W, 9, 0);
+	free(r.in);
+	free(r.w);
 }
 
 /* One and two threads give the same bits, forward and backward. */
@@ -209,8 +191,8 @@ static void test_thread_count_invariant(void **state)
 	const size_t nin = (size_t)s.B * s.C * s.H * s.W;
 	const size_t nout = (size_t)s.B * s.OC * s.H * s.W;
 	const size_t nw = (size_t)s.OC * s.C * 9;
-	float *in = fbuf(nin), *w = fbuf(nw), *dout = fbuf(nout);
-	float *wt = fbuf(pbi_conv_direct_workspace(s.C, s.OC));
+	float *in = tu_floats(nin), *w = tu_floats(nw), *dout = tu_floats(nout);
+	float *wt = tu_floats(pbi_conv_direct_workspace(s.C, s.OC));
 	float *o[2], *din[2], *dw[2];
 	const int saved = omp_get_max_threads();
 
@@ -220,9 +202,9 @@ static void test_thread_count_invariant(void **state)
 	tu_fill_uniform(dout, nout, -1, 1, 23);
 	for (int k = 0; k < 2; k++) {
 		omp_set_num_threads(k + 1);
-		o[k] = fbuf(nout);
-		din[k] = fbuf(nin);
-		dw[k] = fbuf(nw);
+		o[k] = tu_floats(nout);
+		din[k] = tu_floats(nin);
+		dw[k] = tu_floats(nw);
 		pbi_conv_direct_forward(o[k], in, w, NULL, s.B, s.C, s.H, s.W,
 					s.OC, 0, NULL);
 		pbi_conv_direct_backward_weight(dw[k], NULL, dout, in, s.B,
@@ -255,7 +237,7 @@ static void test_maxpool2x2_matches_loop(void **state)
 		const int OH = H / 2, OW = W / 2;
 		const size_t nin = (size_t)B * C * H * W;
 		const size_t nout = (size_t)B * C * OH * OW;
-		float *in = fbuf(nin), *out = fbuf(nout);
+		float *in = tu_floats(nin), *out = tu_floats(nout);
 		int32_t *am = calloc(nout, sizeof *am);
 
 		tu_fill_uniform(in, nin, -1, 1, 50 + k);
@@ -292,6 +274,20 @@ static void test_maxpool2x2_matches_loop(void **state)
 	}
 }
 
+/* The phase kernel on a fixed input, for tu_check_epilogue. */
+struct phase_run {
+	pbi_sparse_geom g;
+	int B;
+	float *in, *w, *ws;
+};
+
+static void run_phase(void *ctx, float *out, const pbi_conv_epilogue *ep)
+{
+	const struct phase_run *r = ctx;
+
+	pbi_conv_phase_forward(out, r->in, r->w, NULL, &r->g, r->B, ep, r->ws);
+}
+
 /* The phase kernel (stride 2, 1x1, 5x5: conv2d_phase.c) against the
  * reference loops; the same bits for 1 and 2 threads and for a sample
  * alone or within a batch; its BN + ReLU epilogue bit for bit against
@@ -324,8 +320,8 @@ static void test_phase_kernel(void **state)
 		one = (size_t)g.OC * g.OH * g.OW;
 		nout = B * one;
 		nw = (size_t)g.OC * g.C * g.K * g.K;
-		in = fbuf(nin); w = fbuf(nw); bias = fbuf(g.OC);
-		ref = fbuf(nout); got = fbuf(nout);
+		in = tu_floats(nin); w = tu_floats(nw); bias = tu_floats(g.OC);
+		ref = tu_floats(nout); got = tu_floats(nout);
 		want = malloc(nout * sizeof *want);
 		tu_fill_uniform(in, nin, -1, 1, 90 + k);
 		tu_fill_uniform(w, nw, -1, 1, 91 + k);
@@ -335,7 +331,7 @@ static void test_phase_kernel(void **state)
 		for (size_t i = 0; i < nout; i++)
 			want[i] = ref[i];
 		omp_set_num_threads(1);
-		ws = fbuf(pbi_conv_phase_workspace(&g) * 2);
+		ws = tu_floats(pbi_conv_phase_workspace(&g) * 2);
 		pbi_conv_phase_forward(ref, in, w, bias, &g, B, NULL, ws);
 		sh = (struct shape){ B, g.C, g.H, g.W, g.OC };
 		expect_close(ref, want, nout, 1e-5, "phase", &sh);
@@ -352,51 +348,20 @@ static void test_phase_kernel(void **state)
 	omp_set_num_threads(saved);
 	{
 		/* epilogue, also lean (conv and BN outputs not stored) */
-		pbi_sparse_geom g;
 		const int OC = 12, Bn = 3;
-		size_t nin, nout;
-		float *in, *w, *gm, *be, *rm, *rv, *scale, *shift, *conv, *bn;
-		float *relu, *fconv, *fbn, *frelu, *ws;
-		pbi_conv_epilogue ep;
+		const size_t nin = (size_t)Bn * 8 * 14 * 14;
+		struct phase_run r;
 
-		pbi_sparse_geom_init(&g, 8, 14, 14, OC, 3, 2, 1);
-		nin = (size_t)Bn * 8 * 14 * 14;
-		nout = (size_t)Bn * OC * g.OH * g.OW;
-		in = fbuf(nin); w = fbuf((size_t)OC * 8 * 9);
-		gm = fbuf(OC); be = fbuf(OC); rm = fbuf(OC); rv = fbuf(OC);
-		scale = fbuf(OC); shift = fbuf(OC);
-		conv = fbuf(nout); bn = fbuf(nout); relu = fbuf(nout);
-		fconv = fbuf(nout); fbn = fbuf(nout); frelu = fbuf(nout);
-		ws = fbuf(pbi_conv_phase_workspace(&g));
-		tu_fill_uniform(in, nin, -1, 1, 97);
-		tu_fill_uniform(w, (size_t)OC * 72, -1, 1, 98);
-		tu_fill_uniform(gm, OC, 0.5f, 1.5f, 99);
-		tu_fill_uniform(be, OC, -0.5f, 0.5f, 100);
-		tu_fill_uniform(rm, OC, -0.2f, 0.2f, 101);
-		tu_fill_uniform(rv, OC, 0.5f, 2.0f, 102);
-		pbi_conv_phase_forward(conv, in, w, NULL, &g, Bn, NULL, ws);
-		pb_bn_forward_eval(bn, conv, gm, be, rm, rv, Bn, OC,
-				   g.OH * g.OW, 1e-5f);
-		pb_relu_forward(relu, bn, nout);
-		for (int c = 0; c < OC; c++) {
-			scale[c] = gm[c] / sqrtf(rv[c] + 1e-5f);
-			shift[c] = be[c] - rm[c] * scale[c];
-		}
-		ep.scale = scale;
-		ep.shift = shift;
-		ep.bn_out = fbn;
-		ep.relu_out = frelu;
-		pbi_conv_phase_forward(fconv, in, w, NULL, &g, Bn, &ep, ws);
-		assert_memory_equal(conv, fconv, nout * sizeof *conv);
-		assert_memory_equal(bn, fbn, nout * sizeof *bn);
-		assert_memory_equal(relu, frelu, nout * sizeof *relu);
-		memset(frelu, 0, nout * sizeof *frelu);
-		ep.bn_out = NULL;
-		pbi_conv_phase_forward(NULL, in, w, NULL, &g, Bn, &ep, ws);
-		assert_memory_equal(relu, frelu, nout * sizeof *relu);
-		free(in); free(w); free(gm); free(be); free(rm); free(rv);
-		free(scale); free(shift); free(conv); free(bn); free(relu);
-		free(fconv); free(fbn); free(frelu); free(ws);
+		pbi_sparse_geom_init(&r.g, 8, 14, 14, OC, 3, 2, 1);
+		r.B = Bn;
+		r.in = tu_floats(nin);
+		r.w = tu_floats((size_t)OC * 72);
+		r.ws = tu_floats(pbi_conv_phase_workspace(&r.g));
+		tu_fill_uniform(r.in, nin, -1, 1, 97);
+		tu_fill_uniform(r.w, (size_t)OC * 72, -1, 1, 98);
+		tu_check_epilogue(run_phase, &r, Bn, OC, r.g.OH * r.g.OW, 99,
+				  1);
+		free(r.in); free(r.w); free(r.ws);
 	}
 }
 

@@ -9,16 +9,9 @@
 #include "nn/layers/layers_impl.h"
 #include "nn/model_impl.h"
 
-static float *fbuf(size_t n)
-{
-	float *p = calloc(n ? n : 1, sizeof *p);
-	assert_non_null(p);
-	return p;
-}
-
 static float *filled(size_t n, float lo, float hi, unsigned long seed)
 {
-	float *p = fbuf(n);
+	float *p = tu_floats(n);
 
 	tu_fill_uniform(p, n, lo, hi, seed);
 	return p;
@@ -31,9 +24,10 @@ static void test_bn_relu_forward(void **state)
 {
 	float *in = filled(N, -2, 3, 1), *g = filled(C, 0.5f, 1.5f, 2);
 	float *be = filled(C, -0.5f, 0.5f, 3);
-	float *out = fbuf(N), *relu = fbuf(N), *fout = fbuf(N);
-	float *frelu = fbuf(N), *sv = fbuf(2 * C), *fsv = fbuf(2 * C);
-	float *rm = fbuf(C), *rv = fbuf(C), *frm = fbuf(C), *frv = fbuf(C);
+	float *out = tu_floats(N), *relu = tu_floats(N), *fout = tu_floats(N);
+	float *frelu = tu_floats(N), *sv = tu_floats(2 * C);
+	float *fsv = tu_floats(2 * C), *rm = tu_floats(C), *rv = tu_floats(C);
+	float *frm = tu_floats(C), *frv = tu_floats(C);
 
 	(void)state;
 	for (int c = 0; c < C; c++)
@@ -59,17 +53,17 @@ static void test_relu_bn_backward(void **state)
 {
 	float *in = filled(N, -2, 3, 11), *g = filled(C, 0.5f, 1.5f, 12);
 	float *be = filled(C, -0.5f, 0.5f, 13), *dy = filled(N, -1, 1, 14);
-	float *out = fbuf(N), *relu = fbuf(N), *sv = fbuf(2 * C);
-	float *dbn = fbuf(N);
+	float *out = tu_floats(N), *relu = tu_floats(N), *sv = tu_floats(2 * C);
+	float *dbn = tu_floats(N);
 
 	(void)state;
 	pb_bn_forward_train(out, sv, sv + C, NULL, NULL, in, g, be, B, C, HW,
 			    1e-5f, 0.1f);
 	pb_relu_forward(relu, out, N);
 	for (int ow = 0; ow < 2; ow++) {
-		float *din = filled(N, -1, 1, 15), *fdin = fbuf(N);
-		float *dg = filled(C, -1, 1, 16), *fdg = fbuf(C);
-		float *db = filled(C, -1, 1, 17), *fdb = fbuf(C);
+		float *din = filled(N, -1, 1, 15), *fdin = tu_floats(N);
+		float *dg = filled(C, -1, 1, 16), *fdg = tu_floats(C);
+		float *db = filled(C, -1, 1, 17), *fdb = tu_floats(C);
 
 		memcpy(fdin, din, N * sizeof *din);
 		memcpy(fdg, dg, C * sizeof *dg);
@@ -107,7 +101,7 @@ static void test_overwrite_equals_zero_then_add(void **state)
 	const size_t n = N;
 	float *dy = filled(n, -1, 1, 21), *y = filled(n, -1, 1, 22);
 	float *keep = filled(n, 0, 2, 23);
-	float *a = fbuf(n), *b = filled(n, 5, 6, 24);
+	float *a = tu_floats(n), *b = filled(n, 5, 6, 24);
 	int32_t *am;
 	float *pin = filled(n, -1, 1, 25), *pout, *pdy, *ws;
 	const int K = 2, OH = H / 2, OW = W / 2;
@@ -125,7 +119,7 @@ static void test_overwrite_equals_zero_then_add(void **state)
 	assert_memory_equal(a, b, n * sizeof *a);
 
 	am = calloc(np, sizeof *am);
-	pout = fbuf(np);
+	pout = tu_floats(np);
 	pdy = filled(np, -1, 1, 27);
 	pb_maxpool_forward(pout, am, pin, B, C, H, W, K, K);
 	memset(a, 0, n * sizeof *a);
@@ -147,7 +141,7 @@ static void test_overwrite_equals_zero_then_add(void **state)
 		float *w = filled((size_t)OC * C * 9, -1, 1, 30 + s);
 		float *cdy = filled(no, -1, 1, 40 + s);
 
-		ws = fbuf(pb_conv2d_workspace(B, C, H, W, OC, 3, s, 1));
+		ws = tu_floats(pb_conv2d_workspace(B, C, H, W, OC, 3, s, 1));
 		memset(a, 0, n * sizeof *a);
 		tu_fill_uniform(b, n, 5, 6, 50 + s);
 		pb_conv2d_backward(a, NULL, NULL, cdy, pin, w, B, C, H, W, OC,
@@ -183,8 +177,8 @@ static void test_add_relu(void **state)
 {
 	float *a = filled(N, -1, 1, 80), *b = filled(N, -1, 1, 81);
 	float *dy = filled(N, -1, 1, 82);
-	float *sum = fbuf(N), *relu = fbuf(N), *fsum = fbuf(N);
-	float *frelu = fbuf(N), *g = fbuf(N);
+	float *sum = tu_floats(N), *relu = tu_floats(N), *fsum = tu_floats(N);
+	float *frelu = tu_floats(N), *g = tu_floats(N);
 
 	(void)state;
 	pb_add_forward(sum, a, b, N);
@@ -199,7 +193,7 @@ static void test_add_relu(void **state)
 	pb_relu_backward(g, dy, relu, N);   /* g: the add's output gradient */
 	for (int ow = 0; ow < 4; ow++) {
 		float *da = filled(N, -1, 1, 83), *db = filled(N, -1, 1, 84);
-		float *fa = fbuf(N), *fb = fbuf(N);
+		float *fa = tu_floats(N), *fb = tu_floats(N);
 
 		memcpy(fa, da, N * sizeof *da);
 		memcpy(fb, db, N * sizeof *db);
@@ -239,7 +233,7 @@ static void test_lean_forward_same_logits(void **state)
 		pb_error err = { 0 };
 		const int nb = 3, K = pb_model_classes(m);
 		float *x = filled((size_t)nb * 28 * 28, -1, 1, 70);
-		float *full = fbuf((size_t)nb * K);
+		float *full = tu_floats((size_t)nb * K);
 		const float *lg;
 
 		gsl_rng_set(r, 4);

@@ -303,18 +303,6 @@ static void test_sparse_encodings(void **state)
 	pb_model_free(b);
 }
 
-static uint32_t le32(const unsigned char *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-	       (uint32_t)b[3] << 24;
-}
-
-static void put_le32(unsigned char *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A version-2 file stored masks as float32 tensors of 0 and 1: it still
  * loads to the same model and masks. Built by hand: the file of the
  * model without masks (version 2's bytes), then fc's mask appended as
@@ -338,25 +326,25 @@ static void test_version2_float_masks(void **state)
 	n2 = len + 4 + strlen(name) + 8 + 8 + 4 * fc->n;
 	v2 = malloc(n2);
 	memcpy(v2, buf, len - 4);
-	put_le32(v2 + 8, 2);
-	put_le32(v2 + 12, le32(buf + 12) + 1);
+	tu_put_le32(v2 + 8, 2);
+	tu_put_le32(v2 + 12, tu_le32(buf + 12) + 1);
 	off = len - 4;
-	put_le32(v2 + off, (uint32_t)strlen(name));
+	tu_put_le32(v2 + off, (uint32_t)strlen(name));
 	memcpy(v2 + off + 4, name, strlen(name));
 	off += 4 + strlen(name);
-	put_le32(v2 + off, PB_PARAM_MASK);
-	put_le32(v2 + off + 4, 2);
-	put_le32(v2 + off + 8, (uint32_t)fc->shape[0]);
-	put_le32(v2 + off + 12, (uint32_t)fc->shape[1]);
+	tu_put_le32(v2 + off, PB_PARAM_MASK);
+	tu_put_le32(v2 + off + 4, 2);
+	tu_put_le32(v2 + off + 8, (uint32_t)fc->shape[0]);
+	tu_put_le32(v2 + off + 12, (uint32_t)fc->shape[1]);
 	off += 16;
 	for (size_t i = 0; i < fc->n; i++, off += 4) {
 		uint32_t bits;
 
 		memcpy(&bits, &mk[i], 4);
-		put_le32(v2 + off, bits);
+		tu_put_le32(v2 + off, bits);
 	}
-	put_le32(v2 + off, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v2,
-					   (uInt)off));
+	tu_put_le32(v2 + off, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v2,
+					      (uInt)off));
 	assert_int_equal(off + 4, n2);
 	{
 		FILE *f = fopen(path, "wb");
@@ -407,10 +395,10 @@ static void test_corrupt_encodings(void **state)
 			 0);
 	/* Record: name length, "fc.weight", kind|encoding, ndim, 2 dims,
 	 * then 4 offsets; entries after them. */
-	assert_int_equal(le32(buf + rec + 4 + 9) >> 16, 2);
+	assert_int_equal(tu_le32(buf + rec + 4 + 9) >> 16, 2);
 	entries = rec + 4 + 9 + 8 + 8 + 16;
 	buf[entries + 4] = 200;           /* column 200 of 100 */
-	put_le32(buf + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf,
+	tu_put_le32(buf + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf,
 						(uInt)(len - 4)));
 	{
 		FILE *f = fopen(path, "wb");
@@ -425,8 +413,8 @@ static void test_corrupt_encodings(void **state)
 	assert_non_null(strstr(err.msg, "past the end of row 0"));
 	assert_true(pb_model_find_param(b, "fc.weight")->data[0] == before);
 	/* Encoding 9 does not exist. */
-	put_le32(buf + rec + 4 + 9, (9u << 16) | PB_PARAM_WEIGHT);
-	put_le32(buf + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf,
+	tu_put_le32(buf + rec + 4 + 9, (9u << 16) | PB_PARAM_WEIGHT);
+	tu_put_le32(buf + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf,
 						(uInt)(len - 4)));
 	{
 		FILE *f = fopen(path, "wb");

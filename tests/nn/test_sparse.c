@@ -8,6 +8,7 @@
  * AVX-512 and AVX2 kernels; and a whole model in a session against its
  * dense forward. Skipped (77) without a sparse kernel on this CPU. */
 #include "testutil.h"
+#include "epilogue.h"
 
 #include <float.h>
 #include <omp.h>
@@ -15,13 +16,6 @@
 #include "prunebench/layers.h"
 #include "nn/layers/sparse.h"
 #include "nn/model_impl.h"
-
-static float *fbuf(size_t n)
-{
-	float *p = calloc(n ? n : 1, sizeof *p);
-	assert_non_null(p);
-	return p;
-}
 
 /* Keeps each weight with probability `density` (exactly: a fixed share
  * by a seeded shuffle would be overkill here); density 0 zeroes all. */
@@ -85,7 +79,7 @@ static void sparse_conv(float *out, const float *in, const float *w,
 			const pbi_conv_epilogue *ep)
 {
 	pbi_sparse_w sw;
-	float *ws = fbuf(pbi_sparse_conv_workspace(g));
+	float *ws = tu_floats(pbi_sparse_conv_workspace(g));
 
 	assert_int_equal(pbi_sparse_build_conv(&sw, w, g), 0);
 	pbi_sparse_conv_forward(out, in, &sw, bias, g, B, ep, ws);
@@ -111,11 +105,12 @@ static void check_conv_shape(const pb_layer_info *li, int B,
 	nout = (size_t)B * g.OC * g.OH * g.OW;
 	nw = (size_t)g.OC * g.C * g.K * g.K;
 	for (size_t d = 0; d < sizeof dens / sizeof *dens; d++) {
-		float *in = fbuf(nin), *w = fbuf(nw), *out = fbuf(nout);
-		float *dense = fbuf(nout);
-		float *bias = li->has_bias ? fbuf((size_t)g.OC) : NULL;
-		float *cws = fbuf(pb_conv2d_workspace(B, g.C, g.H, g.W, g.OC,
-						      g.K, g.stride, g.pad));
+		float *in = tu_floats(nin), *w = tu_floats(nw);
+		float *out = tu_floats(nout), *dense = tu_floats(nout);
+		float *bias = li->has_bias ? tu_floats((size_t)g.OC) : NULL;
+		float *cws = tu_floats(pb_conv2d_workspace(B, g.C, g.H, g.W,
+							   g.OC, g.K, g.stride,
+							   g.pad));
 		double *want = malloc(nout * sizeof *want);
 		double *abs = malloc(nout * sizeof *abs);
 		char what[160];
@@ -139,7 +134,7 @@ static void check_conv_shape(const pb_layer_info *li, int B,
 		/* the aligned layout: the same sums in the same order */
 		{
 			pbi_sparse_geom ga = g;
-			float *al = fbuf(nout);
+			float *al = tu_floats(nout);
 
 			pbi_sparse_geom_align(&ga);
 			sparse_conv(al, in, w, bias, B, &ga, NULL);
@@ -208,10 +203,10 @@ static void check_linear_shape(int IN, int OUT, int B, int has_bias,
 
 	for (size_t d = 0; d < sizeof dens / sizeof *dens; d++) {
 		const size_t nw = (size_t)IN * OUT;
-		float *in = fbuf((size_t)B * IN), *w = fbuf(nw);
-		float *bias = has_bias ? fbuf((size_t)OUT) : NULL;
-		float *out = fbuf((size_t)B * OUT);
-		float *dense = fbuf((size_t)B * OUT);
+		float *in = tu_floats((size_t)B * IN), *w = tu_floats(nw);
+		float *bias = has_bias ? tu_floats((size_t)OUT) : NULL;
+		float *out = tu_floats((size_t)B * OUT);
+		float *dense = tu_floats((size_t)B * OUT);
 		double *want = malloc((size_t)B * OUT * sizeof *want);
 		double *abs = malloc((size_t)B * OUT * sizeof *abs);
 		pbi_sparse_w sw;
@@ -275,54 +270,39 @@ static void test_linear_every_shipped_shape(void **state)
 	}
 }
 
+/* The sparse kernel on a fixed input, for tu_check_epilogue. */
+struct sparse_run {
+	pbi_sparse_geom g;
+	int B;
+	float *in, *w;
+};
+
+static void run_sparse(void *ctx, float *out, const pbi_conv_epilogue *ep)
+{
+	const struct sparse_run *r = ctx;
+
+	sparse_conv(out, r->in, r->w, NULL, r->B, &r->g, ep);
+}
+
 /* The fused eval epilogue stores exactly what the sparse conv followed
  * by the separate eval BN and ReLU layers would. */
 static void test_epilogue_matches_layers(void **state)
 {
-	pbi_sparse_geom g;
-	const int B = 3, OC = 12;
-	size_t nin, nout, nw;
-	float *in, *w, *gamma, *beta, *rm, *rv, *scale, *shift;
-	float *conv, *bn, *relu, *fconv, *fbn, *frelu;
-	const float eps = 1e-5f;
-	pbi_conv_epilogue ep;
+	const int OC = 12;
+	const size_t nin = (size_t)3 * 8 * 14 * 14, nw = (size_t)OC * 8 * 9;
+	struct sparse_run r;
 
 	(void)state;
-	pbi_sparse_geom_init(&g, 8, 14, 14, OC, 3, 2, 1);
-	nin = (size_t)B * 8 * 14 * 14;
-	nout = (size_t)B * OC * g.OH * g.OW;
-	nw = (size_t)OC * 8 * 9;
-	in = fbuf(nin); w = fbuf(nw);
-	gamma = fbuf(OC); beta = fbuf(OC); rm = fbuf(OC); rv = fbuf(OC);
-	scale = fbuf(OC); shift = fbuf(OC);
-	conv = fbuf(nout); bn = fbuf(nout); relu = fbuf(nout);
-	fconv = fbuf(nout); fbn = fbuf(nout); frelu = fbuf(nout);
-	tu_fill_uniform(in, nin, -1, 1, 7);
-	tu_fill_uniform(w, nw, -1, 1, 8);
-	sparsify(w, nw, 0.3, 9);
-	tu_fill_uniform(gamma, OC, 0.5f, 1.5f, 10);
-	tu_fill_uniform(beta, OC, -0.5f, 0.5f, 11);
-	tu_fill_uniform(rm, OC, -0.2f, 0.2f, 12);
-	tu_fill_uniform(rv, OC, 0.5f, 2.0f, 13);
-	sparse_conv(conv, in, w, NULL, B, &g, NULL);
-	pb_bn_forward_eval(bn, conv, gamma, beta, rm, rv, B, OC,
-			   g.OH * g.OW, eps);
-	pb_relu_forward(relu, bn, nout);
-	for (int c = 0; c < OC; c++) {
-		scale[c] = gamma[c] / sqrtf(rv[c] + eps);
-		shift[c] = beta[c] - rm[c] * scale[c];
-	}
-	ep.scale = scale;
-	ep.shift = shift;
-	ep.bn_out = fbn;
-	ep.relu_out = frelu;
-	sparse_conv(fconv, in, w, NULL, B, &g, &ep);
-	assert_memory_equal(conv, fconv, nout * sizeof *conv);
-	assert_memory_equal(bn, fbn, nout * sizeof *bn);
-	assert_memory_equal(relu, frelu, nout * sizeof *relu);
-	free(in); free(w); free(gamma); free(beta); free(rm); free(rv);
-	free(scale); free(shift); free(conv); free(bn); free(relu);
-	free(fconv); free(fbn); free(frelu);
+	pbi_sparse_geom_init(&r.g, 8, 14, 14, OC, 3, 2, 1);
+	r.B = 3;
+	r.in = tu_floats(nin);
+	r.w = tu_floats(nw);
+	tu_fill_uniform(r.in, nin, -1, 1, 7);
+	tu_fill_uniform(r.w, nw, -1, 1, 8);
+	sparsify(r.w, nw, 0.3, 9);
+	tu_check_epilogue(run_sparse, &r, r.B, OC, r.g.OH * r.g.OW, 10, 0);
+	free(r.in);
+	free(r.w);
 }
 
 /* The same bits for 1 and 2 threads, for the AVX-512 and the AVX2
@@ -351,8 +331,8 @@ static void test_bits_independent_of_threads_isa_batch(void **state)
 		one = (size_t)g.OC * g.OH * g.OW;
 		nout = B * one;
 		nw = (size_t)g.OC * g.C * g.K * g.K;
-		in = fbuf(nin); w = fbuf(nw);
-		ref = fbuf(nout); got = fbuf(nout);
+		in = tu_floats(nin); w = tu_floats(nw);
+		ref = tu_floats(nout); got = tu_floats(nout);
 		tu_fill_uniform(in, nin, -1, 1, 60 + k);
 		tu_fill_uniform(w, nw, -1, 1, 70 + k);
 		sparsify(w, nw, 0.2, 80 + k);
@@ -396,7 +376,7 @@ static void prune_magnitude(pb_model *m, double density)
 	for (int i = 0; i < pb_model_n_params(m); i++)
 		if (pb_model_param(m, i)->kind == PB_PARAM_WEIGHT)
 			total += pb_model_param(m, i)->n;
-	mags = fbuf(total);
+	mags = tu_floats(total);
 	for (int i = 0; i < pb_model_n_params(m); i++) {
 		const pb_param *p = pb_model_param(m, i);
 		if (p->kind == PB_PARAM_WEIGHT)
@@ -420,7 +400,7 @@ static float *logits_of(pb_model *m, const float *x, int B)
 {
 	pb_error err = { 0 };
 	const float *lg;
-	float *out = fbuf((size_t)B * pb_model_classes(m));
+	float *out = tu_floats((size_t)B * pb_model_classes(m));
 
 	assert_int_equal(pb_model_forward(m, x, B, 0, NULL, &lg, &err), 0);
 	memcpy(out, lg, (size_t)B * pb_model_classes(m) * sizeof *out);
@@ -442,7 +422,7 @@ static void test_model_session(void **state)
 		pb_error err = { 0 };
 		const int K = pb_model_classes(m);
 		size_t nx = (size_t)B * 28 * 28;
-		float *x = fbuf(nx), *dense, *sp1, *sp2;
+		float *x = tu_floats(nx), *dense, *sp1, *sp2;
 		const float *lg;
 		int used;
 

@@ -17,21 +17,13 @@
 #include "nn/layers/layers_impl.h"
 #include "nn/layers/conv2d_direct.h"
 #include "nn/layers/sparse.h"
+#include "nn/layers/threads.h"
 
 /* Every workspace slice starts on a 64-byte boundary (16 floats), so that
  * an aligned workspace gives aligned column buffers to OpenBLAS. */
 static size_t round16(size_t n)
 {
 	return (n + 15) / 16 * 16;
-}
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
 }
 
 /* A 1x1 stride-1 unpadded kernel's column matrix is the input plane
@@ -73,7 +65,7 @@ size_t pb_conv2d_workspace(int B, int C, int H, int W, int OC, int K,
 	if (pbi_conv_direct_ok(H, W, K, stride, pad))
 		return pbi_conv_direct_workspace(C, OC);
 	/* im2col for backward; forward may take the phase kernel */
-	n = (size_t)max_threads() *
+	n = (size_t)pbi_max_threads() *
 	    slice_layout(C, H, W, OC, K, stride, pad).total;
 	pbi_sparse_geom_init(&g, C, H, W, OC, K, stride, pad);
 	if (pbi_conv_phase_ok(&g) && pbi_conv_phase_workspace(&g) > n)
@@ -184,11 +176,7 @@ void pb_conv2d_forward(float *out, const float *in, const float *weight,
 	}
 #pragma omp parallel
 	{
-#ifdef _OPENMP
-		float *col = ws + (size_t)omp_get_thread_num() * sl.total;
-#else
-		float *col = ws;
-#endif
+		float *col = ws + (size_t)pbi_thread_num() * sl.total;
 #pragma omp for schedule(static)
 		for (int b = 0; b < B; b++) {
 			const float *x = in + (size_t)b * C * H * W;

@@ -10,11 +10,9 @@
  * im2col. Measured in docs/performance.md. */
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn/layers/sparse.h"
+#include "nn/layers/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -26,24 +24,6 @@
 #define NX 3
 #define SAMPLES_PER_THREAD 4
 #define PAR_MIN_MACS 150000.0
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
-
-static int thread_num(void)
-{
-#ifdef _OPENMP
-	return omp_get_thread_num();
-#else
-	return 0;
-#endif
-}
 
 int pbi_conv_phase_ok(const pbi_sparse_geom *g)
 {
@@ -70,7 +50,7 @@ size_t pbi_conv_phase_workspace(const pbi_sparse_geom *g)
 {
 	const size_t nq = ((size_t)g->nw + RUN - 1) / RUN;
 
-	return (size_t)max_threads() *
+	return (size_t)pbi_max_threads() *
 	       (SAMPLES_PER_THREAD * g->slice + (size_t)g->C * g->K * g->K +
 		(nq + 1) / 2 + nq);
 }
@@ -205,11 +185,11 @@ void pbi_conv_phase_forward(float *out, const float *in,
 {
 #ifdef HAVE_PHASE
 	const size_t chw = (size_t)g->C * g->H * g->W;
-	const size_t slices = (size_t)max_threads() * SAMPLES_PER_THREAD;
+	const size_t slices = (size_t)pbi_max_threads() * SAMPLES_PER_THREAD;
 	const double macs = (double)B * g->OC * g->OH * g->OW * g->C * g->K *
 			    g->K;
 	const int par = macs >= PAR_MIN_MACS;
-	const int nt = par ? max_threads() : 1;
+	const int nt = par ? pbi_max_threads() : 1;
 	const int K = g->K, s = g->stride, np = g->np;
 	int32_t *off = (int32_t *)(ws + slices * g->slice);
 	uint16_t *keep;
@@ -245,7 +225,7 @@ void pbi_conv_phase_forward(float *out, const float *in,
 	if (B >= SAMPLES_PER_THREAD * nt) {
 #pragma omp parallel for schedule(static) if (par)
 		for (int b = 0; b < B; b++) {
-			float *x = ws + (size_t)thread_num() *
+			float *x = ws + (size_t)pbi_thread_num() *
 					SAMPLES_PER_THREAD * g->slice;
 
 			pbi_phase_pad_sample(x, in + (size_t)b * chw, g);

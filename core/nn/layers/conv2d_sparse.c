@@ -23,12 +23,10 @@
  * order for the im2col path). */
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "prunebench/error.h"
 #include "nn/layers/sparse.h"
+#include "nn/layers/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -177,30 +175,12 @@ int pbi_sparse_build_conv(pbi_sparse_w *s, const float *weight,
 	return 0;
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
-
-static int thread_num(void)
-{
-#ifdef _OPENMP
-	return omp_get_thread_num();
-#else
-	return 0;
-#endif
-}
-
 /* Padded sample slices (SAMPLES_PER_THREAD per thread, for the shared
  * mode), one run buffer per thread, then the run layout (a 16-bit mask
  * and a 32-bit index per run). */
 size_t pbi_sparse_conv_workspace(const pbi_sparse_geom *g)
 {
-	const size_t nt = (size_t)max_threads();
+	const size_t nt = (size_t)pbi_max_threads();
 	const size_t nq = ((size_t)g->nw + RUN - 1) / RUN;
 
 	return nt * SAMPLES_PER_THREAD * g->slice + nt * NX512 * RUN +
@@ -713,8 +693,8 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 	const size_t chw = (size_t)g->C * g->H * g->W;
 	const double macs = (double)B * (double)sw->nnz * g->nw;
 	const int par = macs >= PAR_MIN_MACS;
-	const int nt = par ? max_threads() : 1;
-	const size_t slices = (size_t)max_threads() * SAMPLES_PER_THREAD;
+	const int nt = par ? pbi_max_threads() : 1;
+	const size_t slices = (size_t)pbi_max_threads() * SAMPLES_PER_THREAD;
 	float *runs = ws + slices * g->slice;
 	uint16_t *keep;
 	int32_t *at;
@@ -728,8 +708,8 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 	a.out = out;
 	a.nq = (g->nw + RUN - 1) / RUN;
 	/* the run layout lives after the run buffers */
-	keep = (uint16_t *)(runs + (size_t)max_threads() * NX512 * RUN);
-	at = (int32_t *)(runs + (size_t)max_threads() * NX512 * RUN +
+	keep = (uint16_t *)(runs + (size_t)pbi_max_threads() * NX512 * RUN);
+	at = (int32_t *)(runs + (size_t)pbi_max_threads() * NX512 * RUN +
 			 ((size_t)a.nq + 1) / 2);
 	pbi_phase_run_layout(keep, at, a.nq, g);
 	a.keep = keep;
@@ -748,7 +728,7 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 		 * it, while the sample is in its cache. */
 #pragma omp parallel for schedule(static) if (par)
 		for (int b = 0; b < B; b++) {
-			const int t = thread_num();
+			const int t = pbi_thread_num();
 			float *x = ws + (size_t)t * SAMPLES_PER_THREAD *
 					g->slice;
 
@@ -762,7 +742,7 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 	/* Few samples: pad them all, then share out their work items. */
 #pragma omp parallel if (par)
 	{
-		const int t = thread_num();
+		const int t = pbi_thread_num();
 
 #pragma omp for schedule(static)
 		for (int b = 0; b < B; b++)
