@@ -3,8 +3,8 @@
  * toward the method's highest target), kept in the run's cache so that
  * each round is computed once. Used by the plugin context
  * (pb_ctx_trunk_*, ctx_trunk.c) and by the cell pipeline (the iterative
- * schedule and the matched-budget control, core/experiment/cell.c).
- * Internal.
+ * schedule and the matched-budget control, core/experiment/cell_schedule.c
+ * and cell_matched.c). Internal.
  *
  * A trunk lives in CACHE/trunk-KEY/, KEY the 16 hex digits of a 64-bit
  * FNV-1a hash of the trunk's key text (everything that determines its

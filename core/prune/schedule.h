@@ -1,7 +1,8 @@
 /* The pruning schedules as a unit of their own: one-shot, iterative and
  * gradual pruning drive two callbacks, "prune this model to this target"
  * and "train", and never reach into training or into a pruner. The cell
- * pipeline (core/experiment/cell.c) supplies the callbacks. Internal. */
+ * pipeline (core/experiment/cell_schedule.c) supplies the callbacks.
+ * Internal. */
 #ifndef PB_PRUNE_SCHEDULE_H
 #define PB_PRUNE_SCHEDULE_H
 
