@@ -1,5 +1,6 @@
 /* The checkpoint file format (see prunebench/checkpoint.h), shared by
- * the writer (checkpoint_write.c) and the reader (checkpoint_read.c).
+ * the writer (checkpoint_write.c) and the reader (checkpoint_read.c,
+ * with its decoders in checkpoint_decode.c).
  *
  * Every integer and float is encoded byte by byte, little-endian, so a
  * file written on one machine loads on any other whatever its byte order.

@@ -13,6 +13,7 @@
 
 #include "base/file.h"
 #include "nn/checkpoint_format.h"
+#include "nn/checkpoint_impl.h"
 #include "nn/mask.h"
 #include "nn/model_impl.h"
 #include "prunebench/checkpoint.h"
@@ -61,235 +62,6 @@ static int read_all(const char *path, unsigned char **out, size_t *out_len,
 	return 0;
 }
 
-/* ---- parsing ------------------------------------------------------------- */
-
-/* A bounds-checked cursor. On overrun it remembers how far the file would
- * have had to reach, for the "truncated" message. */
-typedef struct reader {
-	const unsigned char *p;
-	size_t len, pos;
-	uint64_t need;
-} reader;
-
-static int rd_bytes(reader *r, uint64_t n, const unsigned char **out)
-{
-	if (n > r->len - r->pos) {
-		r->need = (uint64_t)r->pos + n;
-		return -1;
-	}
-	*out = r->p + r->pos;
-	r->pos += (size_t)n;
-	return 0;
-}
-
-static int rd_u32(reader *r, uint32_t *v)
-{
-	const unsigned char *b;
-
-	if (rd_bytes(r, 4, &b))
-		return -1;
-	*v = get_u32(b);
-	return 0;
-}
-
-/* One tensor as it sits in the file; nothing in it is trusted until the
- * CRC has been checked. */
-typedef struct tensor_rec {
-	const char *name;          /* not NUL-terminated */
-	uint32_t name_len;
-	uint32_t kind, enc, ndim;
-	const unsigned char *dims; /* ndim u32s */
-	uint64_t n, rows;
-	const unsigned char *scales;  /* int8: rows float32 */
-	const unsigned char *bitmap;  /* bitmap encodings */
-	const unsigned char *offsets; /* CSR: rows + 1 u32 */
-	uint64_t stored;           /* values in data */
-	const unsigned char *data; /* the values as the encoding has them */
-} tensor_rec;
-
-static uint32_t rec_dim(const tensor_rec *t, uint32_t d)
-{
-	return get_u32(t->dims + 4 * (size_t)d);
-}
-
-/* Element count, or UINT64_MAX when corrupt dimensions make it too large
- * to compute with: the headroom keeps "offset + 4 * n" from overflowing. */
-static uint64_t rec_count(const tensor_rec *t)
-{
-	const uint64_t limit = UINT64_MAX / 8;
-	uint64_t n = 1;
-
-	for (uint32_t d = 0; d < t->ndim; d++) {
-		uint64_t dim = rec_dim(t, d);
-		if (dim && n > limit / dim)
-			return UINT64_MAX;
-		n *= dim;
-	}
-	return n;
-}
-
-static uint64_t popcount_bytes(const unsigned char *b, uint64_t n)
-{
-	uint64_t c = 0;
-
-	for (uint64_t i = 0; i < n; i++)
-		c += (uint64_t)__builtin_popcount(b[i]);
-	return c;
-}
-
-/* The payload of t's encoding: its length follows from the bitmap's bits
- * or the CSR offsets, so the file walks without being decoded. An
- * unknown encoding is reported as -2. */
-static int read_payload(reader *r, tensor_rec *t)
-{
-	const uint64_t bm = (t->n + 7) / 8;
-
-	t->rows = t->ndim > 1 ? rec_dim(t, 0) : t->n ? 1 : 0;
-	switch (t->enc) {
-	case ENC_F32:
-		t->stored = t->n;
-		return rd_bytes(r, 4 * t->n, &t->data);
-	case ENC_F32_BITMAP:
-		if (rd_bytes(r, bm, &t->bitmap))
-			return -1;
-		t->stored = popcount_bytes(t->bitmap, bm);
-		return rd_bytes(r, 4 * t->stored, &t->data);
-	case ENC_F32_CSR:
-		if (rd_bytes(r, 4 * (t->rows + 1), &t->offsets))
-			return -1;
-		t->stored = get_u32(t->offsets + 4 * t->rows);
-		return rd_bytes(r, 6 * t->stored, &t->data);
-	case ENC_MASK_BITS:
-		return rd_bytes(r, bm, &t->bitmap);
-	case ENC_MASK_ZEROS:
-		return 0;
-	case ENC_I8:
-	case ENC_I8_BITMAP:
-		if (rd_bytes(r, 4 * t->rows, &t->scales))
-			return -1;
-		if (t->enc == ENC_I8) {
-			t->stored = t->n;
-		} else {
-			if (rd_bytes(r, bm, &t->bitmap))
-				return -1;
-			t->stored = popcount_bytes(t->bitmap, bm);
-		}
-		return rd_bytes(r, t->stored, &t->data);
-	}
-	return -2;
-}
-
-static int read_tensor(reader *r, tensor_rec *t, uint32_t version)
-{
-	const unsigned char *b;
-	uint32_t kind;
-
-	memset(t, 0, sizeof *t);
-	if (rd_u32(r, &t->name_len) || rd_bytes(r, t->name_len, &b))
-		return -1;
-	t->name = (const char *)b;
-	if (rd_u32(r, &kind) || rd_u32(r, &t->ndim) ||
-	    rd_bytes(r, 4 * (uint64_t)t->ndim, &t->dims))
-		return -1;
-	t->kind = version >= 3 ? kind & KIND_MASK : kind;
-	t->enc = version >= 3 ? kind >> ENC_SHIFT : ENC_F32;
-	t->n = rec_count(t);
-	if (t->n == UINT64_MAX) {
-		r->need = UINT64_MAX;
-		return -1;
-	}
-	return read_payload(r, t);
-}
-
-/* ---- decoding ------------------------------------------------------------- */
-
-static int bit_of(const unsigned char *bm, uint64_t i)
-{
-	return (bm[i / 8] >> (i % 8)) & 1;
-}
-
-/* Decodes t into dst (t->n floats). owner: the decoded weight of a mask
- * of zeros. Returns 0, or -1 with the reason in why: the CRC says the
- * bytes are as written, but a file written by something else (or a
- * corrupt one whose CRC was recomputed) must still not write out of
- * bounds. */
-static int decode(const tensor_rec *t, const float *owner, float *dst,
-		  char *why, size_t why_len)
-{
-	uint64_t k = 0, cols = t->rows ? t->n / t->rows : 0;
-
-	switch (t->enc) {
-	case ENC_F32:
-		for (uint64_t i = 0; i < t->n; i++)
-			dst[i] = get_f32(t->data + 4 * i);
-		return 0;
-	case ENC_F32_BITMAP:
-		for (uint64_t i = 0; i < t->n; i++)
-			dst[i] = bit_of(t->bitmap, i) ?
-				 get_f32(t->data + 4 * k++) : 0.0f;
-		return 0;
-	case ENC_F32_CSR:
-		for (uint64_t i = 0; i < t->n; i++)
-			dst[i] = 0.0f;
-		if (get_u32(t->offsets) != 0) {
-			snprintf(why, why_len, "CSR offsets do not start at 0");
-			return -1;
-		}
-		for (uint64_t row = 0; row < t->rows; row++) {
-			uint64_t a = get_u32(t->offsets + 4 * row);
-			uint64_t b = get_u32(t->offsets + 4 * (row + 1));
-			int64_t pos = -1;
-
-			if (b < a || b > t->stored) {
-				snprintf(why, why_len, "CSR offsets of row %"
-					 PRIu64 " out of order", row);
-				return -1;
-			}
-			for (uint64_t e = a; e < b; e++) {
-				pos += 1 + (int64_t)get_u16(t->data + 6 * e + 4);
-				if ((uint64_t)pos >= cols) {
-					snprintf(why, why_len, "CSR entry %"
-						 PRIu64 " lies past the end of "
-						 "row %" PRIu64, e, row);
-					return -1;
-				}
-				dst[row * cols + (uint64_t)pos] =
-					get_f32(t->data + 6 * e);
-			}
-		}
-		return 0;
-	case ENC_MASK_BITS:
-		for (uint64_t i = 0; i < t->n; i++)
-			dst[i] = bit_of(t->bitmap, i) ? 1.0f : 0.0f;
-		return 0;
-	case ENC_MASK_ZEROS:
-		for (uint64_t i = 0; owner && i < t->n; i++)
-			dst[i] = is_nonzero_f32(owner[i]) ? 1.0f : 0.0f;
-		return 0;
-	case ENC_I8:
-	case ENC_I8_BITMAP:
-		for (uint64_t row = 0; row < t->rows; row++) {
-			float s = get_f32(t->scales + 4 * row);
-
-			if (!isfinite(s) || s < 0.0f) {
-				snprintf(why, why_len, "row %" PRIu64 " has "
-					 "int8 scale %g", row, (double)s);
-				return -1;
-			}
-			for (uint64_t j = 0; j < cols; j++) {
-				uint64_t i = row * cols + j;
-				int8_t q = 0;
-
-				if (t->enc == ENC_I8 || bit_of(t->bitmap, i))
-					q = (int8_t)t->data[k++];
-				dst[i] = (float)q * s;
-			}
-		}
-		return 0;
-	}
-	snprintf(why, why_len, "unknown encoding %" PRIu32, t->enc);
-	return -1;
-}
 
 /* The parsed file: header fields and where the tensors start and end. */
 typedef struct ckpt {
@@ -323,7 +95,7 @@ static int fail(pb_error *err, int code, const ckpt *c, const char *fmt, ...)
 /* A file that starts with our magic was a checkpoint once, so a short one
  * is reported as truncated; "too short" is for files that cannot even hold
  * the magic. */
-static int check_header(ckpt *c, reader *r, pb_error *err)
+static int check_header(ckpt *c, pbi_ckpt_reader *r, pb_error *err)
 {
 	const unsigned char *b;
 	uint32_t version;
@@ -349,15 +121,16 @@ static int check_header(ckpt *c, reader *r, pb_error *err)
 	c->version = get_u32(c->buf + 8);
 	c->count = get_u32(c->buf + 12);
 	r->pos = HEADER_MIN - 4;
-	if (rd_u32(r, &c->model_name_len) ||
-	    rd_bytes(r, c->model_name_len, &b))
+	if (pbi_ckpt_rd_u32(r, &c->model_name_len) ||
+	    pbi_ckpt_rd_bytes(r, c->model_name_len, &b))
 		return fail(err, PB_EFORMAT, c, "truncated: the header promises "
 			    "a %" PRIu32 "-byte model name but the file holds "
 			    "only %zu bytes", c->model_name_len, c->len);
 	c->model_name = (const char *)b;
 	c->tag = "";
 	if (get_u32(c->buf + 8) >= 2) {
-		if (rd_u32(r, &c->tag_len) || rd_bytes(r, c->tag_len, &b))
+		if (pbi_ckpt_rd_u32(r, &c->tag_len) ||
+		    pbi_ckpt_rd_bytes(r, c->tag_len, &b))
 			return fail(err, PB_EFORMAT, c, "truncated: the header "
 				    "promises a %" PRIu32 "-byte tag but the "
 				    "file holds only %zu bytes", c->tag_len,
@@ -368,8 +141,8 @@ static int check_header(ckpt *c, reader *r, pb_error *err)
 	return 0;
 }
 
-static int truncated(const ckpt *c, const reader *r, uint32_t i,
-		     const tensor_rec *t, pb_error *err)
+static int truncated(const ckpt *c, const pbi_ckpt_reader *r, uint32_t i,
+		     const pbi_ckpt_tensor *t, pb_error *err)
 {
 	char need[64];
 
@@ -389,13 +162,13 @@ static int truncated(const ckpt *c, const reader *r, uint32_t i,
 
 /* Walks every tensor record to find where the CRC must be, then checks it
  * and that nothing follows it. */
-static int check_structure(ckpt *c, reader *r, pb_error *err)
+static int check_structure(ckpt *c, pbi_ckpt_reader *r, pb_error *err)
 {
 	uint32_t stored, computed;
-	tensor_rec t;
+	pbi_ckpt_tensor t;
 
 	for (uint32_t i = 0; i < c->count; i++) {
-		int rc = read_tensor(r, &t, c->version);
+		int rc = pbi_ckpt_read_tensor(r, &t, c->version);
 
 		if (rc == -2)
 			return fail(err, PB_EFORMAT, c, "tensor %" PRIu32 " "
@@ -422,14 +195,14 @@ static int check_structure(ckpt *c, reader *r, pb_error *err)
 
 /* ---- matching the model -------------------------------------------------- */
 
-static void format_file_shape(char *buf, size_t n, const tensor_rec *t)
+static void format_file_shape(char *buf, size_t n, const pbi_ckpt_tensor *t)
 {
 	size_t used = 0;
 
 	buf[0] = '\0';
 	for (uint32_t d = 0; d < t->ndim && used < n; d++) {
 		int w = snprintf(buf + used, n - used, "%s%" PRIu32,
-				 d ? "x" : "", rec_dim(t, d));
+				 d ? "x" : "", pbi_ckpt_dim(t, d));
 		if (w < 0)
 			break;
 		used += (size_t)w;
@@ -450,17 +223,17 @@ static void format_model_shape(char *buf, size_t n, const pb_param *p)
 	}
 }
 
-static int same_shape(const tensor_rec *t, const pb_param *p)
+static int same_shape(const pbi_ckpt_tensor *t, const pb_param *p)
 {
 	if (t->ndim != (uint32_t)p->ndim || t->n != (uint64_t)p->n)
 		return 0;
 	for (int d = 0; d < p->ndim; d++)
-		if (rec_dim(t, (uint32_t)d) != (uint32_t)p->shape[d])
+		if (pbi_ckpt_dim(t, (uint32_t)d) != (uint32_t)p->shape[d])
 			return 0;
 	return 1;
 }
 
-static int match_tensor(const ckpt *c, uint32_t i, const tensor_rec *t,
+static int match_tensor(const ckpt *c, uint32_t i, const pbi_ckpt_tensor *t,
 			const pb_model *m, const pb_param *p, pb_error *err)
 {
 	const char *model = pb_model_name(m) ? pb_model_name(m) : "";
@@ -488,7 +261,7 @@ static int match_tensor(const ckpt *c, uint32_t i, const tensor_rec *t,
 
 /* The model param a mask record belongs to ("conv1.weight.mask" ->
  * conv1.weight), or NULL. */
-static pb_param *mask_owner(pb_model *m, const tensor_rec *t)
+static pb_param *mask_owner(pb_model *m, const pbi_ckpt_tensor *t)
 {
 	size_t sl = strlen(MASK_SUFFIX);
 	char name[256];
@@ -513,7 +286,8 @@ static const char *enc_name(uint32_t enc)
 
 /* Decodes t into a scratch buffer to see that it can be (before the
  * model is touched). */
-static int check_decodes(const ckpt *c, const tensor_rec *t, pb_error *err)
+static int check_decodes(const ckpt *c, const pbi_ckpt_tensor *t,
+			 pb_error *err)
 {
 	float *tmp = pb_falloc((size_t)t->n);
 	char why[160];
@@ -522,7 +296,7 @@ static int check_decodes(const ckpt *c, const tensor_rec *t, pb_error *err)
 	if (!tmp)
 		return pb_error_set(err, PB_ENOMEM, "checkpoint %s: out of "
 				    "memory", c->path);
-	bad = decode(t, NULL, tmp, why, sizeof why);
+	bad = pbi_ckpt_decode(t, NULL, tmp, why, sizeof why);
 	pb_ffree(tmp);
 	if (bad)
 		return fail(err, PB_EFORMAT, c, "corrupt: tensor '%.*s': %s",
@@ -532,7 +306,7 @@ static int check_decodes(const ckpt *c, const tensor_rec *t, pb_error *err)
 
 /* A model tensor's encoding: int8 only for conv and linear weights,
  * never a mask's. */
-static int check_param_encoding(const ckpt *c, const tensor_rec *t,
+static int check_param_encoding(const ckpt *c, const pbi_ckpt_tensor *t,
 				const pb_param *p, pb_error *err)
 {
 	int ok = t->enc == ENC_F32 || t->enc == ENC_F32_BITMAP ||
@@ -546,7 +320,7 @@ static int check_param_encoding(const ckpt *c, const tensor_rec *t,
 	return check_decodes(c, t, err);
 }
 
-static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
+static int check_mask(const ckpt *c, const pbi_ckpt_tensor *t, pb_model *m,
 		      uint8_t *seen, pb_error *err)
 {
 	pb_param *p = mask_owner(m, t);
@@ -586,7 +360,7 @@ static int check_mask(const ckpt *c, const tensor_rec *t, pb_model *m,
 
 /* The layer an activation range belongs to ("conv1.act"), -1 for the
  * model input, -2 for none. */
-static int act_owner(const pb_model *m, const tensor_rec *t)
+static int act_owner(const pb_model *m, const pbi_ckpt_tensor *t)
 {
 	size_t sl = strlen(ACT_SUFFIX);
 	char name[256];
@@ -602,7 +376,7 @@ static int act_owner(const pb_model *m, const tensor_rec *t)
 	       pb_model_find_layer(m, name);
 }
 
-static int check_act(const ckpt *c, const tensor_rec *t, const pb_model *m,
+static int check_act(const ckpt *c, const pbi_ckpt_tensor *t, const pb_model *m,
 		     pb_error *err)
 {
 	float lo, hi;
@@ -628,8 +402,8 @@ static int check_act(const ckpt *c, const tensor_rec *t, const pb_model *m,
 static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
 {
 	int n = pb_model_n_params(m);
-	reader r = { c->buf, c->end, c->tensors, 0 };
-	tensor_rec t;
+	pbi_ckpt_reader r = { c->buf, c->end, c->tensors, 0 };
+	pbi_ckpt_tensor t;
 	uint8_t *seen;
 	int rc = 0;
 
@@ -639,7 +413,7 @@ static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
 		pb_param *p = pb_model_param(m, (int)i);
 
 		/* The structure was checked already; this cannot overrun. */
-		if (read_tensor(&r, &t, c->version))
+		if (pbi_ckpt_read_tensor(&r, &t, c->version))
 			return truncated(c, &r, i, &t, err);
 		if ((rc = match_tensor(c, i, &t, m, p, err)) ||
 		    (rc = check_param_encoding(c, &t, p, err)))
@@ -650,7 +424,7 @@ static int check_fits_model(const ckpt *c, pb_model *m, pb_error *err)
 	if (!(seen = calloc((size_t)n, 1)))
 		return pb_error_set(err, PB_ENOMEM, "out of memory (masks)");
 	for (uint32_t i = (uint32_t)n; i < c->count && !rc; i++) {
-		if (read_tensor(&r, &t, c->version)) {
+		if (pbi_ckpt_read_tensor(&r, &t, c->version)) {
 			rc = truncated(c, &r, i, &t, err);
 			break;
 		}
@@ -682,16 +456,16 @@ count_mismatch:
 static int read_quant(const ckpt *c, const pb_model *m, pb_quant **out,
 		      pb_error *err)
 {
-	reader r = { c->buf, c->end, c->tensors, 0 };
+	pbi_ckpt_reader r = { c->buf, c->end, c->tensors, 0 };
 	pb_quant *q = NULL;
 	int rc;
-	tensor_rec t;
+	pbi_ckpt_tensor t;
 
 	*out = NULL;
 	for (uint32_t i = 0; i < c->count; i++) {
 		int is_i8, layer;
 
-		if (read_tensor(&r, &t, c->version))
+		if (pbi_ckpt_read_tensor(&r, &t, c->version))
 			break;
 		/* Checked: int8 only for the model's weights. */
 		is_i8 = (t.enc == ENC_I8 || t.enc == ENC_I8_BITMAP) &&
@@ -727,8 +501,8 @@ static int read_quant(const ckpt *c, const pb_model *m, pb_quant **out,
  * so running out of memory leaves the model as it was. */
 static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 {
-	reader r = { c->buf, c->end, c->tensors, 0 };
-	tensor_rec t;
+	pbi_ckpt_reader r = { c->buf, c->end, c->tensors, 0 };
+	pbi_ckpt_tensor t;
 	int n = pb_model_n_params(m);
 	float *mask = NULL;
 	uint8_t *flags = NULL;
@@ -750,7 +524,7 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 		pb_param *p;
 		float *dst;
 
-		if (read_tensor(&r, &t, c->version))
+		if (pbi_ckpt_read_tensor(&r, &t, c->version))
 			break;
 		if (t.kind == PB_PARAM_ACT_QUANT)
 			continue;
@@ -764,7 +538,7 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 		}
 		/* Checked before: it decodes. The weight a mask of zeros
 		 * follows was decoded before it. */
-		decode(&t, p->data, dst, why, sizeof why);
+		pbi_ckpt_decode(&t, p->data, dst, why, sizeof why);
 	}
 	pb_ffree(m->mask);
 	free(m->masked);
@@ -799,7 +573,7 @@ static int load(pb_model *m, const char *path, const char *tag,
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	ckpt c = { .path = path };
-	reader r;
+	pbi_ckpt_reader r;
 	int rc;
 
 	if (q)
@@ -814,7 +588,7 @@ static int load(pb_model *m, const char *path, const char *tag,
 	c.buf = buf;
 	c.len = len;
 	/* The last four bytes are the CRC, never tensor data. */
-	r = (reader){ buf, len >= 4 ? len - 4 : 0, 0, 0 };
+	r = (pbi_ckpt_reader){ buf, len >= 4 ? len - 4 : 0, 0, 0 };
 	if (!(rc = check_header(&c, &r, err)) &&
 	    !(rc = check_structure(&c, &r, err)) &&
 	    !(rc = check_tag(&c, tag, err)) &&
