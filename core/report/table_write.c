@@ -1,12 +1,12 @@
-/* Table rows -> table.md, table.csv, table.tex (and plot data). Markdown
- * and LaTeX share one writer that differs only in its punctuation. */
-#include <errno.h>
+/* Table rows -> table.md and table.tex, and the three table files of a
+ * results folder written atomically (table.csv's writer is table_csv.c,
+ * the plot data's table_plot.c). Markdown and LaTeX share one writer
+ * that differs only in its punctuation. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/file.h"
 #include "prunebench/table.h"
@@ -519,98 +519,6 @@ int pb_table_write_tex(const pb_table *t, const pb_table_opts *o, FILE *f)
 	return ferror(f) ? -1 : 0;
 }
 
-static void csv_text(FILE *f, const char *s)
-{
-	if (!s)
-		return;
-	if (strpbrk(s, ",\"\n\r")) {
-		fputc('"', f);
-		for (; *s; s++) {
-			if (*s == '"')
-				fputc('"', f);
-			fputc(*s, f);
-		}
-		fputc('"', f);
-	} else {
-		fputs(s, f);
-	}
-}
-
-static void csv_num(FILE *f, double v)
-{
-	fputc(',', f);
-	if (isfinite(v))
-		fprintf(f, "%.10g", v);
-}
-
-static const char *kind_name(pb_cell_kind k)
-{
-	return pb_cell_kind_name(k);
-}
-
-int pb_table_write_csv(const pb_table *t, FILE *f)
-{
-	fputs("label,method,kind,target,target_amount,reached,n_cells,n_ok,"
-	      "n_diverged,n_failed,n_crashed,acc_before_pct,acc_before_sd,"
-	      "acc_before_ci95,acc_after_pct,acc_after_sd,acc_after_ci95,"
-	      "val_after_pct,delta_after_pt,p_vs_best,differs,is_best,"
-	      "params_kept_pct,macs_kept_pct,macs_effective_kept_pct,"
-	      "size_dense_mib,size_sparse_mib,size_compressed_mib,"
-	      "latency_b1_ms,latency_b128_ms,speedup_b1,speedup_b128,"
-	      "latency_sparse_b1_ms,latency_sparse_b128_ms,speedup_sparse_b1,"
-	      "speedup_sparse_b128,time_prune_s,time_finetune_s,time_total_s,"
-	      "rounds,acc_int8_pct,acc_int8_sd,size_int8_mib,size_int8_zlib_mib\n",
-	      f);
-	for (int i = 0; i < t->n_rows; i++) {
-		const pb_table_row *r = &t->rows[i];
-		csv_text(f, r->label);
-		fputc(',', f);
-		csv_text(f, r->method);
-		fprintf(f, ",%s,", kind_name(r->kind));
-		csv_text(f, r->target);
-		csv_num(f, r->target_amount.mean);
-		csv_num(f, r->reached.mean);
-		fprintf(f, ",%d,%d,%d,%d,%d", r->n_cells, r->n_ok,
-			r->n_diverged, r->n_failed, r->n_crashed);
-		csv_num(f, r->acc_before.mean);
-		csv_num(f, r->acc_before.sd);
-		csv_num(f, r->acc_before.ci95);
-		csv_num(f, r->acc_after.mean);
-		csv_num(f, r->acc_after.sd);
-		csv_num(f, r->acc_after.ci95);
-		csv_num(f, r->val_after.mean);
-		csv_num(f, r->delta_after);
-		csv_num(f, r->p_vs_best);
-		fprintf(f, ",%d,%d", r->differs, r->is_best);
-		csv_num(f, r->params_kept.mean);
-		csv_num(f, r->macs_kept.mean);
-		csv_num(f, r->macs_eff_kept.mean);
-		csv_num(f, r->size_dense.mean);
-		csv_num(f, r->size_sparse.mean);
-		csv_num(f, r->size_compressed.mean);
-		csv_num(f, r->latency_b1.mean);
-		csv_num(f, r->latency_b128.mean);
-		csv_num(f, r->speedup_b1.mean);
-		csv_num(f, r->speedup_b128.mean);
-		csv_num(f, r->latency_sparse_b1.mean);
-		csv_num(f, r->latency_sparse_b128.mean);
-		csv_num(f, r->speedup_sparse_b1.mean);
-		csv_num(f, r->speedup_sparse_b128.mean);
-		csv_num(f, r->time_prune.mean);
-		csv_num(f, r->time_finetune.mean);
-		csv_num(f, r->time_total.mean);
-		fputc(',', f);
-		for (int k = 0; k < r->n_rounds; k++)
-			fprintf(f, "%s%.10g", k ? ";" : "", r->rounds[k]);
-		csv_num(f, r->acc_int8.mean);
-		csv_num(f, r->acc_int8.sd);
-		csv_num(f, r->size_int8.mean);
-		csv_num(f, r->size_int8_zlib.mean);
-		fputc('\n', f);
-	}
-	return ferror(f) ? -1 : 0;
-}
-
 /* Writes one output file with fn, atomically, so a reader never sees
  * half a table. */
 static int write_file(const char *dir, const char *name,
@@ -640,133 +548,6 @@ static int csv_fn(const pb_table *t, const pb_table_opts *o, FILE *f)
 {
 	(void)o;
 	return pb_table_write_csv(t, f);
-}
-
-/* DIR/NAME opened for writing, or NULL. */
-static FILE *open_in(const char *dir, const char *name)
-{
-	char *p = pbi_path_join(dir, name);
-	FILE *f = p ? fopen(p, "w") : NULL;
-
-	free(p);
-	return f;
-}
-
-/* The columns of a row as a point of the plots (controls.dat and the
- * series): the header's names, then a row's values, "-" as the target of
- * a control. The caller ends the line. */
-#define POINT_HEADER \
-	"# macs_kept_pct params_kept_pct sparsity_pct acc_after_pct " \
-	"acc_after_sd target speedup_b128 acc_int8_pct"
-
-static void write_point(FILE *f, const pb_table_row *q)
-{
-	fprintf(f, "%.6g %.6g %.6g %.6g %.6g %s %.6g %.6g", q->macs_kept.mean,
-		q->params_kept.mean, 100.0 - q->params_kept.mean,
-		q->acc_after.mean, isnan(q->acc_after.sd) ? 0 : q->acc_after.sd,
-		q->target ? q->target : "-",
-		q->speedup_b128.n ? q->speedup_b128.mean : NAN,
-		q->acc_int8.n ? q->acc_int8.mean : NAN);
-}
-
-int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
-			     pb_error *err)
-{
-	char *dir = pbi_path_join(results_dir, "plots");
-	FILE *series, *f;
-	int n_series = 0;
-
-	if (!dir)
-		return pb_error_set(err, PB_ENOMEM, "out of memory");
-	if (mkdir(dir, 0777) && errno != EEXIST) {
-		pb_error_set(err, PB_EIO, "%s: cannot create: %s", dir,
-			     strerror(errno));
-		free(dir);
-		return PB_EIO;
-	}
-	series = open_in(dir, "series.txt");
-	if (!series) {
-		pb_error_set(err, PB_EIO, "%s/series.txt: cannot write", dir);
-		free(dir);
-		return PB_EIO;
-	}
-	f = open_in(dir, "dense.txt");
-	if (f) {
-		for (int i = 0; i < t->n_rows; i++)
-			if (t->rows[i].kind == PB_CELL_DENSE &&
-			    t->rows[i].acc_after.n)
-				fprintf(f, "%.6g %.6g\n",
-					t->rows[i].acc_after.mean,
-					isnan(t->rows[i].acc_after.sd) ? 0 :
-					t->rows[i].acc_after.sd);
-		fclose(f);
-	}
-	/* The controls as points of their own (dense, dense + fine-tune). */
-	f = open_in(dir, "controls.dat");
-	if (f) {
-		fputs(POINT_HEADER " label\n", f);
-		for (int i = 0; i < t->n_rows; i++) {
-			const pb_table_row *q = &t->rows[i];
-
-			if (q->target || !q->acc_after.n)
-				continue;
-			write_point(f, q);
-			fprintf(f, " \"%s\"\n", q->label);
-		}
-		fclose(f);
-	}
-	/* One series per label, its points ordered by MACs kept. */
-	for (int i = 0; i < t->n_rows; i++) {
-		const pb_table_row *r = &t->rows[i];
-		int seen = 0, *order, m = 0;
-		char name[32];
-
-		if (!r->target)
-			continue;
-		for (int j = 0; j < i; j++)
-			if (t->rows[j].target &&
-			    !strcmp(t->rows[j].label, r->label))
-				seen = 1;
-		if (seen)
-			continue;
-		order = malloc((size_t)t->n_rows * sizeof *order);
-		if (!order)
-			break;
-		for (int j = i; j < t->n_rows; j++)
-			if (t->rows[j].target &&
-			    !strcmp(t->rows[j].label, r->label) &&
-			    t->rows[j].acc_after.n)
-				order[m++] = j;
-		for (int a = 1; a < m; a++)
-			for (int b = a; b > 0 &&
-			     t->rows[order[b - 1]].macs_kept.mean >
-			     t->rows[order[b]].macs_kept.mean; b--) {
-				int tmp = order[b];
-				order[b] = order[b - 1];
-				order[b - 1] = tmp;
-			}
-		if (m == 0) {
-			free(order);
-			continue;
-		}
-		snprintf(name, sizeof name, "%02d.dat", n_series);
-		f = open_in(dir, name);
-		if (f) {
-			fputs(POINT_HEADER "\n", f);
-			for (int k = 0; k < m; k++) {
-				write_point(f, &t->rows[order[k]]);
-				fputc('\n', f);
-			}
-			fclose(f);
-			fprintf(series, "%s\t%s\t%s\n", name, r->label,
-				pb_cell_kind_name(r->kind));
-			n_series++;
-		}
-		free(order);
-	}
-	fclose(series);
-	free(dir);
-	return 0;
 }
 
 int pb_table_write_ex(const char *results_dir, const pb_table_opts *o,
