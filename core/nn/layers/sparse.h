@@ -1,5 +1,6 @@
 /* Sparse inference kernels: convolution and linear layers that skip zero
- * weights (see conv2d_sparse.c and linear_sparse.c for how). Internal:
+ * weights (see conv2d_sparse.c and linear_sparse.c for how; the conv's
+ * layouts are built in conv2d_sparse_layout.c). Internal:
  * pbi_ prefix, not exported, reached by model_run.c and the tests.
  *
  * A layer's weights are compressed once (pbi_sparse_build_*) into rows of
@@ -93,6 +94,10 @@ void pbi_conv_phase_forward(float *out, const float *in,
 /* 1 when this CPU has a sparse kernel (AVX-512F, or AVX2 with FMA);
  * PB_SPARSE=off in the environment forces 0 (for measurements). */
 int pbi_sparse_available(void);
+/* The sparse kernels this CPU runs: 2 AVX-512F, 1 AVX2 + FMA, 0 neither
+ * (PB_SPARSE=avx2 holds an AVX-512 CPU to the AVX2 kernels). Defined
+ * only where the kernels are built (x86-64 with GCC). */
+int pbi_sparse_isa(void);
 
 /* 1 when a conv of geometry g whose weight has nnz non-zeros of n runs
  * faster on the sparse kernel than on the dense one (break-even
