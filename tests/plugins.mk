@@ -90,7 +90,7 @@ tests_plugins_test_l1_SOURCES = tests/plugins/test_l1.c $(PRUNER_TEST_SOURCES)
 tests_plugins_test_slimming_SOURCES = tests/plugins/test_slimming.c \
 	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_taylor_SOURCES = tests/plugins/test_taylor.c \
-	$(PRUNER_TEST_SOURCES)
+	tests/plugins/taylor_test.h $(PRUNER_TEST_SOURCES)
 tests_plugins_test_lth_SOURCES = tests/plugins/test_lth.c \
 	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_thinet_SOURCES = tests/plugins/test_thinet.c \
@@ -138,3 +138,12 @@ tests_plugins_test_lth_schedule_SOURCES = tests/plugins/test_lth_schedule.c \
 	$(PRUNER_TEST_SOURCES)
 tests_plugins_test_lth_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_test_lth_schedule_LDADD = $(TEST_SHARED_LDADD)
+
+# taylor's pruning phase (one fine-tune, the target, the planned length),
+# apart from its importance estimates.
+check_PROGRAMS += tests/plugins/test_taylor_phase
+tests_plugins_test_taylor_phase_SOURCES = \
+	tests/plugins/test_taylor_phase.c tests/plugins/taylor_test.h \
+	$(PRUNER_TEST_SOURCES)
+tests_plugins_test_taylor_phase_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_test_taylor_phase_LDADD = $(TEST_SHARED_LDADD)
