@@ -32,6 +32,7 @@ check_PROGRAMS += \
 	tests/experiment/test_record \
 	tests/experiment/test_cell \
 	tests/experiment/test_sweep \
+	tests/experiment/test_sweep_lth \
 	tests/experiment/test_isolation \
 	tests/experiment/test_at_init \
 	tests/experiment/test_trunk \
@@ -51,9 +52,14 @@ tests_experiment_test_cell_SOURCES = tests/experiment/test_cell.c \
 tests_experiment_test_cell_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_cell_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_sweep_SOURCES = tests/experiment/test_sweep.c \
-	tests/testutil.h tests/experiment/tiny.h
+	tests/experiment/sweep_test.h tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_sweep_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_sweep_LDADD = $(TEST_SHARED_LDADD)
+tests_experiment_test_sweep_lth_SOURCES = \
+	tests/experiment/test_sweep_lth.c tests/experiment/sweep_test.h \
+	tests/testutil.h tests/experiment/tiny.h
+tests_experiment_test_sweep_lth_CFLAGS = $(TEST_CFLAGS)
+tests_experiment_test_sweep_lth_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
 	tests/testutil.h tests/experiment/tiny.h
 tests_experiment_test_isolation_CFLAGS = $(TEST_CFLAGS)
