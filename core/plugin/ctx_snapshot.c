@@ -78,6 +78,18 @@ int pb_ctx_snapshot_revert(pb_prune_ctx *ctx, int slot)
 	return 0;
 }
 
+int pb_ctx_unmask_keep_channels(pb_prune_ctx *ctx, int start, int scratch,
+				const uint8_t *const *keep)
+{
+	int rc;
+
+	if ((rc = pb_ctx_snapshot_save(ctx, scratch)) ||
+	    (rc = pb_ctx_snapshot_revert(ctx, start)) ||
+	    (rc = pb_ctx_snapshot_restore(ctx, scratch)))
+		return rc;
+	return pb_ctx_keep_channels(ctx, keep);
+}
+
 /* ---- training points ---------------------------------------------------- */
 
 static int point_option(pb_prune_ctx *ctx, const char *name,

@@ -183,13 +183,8 @@ static int fpgm_after_epoch(void *state, pb_prune_ctx *ctx, int epoch)
  * values into it, and remove exactly the last selection. */
 static int remove_masked(fpgm_state *st, pb_prune_ctx *ctx)
 {
-	int rc;
-
-	if ((rc = pb_ctx_snapshot_save(ctx, SNAP_TRAINED)) ||
-	    (rc = pb_ctx_snapshot_revert(ctx, SNAP_START)) ||
-	    (rc = pb_ctx_snapshot_restore(ctx, SNAP_TRAINED)))
-		return rc;
-	return pb_ctx_keep_channels(ctx, (const uint8_t *const *)st->keep);
+	return pb_ctx_unmask_keep_channels(ctx, SNAP_START, SNAP_TRAINED,
+					   (const uint8_t *const *)st->keep);
 }
 
 static int prune_soft(fpgm_state *st, pb_prune_ctx *ctx)

@@ -556,13 +556,8 @@ static int train_phase(pb_prune_ctx *ctx, long steps)
  * values into it, and remove exactly the masked channels. */
 static int remove_masked(taylor_state *s, pb_prune_ctx *ctx)
 {
-	int rc;
-
-	if ((rc = pb_ctx_snapshot_save(ctx, SNAP_TRAINED)) ||
-	    (rc = pb_ctx_snapshot_revert(ctx, SNAP_START)) ||
-	    (rc = pb_ctx_snapshot_restore(ctx, SNAP_TRAINED)))
-		return rc;
-	return pb_ctx_keep_channels(ctx, (const uint8_t *const *)s->keep);
+	return pb_ctx_unmask_keep_channels(ctx, SNAP_START, SNAP_TRAINED,
+					   (const uint8_t *const *)s->keep);
 }
 
 static int taylor_prune(void *state, pb_prune_ctx *ctx)

@@ -301,6 +301,15 @@ int pb_ctx_snapshot_restore(pb_prune_ctx *ctx, int slot);
 /* Going back: replaces the current model by a copy of the saved one,
  * shapes and masks included (undoes channel removal). */
 int pb_ctx_snapshot_revert(pb_prune_ctx *ctx, int slot);
+/* Masked channels made real (added after version 1): a plugin that held
+ * channels at zero with masks while training (soft pruning, pruning
+ * events inside a fine-tune) ends with a plain smaller model, as every
+ * channel pruner's is. Saves the trained model in slot `scratch`, goes
+ * back to slot `start` (saved before the first mask), pours the trained
+ * values into it (pb_ctx_snapshot_restore) and keeps exactly keep[][]
+ * (pb_ctx_keep_channels). */
+int pb_ctx_unmask_keep_channels(pb_prune_ctx *ctx, int start, int scratch,
+				const uint8_t *const *keep);
 
 /* ---- estimates before anything runs (added after version 1) -------------
  * What one call of prune will train, asked by the dry run (epochs and
