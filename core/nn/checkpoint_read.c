@@ -539,6 +539,12 @@ static int copy_into_model(const ckpt *c, pb_model *m, pb_error *err)
 		/* Checked before: it decodes. The weight a mask of zeros
 		 * follows was decoded before it. */
 		pbi_ckpt_decode(&t, p->data, dst, why, sizeof why);
+		/* A float mask of -0.0 passes the 0-or-1 check as 0 but would
+		 * stay -0.0, which no other path makes and the next save
+		 * writes as a plain 0 (found by fuzzing). */
+		if (i >= (uint32_t)n)
+			for (uint64_t k = 0; k < t.n; k++)
+				dst[k] = dst[k] != 0.0f ? 1.0f : 0.0f;
 	}
 	pb_ffree(m->mask);
 	free(m->masked);
