@@ -52,12 +52,14 @@ tests_experiment_test_cell_SOURCES = tests/experiment/test_cell.c \
 tests_experiment_test_cell_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_cell_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_sweep_SOURCES = tests/experiment/test_sweep.c \
-	tests/experiment/sweep_test.h tests/testutil.h tests/experiment/tiny.h
+	tests/experiment/sweep_test.h tests/testutil.h tests/experiment/tiny.h \
+	tests/experiment/exp_fixture.h
 tests_experiment_test_sweep_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_sweep_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_sweep_lth_SOURCES = \
 	tests/experiment/test_sweep_lth.c tests/experiment/sweep_test.h \
-	tests/testutil.h tests/experiment/tiny.h
+	tests/testutil.h tests/experiment/tiny.h \
+	tests/experiment/exp_fixture.h
 tests_experiment_test_sweep_lth_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_sweep_lth_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
@@ -65,12 +67,14 @@ tests_experiment_test_isolation_SOURCES = tests/experiment/test_isolation.c \
 tests_experiment_test_isolation_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_isolation_LDADD = $(TEST_SHARED_LDADD)
 tests_experiment_test_at_init_SOURCES = tests/experiment/test_at_init.c \
-	tests/testutil.h tests/experiment/tiny.h
+	tests/testutil.h tests/experiment/tiny.h \
+	tests/experiment/exp_fixture.h
 tests_experiment_test_at_init_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_at_init_LDADD = $(TEST_SHARED_LDADD)
 # Trunks shared across targets: the same bits from the cache as computed.
 tests_experiment_test_trunk_SOURCES = tests/experiment/test_trunk.c \
-	tests/testutil.h tests/experiment/tiny.h
+	tests/testutil.h tests/experiment/tiny.h \
+	tests/experiment/exp_fixture.h
 tests_experiment_test_trunk_CFLAGS = $(TEST_CFLAGS)
 tests_experiment_test_trunk_LDADD = $(TEST_SHARED_LDADD)
 # Epochs per cell and the dry run's figures.

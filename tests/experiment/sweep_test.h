@@ -6,30 +6,11 @@
 
 #include "testutil.h"
 
-#include "experiment/tiny.h"
+#include "experiment/exp_fixture.h"
 
 #include "prunebench/experiment.h"
 #include "prunebench/plugin.h"
 
-static char *dir;
-static pb_plugin_path *sp;
-
-static int setup(void **state)
-{
-	(void)state;
-	dir = tu_temp_dir();
-	tu_write_text(dir, "tiny.ini", tiny_model);
-	sp = tu_plugin_path();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tu_rm_tree(dir);
-	pb_plugin_path_free(sp);
-	return 0;
-}
 
 static pb_experiment *load(const char *text)
 {

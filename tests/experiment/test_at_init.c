@@ -19,32 +19,13 @@
  * what cannot apply. */
 #include "testutil.h"
 
-#include "experiment/tiny.h"
+#include "experiment/exp_fixture.h"
 
 #include "prunebench/checkpoint.h"
 #include "prunebench/experiment.h"
 #include "prunebench/plugin.h"
 #include "prunebench/table.h"
 
-static char *dir;
-static pb_plugin_path *sp;
-
-static int setup(void **state)
-{
-	(void)state;
-	dir = tu_temp_dir();
-	tu_write_text(dir, "tiny.ini", tiny_model);
-	sp = tu_plugin_path();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	pb_plugin_path_free(sp);
-	tu_rm_tree(dir);
-	return 0;
-}
 
 /* The model seed's dense training starts from: the dense cache's draw. */
 static pb_model *seed_init(unsigned long seed, pb_init_kind kind)

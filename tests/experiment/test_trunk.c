@@ -8,7 +8,7 @@
  * trusted). The matched-budget control goes through the same trunk. */
 #include "testutil.h"
 
-#include "experiment/tiny.h"
+#include "experiment/exp_fixture.h"
 
 #include "prunebench/experiment.h"
 #include "prunebench/plugin.h"
@@ -38,25 +38,6 @@
 #define AB_IT "sparsity=0.6 sparsity=0.875"
 #define BA_IT "sparsity=0.875 sparsity=0.6"
 
-static char *dir;
-static pb_plugin_path *sp;
-
-static int setup(void **state)
-{
-	(void)state;
-	dir = tu_temp_dir();
-	tu_write_text(dir, "tiny.ini", tiny_model);
-	sp = tu_plugin_path();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tu_rm_tree(dir);
-	pb_plugin_path_free(sp);
-	return 0;
-}
 
 /* Runs the experiment text with `threads` cells at once (one thread
  * each) and returns its records. */
