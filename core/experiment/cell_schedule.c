@@ -15,6 +15,29 @@
 
 /* ---- the schedule's callbacks ---------------------------------------------- */
 
+/* A training between pruning points (a gradual ramp's, an iterative
+ * round's) can end on an update that made a weight NaN or inf before any
+ * loss showed it; the pruner would then fail on its scores. That is the
+ * training's divergence, and is recorded as such. */
+static int check_finite(pb_model *m, pb_error *err)
+{
+	const int n = pb_model_n_params(m);
+
+	for (int i = 0; i < n; i++) {
+		const pb_param *p = pb_model_param(m, i);
+
+		for (size_t j = 0; j < p->n; j++)
+			if (!isfinite(p->data[j]))
+				return pb_error_set(err, PB_EDIVERGED,
+						    "training diverged: %s[%zu] "
+						    "is %g before pruning "
+						    "(lower the learning rate)",
+						    p->name, j,
+						    (double)p->data[j]);
+	}
+	return 0;
+}
+
 int pbi_cell_prune(void *user, pb_model **m, const pb_target *t,
 		   pb_error *err)
 {
@@ -34,7 +57,8 @@ int pbi_cell_prune(void *user, pb_model **m, const pb_target *t,
 				  "prune");
 		su.rng = x->trunk_rng;
 	}
-	if ((rc = pbi_prune_apply(m, &su, rep, err)))
+	if ((rc = check_finite(*m, err)) ||
+	    (rc = pbi_prune_apply(m, &su, rep, err)))
 		return rc;
 	x->res->have_report = 1;
 	/* A one-shot plugin that prunes in rounds itself (LTH) reports
@@ -263,13 +287,14 @@ int pbi_cell_prune_gradually(pbi_cell *x, pb_model **m, const char *csv)
 	rc = pbi_schedule_gradual(env->plan, env->target,
 				  pbi_cell_steps_per_epoch(x, env->finetune),
 				  env->dense, m, &ops, &x->rounds, x->err);
-	{
-		/* Finished also after a failure: the curve of the epochs it
-		 * did is kept. */
-		int frc = pb_trainer_finish(x->gradual, NULL, x->err);
+	if (!rc) {
+		rc = pb_trainer_finish(x->gradual, NULL, x->err);
+	} else {
+		/* After a failure the curve of the epochs it did is kept, and
+		 * nothing more is trained (nor its error overwritten). */
+		pb_error cerr = { 0 };
 
-		if (!rc)
-			rc = frc;
+		pb_trainer_close(x->gradual, &cerr);
 	}
 out:
 	pb_trainer_free(x->gradual);

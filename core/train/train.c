@@ -196,6 +196,12 @@ void pb_trainer_free(pb_trainer *t)
 	free(t);
 }
 
+int pb_trainer_close(pb_trainer *t, pb_error *err)
+{
+	t->done = 1;
+	return t->csv.f ? pbi_atomic_commit(&t->csv, err) : 0;
+}
+
 long pb_trainer_steps_done(const pb_trainer *t)
 {
 	return t->step;

@@ -126,8 +126,11 @@ static void test_crashes_are_recorded(void **state)
 	pb_record *r;
 	pb_table t;
 	pb_error err = { 0 };
-	int n, crashed_rows = 0;
+	int n, crashed_rows = 0, crashed_cells = 0;
 	const pb_record *c;
+	char *md = NULL;
+	size_t len = 0;
+	FILE *f;
 
 	(void)state;
 	run(e, 1, 0, &sum);
@@ -156,6 +159,17 @@ static void test_crashes_are_recorded(void **state)
 		crashed_rows += t.rows[i].n_crashed == 1 &&
 				t.rows[i].n_ok == 0;
 	assert_int_equal(crashed_rows, 3);
+	/* The printed table says so: each crashed method's cells show
+	 * "crashed" instead of numbers, and the note below names them. */
+	assert_int_equal(pb_table_write_md(&t, NULL, f = open_memstream(&md,
+									 &len)), 0);
+	fclose(f);
+	for (const char *m = md; (m = strstr(m, "| crashed")); m++)
+		crashed_cells++;
+	assert_true(crashed_cells >= 3);
+	assert_non_null(strstr(md, "1 of 1 cells crashed (their process "
+				   "died; see cells/ID.log)"));
+	free(md);
 	pb_table_free(&t);
 	pb_records_free(r, n);
 

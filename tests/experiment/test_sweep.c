@@ -119,7 +119,8 @@ static void test_sweep(void **state)
 	pb_experiment_free(ep);
 }
 
-/* A fine-tune with a huge learning rate diverges: recorded, not fatal. */
+/* A fine-tune with a huge learning rate diverges: recorded, not fatal,
+ * and kept on a re-run. */
 static void test_diverged(void **state)
 {
 	pb_experiment *e = load(EXP("out3", "1", FT_DIVERGE));
@@ -131,6 +132,9 @@ static void test_diverged(void **state)
 	run(e, 2, &sum);
 	assert_int_equal(sum.total, N_CELLS);
 	assert_true(sum.diverged > 0);
+	/* Also a gradual cell whose ramp reached a pruning point with NaN
+	 * weights (before any loss showed it) diverged, not failed. */
+	assert_int_equal(sum.failed, 0);
 	cells = read_cells("out3", &n);
 	assert_int_equal(n, N_CELLS);
 	for (int i = 0; i < n; i++) {
@@ -145,6 +149,14 @@ static void test_diverged(void **state)
 		}
 	}
 	assert_int_equal(diverged, sum.diverged);
+	pb_records_free(cells, n);
+	/* Divergence is a result, not an accident: a re-run keeps the
+	 * diverged cells (retrying is for failed and crashed ones). */
+	run(e, 2, &sum);
+	assert_int_equal(sum.skipped, N_CELLS);
+	assert_int_equal(sum.diverged, 0);
+	cells = read_cells("out3", &n);
+	assert_int_equal(n, N_CELLS);
 	pb_records_free(cells, n);
 	pb_experiment_free(e);
 }

@@ -137,6 +137,9 @@ int pb_trainer_run(pb_trainer *t, long until, pb_error *err);
 /* Runs to the end, restores the best epoch when the recipe says so and
  * closes the CSV; last (may be NULL) gets the last epoch's statistics. */
 int pb_trainer_finish(pb_trainer *t, pb_epoch_stats *last, pb_error *err);
+/* Ends a run that is given up (its caller failed between updates): closes
+ * the CSV with the epochs done so far and trains nothing more. */
+int pb_trainer_close(pb_trainer *t, pb_error *err);
 long pb_trainer_steps_done(const pb_trainer *t);
 /* Updates the whole run makes (epochs x steps per epoch, or max_steps). */
 long pb_trainer_steps_total(const pb_trainer *t);
