@@ -20,6 +20,13 @@ expect_fail "train --out the model file" any "would overwrite" \
 	"${train[@]}" --out "$tmp/tiny.ini"
 expect_fail "train --out the model file, spelled otherwise" any \
 	"would overwrite" "${train[@]}" --out "$tmp/sub/../tiny.ini"
+# The same file under another name: compared by device and inode.
+ln "$tmp/tiny.ini" "$tmp/hardlink.ini"
+ln -s "$tmp/tiny.ini" "$tmp/symlink.ini"
+expect_fail "train --out a hard link to the model file" any \
+	"would overwrite" "${train[@]}" --out "$tmp/hardlink.ini"
+expect_fail "train --out a symbolic link to the model file" any \
+	"would overwrite" "${train[@]}" --out "$tmp/symlink.ini"
 same "the model file is untouched" "$tmp/tiny.ini" "$tmp/tiny.ini.orig"
 start=$(date +%s)
 expect_fail "train --out a folder" any "is a folder" "${train[@]}" --out "$tmp/sub"
