@@ -150,7 +150,8 @@ static const char *stream_id(const pbi_sweep *S, const pb_cell *c)
 	return c->id;
 }
 
-static char *cell_file(const pbi_sweep *S, const pb_cell *c, const char *ext)
+char *pbi_sweep_cell_file(const pbi_sweep *S, const pb_cell *c,
+			  const char *ext)
 {
 	char *p;
 
@@ -170,7 +171,8 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	pb_cell_env env = { 0 };
 	pb_target sens;
 	pb_error err = { 0 };
-	char *base = cell_file(S, c, ""), *logp = cell_file(S, c, ".log");
+	char *base = pbi_sweep_cell_file(S, c, "");
+	char *logp = pbi_sweep_cell_file(S, c, ".log");
 	char *stream = NULL;
 	FILE *log = NULL;
 

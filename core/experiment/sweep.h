@@ -51,6 +51,9 @@ typedef struct pbi_sweep {
 
 /* ---- cells (sweep.c) ------------------------------------------------------ */
 
+/* CELLS/ID.EXT (ext "" for the base name), or NULL when out of memory. */
+char *pbi_sweep_cell_file(const pbi_sweep *S, const pb_cell *c,
+			  const char *ext);
 /* Runs cell c on outer thread `slot` (in this process) into res. */
 void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 		       pb_cell_result *res);

@@ -41,15 +41,6 @@ typedef struct child {
 	double t0;
 } child;
 
-static char *cell_file(const pbi_sweep *S, const pb_cell *c, const char *ext)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/%s%s", S->cells_dir, c->id, ext) < 0)
-		return NULL;
-	return p;
-}
-
 /* ---- starting a child ------------------------------------------------------ */
 
 static int spawn_actions(posix_spawn_file_actions_t *fa, int log_fd,
@@ -75,7 +66,7 @@ static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 	k->fd = -1;
 	k->t0 = pbi_now();
 	pb_record_init(&k->rec);
-	logp = cell_file(S, c, ".log");
+	logp = pbi_sweep_cell_file(S, c, ".log");
 	if (!logp)
 		return pb_error_set(err, PB_ENOMEM, "out of memory");
 	log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -191,7 +182,7 @@ static int drain(pbi_sweep *S, child *k, int slot)
 static void log_tail(const pbi_sweep *S, const pb_cell *c, char *out,
 		     size_t n)
 {
-	char *logp = cell_file(S, c, ".log"), buf[1024];
+	char *logp = pbi_sweep_cell_file(S, c, ".log"), buf[1024];
 	FILE *f = logp ? fopen(logp, "rb") : NULL;
 	size_t len = 0, k = 0;
 	long size;

@@ -12,14 +12,19 @@
 #include "base/file.h"
 #include "prunebench/table.h"
 
-/* DIR/NAME opened for writing, or NULL. */
-static FILE *open_in(const char *dir, const char *name)
+/* DIR/NAME begun as an atomic write (base/file.h): a reader, or a crash
+ * halfway, sees the old file or the new one. */
+static int begin_in(pbi_atomic *a, const char *dir, const char *name,
+		    pb_error *err)
 {
 	char *p = pbi_path_join(dir, name);
-	FILE *f = p ? fopen(p, "w") : NULL;
+	int rc;
 
+	if (!p)
+		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	rc = pbi_atomic_begin(a, p, "plot data", err);
 	free(p);
-	return f;
+	return rc;
 }
 
 /* The columns of a row as a point of the plots (controls.dat and the
@@ -39,102 +44,110 @@ static void write_point(FILE *f, const pb_table_row *q)
 		q->acc_int8.n ? q->acc_int8.mean : NAN);
 }
 
+static void write_dense(FILE *f, const pb_table *t)
+{
+	for (int i = 0; i < t->n_rows; i++)
+		if (t->rows[i].kind == PB_CELL_DENSE && t->rows[i].acc_after.n)
+			fprintf(f, "%.6g %.6g\n", t->rows[i].acc_after.mean,
+				isnan(t->rows[i].acc_after.sd) ? 0 :
+				t->rows[i].acc_after.sd);
+}
+
+/* The controls as points of their own (dense, dense + fine-tune). */
+static void write_controls(FILE *f, const pb_table *t)
+{
+	fputs(POINT_HEADER " label\n", f);
+	for (int i = 0; i < t->n_rows; i++) {
+		const pb_table_row *q = &t->rows[i];
+
+		if (q->target || !q->acc_after.n)
+			continue;
+		write_point(f, q);
+		fprintf(f, " \"%s\"\n", q->label);
+	}
+}
+
+/* The rows of label i's series with a value, ordered by MACs kept;
+ * returns their count (0 when row i is not the label's first). */
+static int series_rows(const pb_table *t, int i, int *order)
+{
+	const pb_table_row *r = &t->rows[i];
+	int m = 0;
+
+	if (!r->target)
+		return 0;
+	for (int j = 0; j < i; j++)
+		if (t->rows[j].target && !strcmp(t->rows[j].label, r->label))
+			return 0;
+	for (int j = i; j < t->n_rows; j++)
+		if (t->rows[j].target && !strcmp(t->rows[j].label, r->label) &&
+		    t->rows[j].acc_after.n)
+			order[m++] = j;
+	for (int a = 1; a < m; a++)
+		for (int b = a; b > 0 && t->rows[order[b - 1]].macs_kept.mean >
+					 t->rows[order[b]].macs_kept.mean; b--) {
+			int tmp = order[b];
+
+			order[b] = order[b - 1];
+			order[b - 1] = tmp;
+		}
+	return m;
+}
+
 int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
 			     pb_error *err)
 {
 	char *dir = pbi_path_join(results_dir, "plots");
-	FILE *series, *f;
-	int n_series = 0;
+	int *order = malloc(((size_t)t->n_rows + 1) * sizeof *order);
+	pbi_atomic series = { 0 }, a;
+	int n_series = 0, rc = 0;
 
-	if (!dir)
-		return pb_error_set(err, PB_ENOMEM, "out of memory");
+	if (!dir || !order) {
+		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (mkdir(dir, 0777) && errno != EEXIST) {
-		pb_error_set(err, PB_EIO, "%s: cannot create: %s", dir,
-			     strerror(errno));
-		free(dir);
-		return PB_EIO;
+		rc = pb_error_set(err, PB_EIO, "%s: cannot create: %s", dir,
+				  strerror(errno));
+		goto out;
 	}
-	series = open_in(dir, "series.txt");
-	if (!series) {
-		pb_error_set(err, PB_EIO, "%s/series.txt: cannot write", dir);
-		free(dir);
-		return PB_EIO;
-	}
-	f = open_in(dir, "dense.txt");
-	if (f) {
-		for (int i = 0; i < t->n_rows; i++)
-			if (t->rows[i].kind == PB_CELL_DENSE &&
-			    t->rows[i].acc_after.n)
-				fprintf(f, "%.6g %.6g\n",
-					t->rows[i].acc_after.mean,
-					isnan(t->rows[i].acc_after.sd) ? 0 :
-					t->rows[i].acc_after.sd);
-		fclose(f);
-	}
-	/* The controls as points of their own (dense, dense + fine-tune). */
-	f = open_in(dir, "controls.dat");
-	if (f) {
-		fputs(POINT_HEADER " label\n", f);
-		for (int i = 0; i < t->n_rows; i++) {
-			const pb_table_row *q = &t->rows[i];
-
-			if (q->target || !q->acc_after.n)
-				continue;
-			write_point(f, q);
-			fprintf(f, " \"%s\"\n", q->label);
-		}
-		fclose(f);
-	}
-	/* One series per label, its points ordered by MACs kept. */
-	for (int i = 0; i < t->n_rows; i++) {
-		const pb_table_row *r = &t->rows[i];
-		int seen = 0, *order, m = 0;
+	if ((rc = begin_in(&a, dir, "dense.txt", err)))
+		goto out;
+	write_dense(a.f, t);
+	if ((rc = pbi_atomic_commit(&a, err)) ||
+	    (rc = begin_in(&a, dir, "controls.dat", err)))
+		goto out;
+	write_controls(a.f, t);
+	if ((rc = pbi_atomic_commit(&a, err)) ||
+	    (rc = begin_in(&series, dir, "series.txt", err)))
+		goto out;
+	/* One series per label; series.txt, which names them, is published
+	 * last, after every file it names. */
+	for (int i = 0; i < t->n_rows && !rc; i++) {
+		int m = series_rows(t, i, order);
 		char name[32];
 
-		if (!r->target)
+		if (m == 0)
 			continue;
-		for (int j = 0; j < i; j++)
-			if (t->rows[j].target &&
-			    !strcmp(t->rows[j].label, r->label))
-				seen = 1;
-		if (seen)
-			continue;
-		order = malloc((size_t)t->n_rows * sizeof *order);
-		if (!order)
-			break;
-		for (int j = i; j < t->n_rows; j++)
-			if (t->rows[j].target &&
-			    !strcmp(t->rows[j].label, r->label) &&
-			    t->rows[j].acc_after.n)
-				order[m++] = j;
-		for (int a = 1; a < m; a++)
-			for (int b = a; b > 0 &&
-			     t->rows[order[b - 1]].macs_kept.mean >
-			     t->rows[order[b]].macs_kept.mean; b--) {
-				int tmp = order[b];
-				order[b] = order[b - 1];
-				order[b - 1] = tmp;
-			}
-		if (m == 0) {
-			free(order);
-			continue;
-		}
 		snprintf(name, sizeof name, "%02d.dat", n_series);
-		f = open_in(dir, name);
-		if (f) {
-			fputs(POINT_HEADER "\n", f);
-			for (int k = 0; k < m; k++) {
-				write_point(f, &t->rows[order[k]]);
-				fputc('\n', f);
-			}
-			fclose(f);
-			fprintf(series, "%s\t%s\t%s\n", name, r->label,
-				pb_cell_kind_name(r->kind));
-			n_series++;
+		if ((rc = begin_in(&a, dir, name, err)))
+			break;
+		fputs(POINT_HEADER "\n", a.f);
+		for (int k = 0; k < m; k++) {
+			write_point(a.f, &t->rows[order[k]]);
+			fputc('\n', a.f);
 		}
-		free(order);
+		if ((rc = pbi_atomic_commit(&a, err)))
+			break;
+		fprintf(series.f, "%s\t%s\t%s\n", name, t->rows[i].label,
+			pb_cell_kind_name(t->rows[i].kind));
+		n_series++;
 	}
-	fclose(series);
+	if (series.f)
+		rc = rc ? (pbi_atomic_discard(&series), rc) :
+			  pbi_atomic_commit(&series, err);
+out:
+	free(order);
 	free(dir);
-	return 0;
+	return rc;
 }
