@@ -169,25 +169,23 @@ int pb_cell_epochs(const pb_experiment *e, const pb_cell *c,
 		out->trunk_rounds = q.trunk_rounds;
 	}
 	P += calls * q.epochs;
-	if (pr && pr->at_init) {
-		/* Pruned once at initialisation, then trained with the dense
-		 * recipe instead of a fine-tune (or from scratch). */
-		out->prune = P;
-		out->scratch = c->kind == PB_CELL_SCRATCH_B ?
-			       D * (1.0 / (1.0 - t->amount) > 2.0 ? 2.0 :
-				    1.0 / (1.0 - t->amount)) : D;
-		return 0;
-	}
 	out->prune = P;
-	out->trunk = P_trunk;
-	if (c->kind == PB_CELL_SCRATCH) {
-		out->scratch = D;
-	} else if (c->kind == PB_CELL_SCRATCH_B) {
+	if (c->kind == PB_CELL_SCRATCH_B) {
+		/* The dense epochs times dense/pruned MACs (1/(1 - amount)
+		 * for a MACs target), capped as the cell caps them. */
 		double cap = m->scratch_b_cap > 0 ? m->scratch_b_cap : 2.0;
 		double f = t->amount < 1 ? 1.0 / (1.0 - t->amount) : cap;
 
 		out->scratch = D * (f < 1.0 ? 1.0 : f > cap ? cap : f);
-	} else {
+	} else if (c->kind == PB_CELL_SCRATCH || (pr && pr->at_init)) {
+		/* At initialisation: pruned once, then trained with the
+		 * dense recipe instead of a fine-tune. */
+		out->scratch = D;
+	}
+	if (pr && pr->at_init)
+		return 0;
+	out->trunk = P_trunk;
+	if (c->kind != PB_CELL_SCRATCH && c->kind != PB_CELL_SCRATCH_B) {
 		out->finetune = F;
 		if (m->matched) {
 			out->matched = P + F;

@@ -29,7 +29,9 @@ static const char exp_text[] =
 	"[prune.thinet]\ntargets = channels=0.25\nfinetune_between = 5\n"
 	"[prune.snip]\ntargets = sparsity=0.5\n"
 	"[prune.fpgm-hard]\nplugin = fpgm\ntargets = channels=0.25\n"
-	"mode = hard\n";
+	"mode = hard\n"
+	"[prune.snip-b]\nplugin = snip\ntargets = sparsity=0.5\n"
+	"finetune = scratch-b\nscratch_b_cap = 1.5\n";
 
 static const struct {
 	const char *prefix;
@@ -56,6 +58,8 @@ static const struct {
 	{ "thinet-channels=0.25-", 0, 0.5, 2, 0, 0, 0, 0 },
 	/* at initialisation: the dense recipe instead of the fine-tune */
 	{ "snip-sparsity=0.5-", 0, 0, 0, 0, 6, 0, 0 },
+	/* Scratch-B at initialisation: 6 x min(1/(1 - 0.5), the cap 1.5) */
+	{ "snip-b-sparsity=0.5-", 0, 0, 0, 0, 9, 0, 0 },
 	{ "fpgm-hard-channels=0.25-", 0, 0, 2, 0, 0, 0, 0 },
 };
 
@@ -204,9 +208,10 @@ static void test_dry_run(void **state)
 	/* mag-it's 0.5 uses none of the trunk: nothing to save */
 	row(text, "mag-it", (double[]){ 2, 2, 6, 6, 0, 0 });
 	row(text, "dense", (double[]){ 1, 1, 6, 6, 0, 0 });
-	row(text, "total", (double[]){ 12, 12,
-		6 + 2 + 80 + 5 + 6 + 27 + 6 + 2.5 + 6 + 2,
-		6 + 2 + 80 + 5 + 6 + 27 + 6 + 2.5 + 6 + 2, 27, 27 });
+	row(text, "snip-b", (double[]){ 1, 1, 9, 9, 0, 0 });
+	row(text, "total", (double[]){ 13, 13,
+		6 + 2 + 80 + 5 + 6 + 27 + 6 + 2.5 + 6 + 2 + 9,
+		6 + 2 + 80 + 5 + 6 + 27 + 6 + 2.5 + 6 + 2 + 9, 27, 27 });
 	/* The existing lines stay. */
 	assert_non_null(strstr(text, "  draws as lth-sparsity=0.5-s1-"));
 	assert_non_null(strstr(text, "  + dense, same training"));

@@ -244,6 +244,53 @@ static void test_init(void **state)
 	pb_model_free(b);
 }
 
+/* init = torch_default: PyTorch's own defaults (kaiming_uniform with
+ * a = sqrt(5)): every conv and linear weight and bias uniform within
+ * +-1/sqrt(fan_in), so variance bound^2/3; BN as for kaiming_out. */
+static void test_init_torch_default(void **state)
+{
+	pb_model *a = tu_load_shipped_model("vgg-s.ini");
+	pb_model *k = tu_load_shipped_model("vgg-s.ini");
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	pb_error err = { 0 };
+	const char *names[] = { "conv1.weight", "conv6.weight", "fc.weight",
+				"fc.bias" };
+
+	(void)state;
+	gsl_rng_set(r, 7);
+	assert_int_equal(pb_model_init(a, r, PB_INIT_TORCH_DEFAULT, &err), 0);
+	gsl_rng_set(r, 7);
+	assert_int_equal(pb_model_init(k, r, PB_INIT_KAIMING_OUT, &err), 0);
+	for (size_t j = 0; j < sizeof names / sizeof *names; j++) {
+		const pb_param *p = pb_model_find_param(a, names[j]);
+		const pb_param *w = p->kind == PB_PARAM_BIAS ?
+			pb_model_find_param(a, "fc.weight") : p;
+		double fan = (double)w->n / (double)w->shape[0];
+		double bound = 1.0 / sqrt(fan), s2 = 0.0, mx = 0.0;
+
+		for (size_t i = 0; i < p->n; i++) {
+			s2 += (double)p->data[i] * p->data[i];
+			mx = fmax(mx, fabs(p->data[i]));
+		}
+		assert_true(mx <= bound);
+		/* Spread over the whole interval, not a narrower law. */
+		assert_true(mx > 0.9 * bound);
+		if (p->n > 1000)
+			assert_true(fabs(s2 / (double)p->n /
+					 (bound * bound / 3.0) - 1.0) < 0.05);
+	}
+	/* The conv weights differ from kaiming_out's draw. */
+	assert_memory_not_equal(pb_model_find_param(a, "conv6.weight")->data,
+				pb_model_find_param(k, "conv6.weight")->data,
+				pb_model_find_param(a, "conv6.weight")->n *
+				sizeof(float));
+	assert_true(pb_model_find_param(a, "bn3.weight")->data[5] == 1.0f);
+	assert_true(pb_model_find_param(a, "bn3.bias")->data[5] == 0.0f);
+	gsl_rng_free(r);
+	pb_model_free(a);
+	pb_model_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_cifar_totals),
 		cmocka_unit_test(test_type_names),
 		cmocka_unit_test(test_init),
+		cmocka_unit_test(test_init_torch_default),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
