@@ -428,6 +428,48 @@ static void test_experiment_run(void **state)
 	tu_rm_tree(dir);
 }
 
+/* activations = float: int8 weights, float activations; the record says
+ * which ("int8-weights"), and the int8 column holds that model's top-1. */
+static void test_activations_float(void **state)
+{
+	char *dir = tu_temp_dir(), path[700];
+	pb_experiment *e = NULL;
+	pb_error err = { 0 };
+	pb_run_summary sum;
+	pb_run_opts o = { .threads = 1 };
+	pb_record *recs = NULL;
+	int n = 0, found = 0;
+
+	(void)state;
+	tu_write_text(dir, "tiny.ini", tiny_model);
+	assert_int_equal(parse(dir, "[prune.w]\nplugin = magnitude\n"
+			       "targets = sparsity=0.5\nquantize = int8\n"
+			       "activations = int4\n", &e, &err), PB_EPARSE);
+	assert_non_null(strstr(err.msg, "e.ini:"));
+	assert_non_null(strstr(err.msg, "float (int8 weights only)"));
+	if (parse(dir, "[prune.w]\nplugin = magnitude\nquantize = int8\n"
+		  "activations = float\ntargets = sparsity=0.5\n", &e,
+		  &err) ||
+	    pb_experiment_run(e, &o, &sum, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(sum.ok, 2);
+	snprintf(path, sizeof path, "%s/out/runs.jsonl", dir);
+	if (pb_records_read(path, 0, &recs, &n, NULL, NULL, &err))
+		fail_msg("%s", err.msg);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(recs[i].method, "w"))
+			continue;
+		found = 1;
+		assert_string_equal(recs[i].quantize, "int8-weights");
+		assert_true(recs[i].acc_int8 >= 0 && recs[i].acc_int8 <= 1);
+		assert_true(recs[i].size_int8_zlib_mib > 0);
+	}
+	assert_true(found);
+	pb_records_free(recs, n);
+	pb_experiment_free(e);
+	tu_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_prediction_matches_plugin),
 		cmocka_unit_test(test_experiment_keys),
 		cmocka_unit_test(test_experiment_run),
+		cmocka_unit_test(test_activations_float),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
