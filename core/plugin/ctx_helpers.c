@@ -193,8 +193,9 @@ static int target_met(pb_prune_ctx *ctx, const int *kept)
 	return given_reached(ctx, kept) >= ctx->setup->target->amount - 1e-12;
 }
 
-/* The candidates: every channel of the ranked groups, sorted. */
-static cand *rank(pb_prune_ctx *ctx, const double *const *score, int *n)
+/* The candidates: every channel still kept of the ranked groups, sorted. */
+static cand *rank(pb_prune_ctx *ctx, const double *const *score,
+		  const uint8_t *const *keep, int *n)
 {
 	long total = 0;
 	cand *cs;
@@ -207,10 +208,54 @@ static cand *rank(pb_prune_ctx *ctx, const double *const *score, int *n)
 	for (int g = 0; cs && g < ctx->n_groups; g++)
 		for (int c = 0; score[g] && ctx->groups[g].prunable &&
 		     c < ctx->groups[g].n_channels; c++)
-			cs[(*n)++] = (cand){ score[g][c], g, c };
+			if (keep[g][c])
+				cs[(*n)++] = (cand){ score[g][c], g, c };
 	if (cs)
 		qsort(cs, (size_t)*n, sizeof *cs, cand_cmp);
 	return cs;
+}
+
+int pb_ctx_pick_lowest(pb_prune_ctx *ctx, const double *const *score,
+		       const int *floors, int max_remove, uint8_t *const *keep,
+		       int *kept, void (*on_remove)(void *user, int g, int c),
+		       void *user, int *removed, int *reached)
+{
+	cand *cs;
+	int rc, nc = 0;
+
+	*removed = 0;
+	*reached = 0;
+	if ((rc = pbi_ctx_check_channel_target(ctx, ctx->setup->target)) ||
+	    (rc = pbi_ctx_groups(ctx)))
+		return rc;
+	if (!kept)
+		return pb_error_set(ctx->err, PB_EINVAL, "plugin '%s': "
+				    "pb_ctx_pick_lowest without kept",
+				    ctx->pr->name);
+	*reached = target_met(ctx, kept);
+	if (max_remove == 0 || *reached)
+		return 0;
+	if (!score || !floors || !keep)
+		return pb_error_set(ctx->err, PB_EINVAL, "plugin '%s': "
+				    "pb_ctx_pick_lowest without scores, floors "
+				    "or keep", ctx->pr->name);
+	if (!(cs = rank(ctx, score, (const uint8_t *const *)keep, &nc)))
+		return pb_error_set(ctx->err, PB_ENOMEM, "out of memory");
+	for (int i = 0; i < nc && !*reached &&
+	     (max_remove < 0 || *removed < max_remove); i++) {
+		const int g = cs[i].g, c = cs[i].c;
+
+		if (kept[g] <= floors[g])
+			continue;
+		kept[g]--;
+		keep[g][c] = 0;
+		++*removed;
+		if (on_remove)
+			on_remove(user, g, c);
+		*reached = target_met(ctx, kept);
+	}
+	free(cs);
+	return 0;
 }
 
 int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
@@ -218,8 +263,7 @@ int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
 {
 	uint8_t **keep = NULL;
 	int *kept = NULL;
-	cand *cs = NULL;
-	int rc, nc = 0, removed = 0;
+	int rc, removed = 0;
 
 	*reached = 0;
 	if ((rc = pbi_ctx_check_channel_target(ctx, ctx->setup->target)) ||
@@ -240,21 +284,10 @@ int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
 				  "floors", ctx->pr->name);
 		goto out;
 	}
-	if ((rc = pb_ctx_keep_new(ctx, &keep)))
+	if ((rc = pb_ctx_keep_new(ctx, &keep)) ||
+	    (rc = pb_ctx_pick_lowest(ctx, score, floors, max_remove, keep,
+				     kept, NULL, NULL, &removed, reached)))
 		goto out;
-	if (!(cs = rank(ctx, score, &nc))) {
-		rc = pb_error_set(ctx->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (int i = 0; i < nc && !*reached &&
-	     (max_remove < 0 || removed < max_remove); i++) {
-		if (kept[cs[i].g] <= floors[cs[i].g])
-			continue;
-		kept[cs[i].g]--;
-		keep[cs[i].g][cs[i].c] = 0;
-		removed++;
-		*reached = target_met(ctx, kept);
-	}
 	if (!*reached && (max_remove < 0 || removed < max_remove)) {
 		rc = pb_error_set(ctx->err, PB_EIMPOSSIBLE, "plugin '%s': "
 				  "target %s=%g cannot be reached: removing "
@@ -270,7 +303,6 @@ int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
 out:
 	pb_ctx_keep_free(keep);
 	free(kept);
-	free(cs);
 	return rc;
 }
 

@@ -73,12 +73,6 @@ static const pb_pruner_option taylor_options[] = {
 /* Snapshot slots: the model before the first mask, and after training. */
 enum { SNAP_START = 0, SNAP_TRAINED = 1 };
 
-/* A channel in the ranking of one event. */
-typedef struct cand {
-	double score;
-	int g, c;
-} cand;
-
 typedef struct taylor_state {
 	/* options */
 	int weight;           /* criterion = weight */
@@ -95,7 +89,8 @@ typedef struct taylor_state {
 	double **sum;         /* importance summed since the last event */
 	double **avg;         /* the running importance (pruning_momentum) */
 	double *tmp;          /* one group's first-order sums */
-	cand *cands;          /* ranking buffer, one per eligible channel */
+	const double **ranked;/* avg[g] for the eligible groups, else NULL */
+	pb_prune_ctx *ctx;    /* during an event, for mask_channel */
 
 	int reached;          /* the target is met by the masked channels */
 	long batches;         /* since the last event */
@@ -122,7 +117,7 @@ static void taylor_destroy(void *state)
 	free(s->n0);
 	free(s->kept);
 	free(s->tmp);
-	free(s->cands);
+	free(s->ranked);
 	free(s);
 }
 
@@ -265,9 +260,12 @@ static int alloc_phase(taylor_state *s, pb_prune_ctx *ctx)
 	if ((rc = floors(s, ctx, &cand_ch)))
 		return rc;
 	s->tmp = calloc((size_t)most, sizeof *s->tmp);
-	s->cands = calloc((size_t)cand_ch + 1, sizeof *s->cands);
-	if (!s->tmp || !s->cands)
+	s->ranked = calloc(rows, sizeof *s->ranked);
+	if (!s->tmp || !s->ranked)
 		return pb_ctx_fail(ctx, "out of memory");
+	for (int g = 0; g < n; g++)
+		if (eligible(s, pb_ctx_group(ctx, g)))
+			s->ranked[g] = s->avg[g];
 	if (s->per_step <= 0)
 		s->per_step = cand_ch / 100 > 1 ? cand_ch / 100 : 1;
 	return 0;
@@ -436,13 +434,16 @@ static void clear_slice(pb_prune_ctx *ctx, pb_param *p, int c, size_t len,
 		       len * sizeof *mk);
 }
 
-/* Masks channel c of group g: its filters in every producer and its
- * inputs in every consumer (the K*K weights of input channel c in each
- * filter of a conv, the `fanout` features of channel c in each row of a
- * linear after flatten). The optimizer step right after this hook zeroes
- * the weights, their gradients and their momentum. */
-static void mask_channel(taylor_state *s, pb_prune_ctx *ctx, int g, int c)
+/* Masks channel c of group g (pb_ctx_pick_lowest has taken it off keep
+ * and kept): its filters in every producer and its inputs in every
+ * consumer (the K*K weights of input channel c in each filter of a conv,
+ * the `fanout` features of channel c in each row of a linear after
+ * flatten). The optimizer step right after this hook zeroes the weights,
+ * their gradients and their momentum. */
+static void mask_channel(void *user, int g, int c)
 {
+	taylor_state *s = user;
+	pb_prune_ctx *ctx = s->ctx;
 	const pb_channel_group *grp = pb_ctx_group(ctx, g);
 	int nc = grp->n_channels;
 
@@ -461,49 +462,27 @@ static void mask_channel(taylor_state *s, pb_prune_ctx *ctx, int g, int c)
 
 		clear_slice(ctx, w, c, row / (size_t)nc, row);
 	}
-	s->keep[g][c] = 0;
-	s->kept[g]--;
-}
-
-static int cand_cmp(const void *a, const void *b)
-{
-	const cand *x = a, *y = b;
-
-	if (x->score != y->score)
-		return x->score < y->score ? -1 : 1;
-	if (x->g != y->g)
-		return x->g - y->g;
-	return x->c - y->c;
 }
 
 /* One event: masks up to per_step of the least important unmasked
- * channels above their floors (lowest first; ties to the lower group,
- * then the lower channel), stopping at the channel that meets the
- * target. */
+ * channels above their floors (the core's greedy order: lowest first,
+ * ties to the lower group, then the lower channel), stopping at the
+ * channel that meets the target. */
 static int prune_event(taylor_state *s, pb_prune_ctx *ctx)
 {
-	int n = 0, removed = 0, rc;
+	int removed = 0, rc;
 
 	average(s, ctx);
 	s->events++;
 	if (s->log_scores)
 		log_scores(s, ctx);
-	for (int g = 0; g < s->n_groups; g++) {
-		if (!eligible(s, pb_ctx_group(ctx, g)))
-			continue;
-		for (int c = 0; c < s->n0[g]; c++)
-			if (s->keep[g][c])
-				s->cands[n++] = (cand){ s->avg[g][c], g, c };
-	}
-	qsort(s->cands, (size_t)n, sizeof *s->cands, cand_cmp);
-	for (int i = 0; i < n && removed < s->per_step && !s->reached; i++) {
-		if (s->kept[s->cands[i].g] <= s->floor_[s->cands[i].g])
-			continue;
-		mask_channel(s, ctx, s->cands[i].g, s->cands[i].c);
-		removed++;
-		if ((rc = target_met(ctx, s->kept, &s->reached)))
-			return rc;
-	}
+	s->ctx = ctx;
+	rc = pb_ctx_pick_lowest(ctx, s->ranked, s->floor_, s->per_step,
+				s->keep, s->kept, mask_channel, s, &removed,
+				&s->reached);
+	s->ctx = NULL;
+	if (rc)
+		return rc;
 	if (!removed && !s->reached)
 		return pb_ctx_fail(ctx, "every group is at its floor before "
 				   "the target %g is reached: lower the "

@@ -360,6 +360,80 @@ static void test_remove_lowest_raw_and_given(void **state)
 	pb_model_free(out);
 }
 
+/* ---- pb_ctx_pick_lowest -------------------------------------------------- */
+
+static int g_picked[16][2], g_n_picked;
+
+static void record_pick(void *user, int g, int c)
+{
+	(void)user;
+	g_picked[g_n_picked][0] = g;
+	g_picked[g_n_picked][1] = c;
+	g_n_picked++;
+}
+
+/* The choice without the model: c2 #1 is already off keep (masked by an
+ * earlier event), so the next lowest go, in order, each to on_remove at
+ * once; keep and kept follow; the model keeps its shapes and weights. */
+static void probe_pick(pb_prune_ctx *ctx)
+{
+	static const double s1[4] = { 0.5, 0.1, 0.9, 0.3 };
+	static const double s2[6] = { 0.2, 0.05, 0.7, 0.6, 0.15, 0.8 };
+	const int g1 = group_of(ctx, "c1"), g2 = group_of(ctx, "c2");
+	const double *score[8] = { 0 };
+	int floors[8] = { 1, 1, 1, 1, 1, 1, 1, 1 }, kept[8];
+	int removed = -1, done = -1;
+	uint8_t **keep;
+
+	score[g1] = s1;
+	score[g2] = s2;
+	for (int g = 0; g < pb_ctx_n_groups(ctx); g++)
+		kept[g] = pb_ctx_group(ctx, g)->n_channels;
+	assert_int_equal(pb_ctx_keep_new(ctx, &keep), 0);
+	keep[g2][1] = 0;
+	kept[g2]--;
+	g_n_picked = 0;
+	/* At most 1: c1 #1 (0.1); 2 of 10 gone, 0.3 not met. */
+	assert_int_equal(pb_ctx_pick_lowest(ctx, score, floors, 1, keep, kept,
+					    record_pick, NULL, &removed,
+					    &done), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(done, 0);
+	assert_int_equal(g_n_picked, 1);
+	assert_true(g_picked[0][0] == g1 && g_picked[0][1] == 1);
+	/* No limit: c2 #4 (0.15) meets 3 of 10, and nothing more goes. */
+	assert_int_equal(pb_ctx_pick_lowest(ctx, score, floors, -1, keep,
+					    kept, record_pick, NULL, &removed,
+					    &done), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(done, 1);
+	assert_true(g_picked[1][0] == g2 && g_picked[1][1] == 4);
+	assert_true(!keep[g1][1] && !keep[g2][4] && keep[g2][0]);
+	assert_int_equal(kept[g1], 3);
+	assert_int_equal(kept[g2], 4);
+	/* Met already: nothing chosen. */
+	assert_int_equal(pb_ctx_pick_lowest(ctx, score, floors, -1, keep,
+					    kept, record_pick, NULL, &removed,
+					    &done), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(done, 1);
+	assert_int_equal(g_n_picked, 2);
+	pb_ctx_keep_free(keep);
+}
+
+static void test_pick_lowest(void **state)
+{
+	pb_model *out;
+	float w1[4];
+
+	(void)state;
+	out = probe_run(probe_pick, "channels=0.3", NULL);
+	/* The model as it was: every channel, the weights untouched. */
+	first_weights(out, "c1.weight", w1, 4);
+	assert_true(w1[1] == 1.0f);
+	pb_model_free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_bisect_config),
 		cmocka_unit_test(test_remove_lowest),
 		cmocka_unit_test(test_remove_lowest_raw_and_given),
+		cmocka_unit_test(test_pick_lowest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -571,6 +571,22 @@ int pb_ctx_bisect_config(pb_prune_ctx *ctx,
 int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
 			 const int *floors, int max_remove, int *reached);
 
+/* The choice pb_ctx_remove_lowest makes, on a keep/kept the plugin holds
+ * and without touching the model: for a plugin that removes channels
+ * while the model trains (masking them in a training hook, where the
+ * model keeps its shapes). Candidates are the channels still kept
+ * (keep[g][c] != 0) of the groups with scores; the order, the floors,
+ * max_remove and the measure of the target are pb_ctx_remove_lowest's.
+ * Each channel chosen is cleared in keep, counted off kept[g], and given
+ * to on_remove (may be NULL) at once. *removed gets the count, *reached
+ * 1 when the target is met (then nothing is chosen). Allowed in training
+ * hooks; never fails for want of channels: compare *removed with what
+ * was asked. */
+int pb_ctx_pick_lowest(pb_prune_ctx *ctx, const double *const *score,
+		       const int *floors, int max_remove, uint8_t *const *keep,
+		       int *kept, void (*on_remove)(void *user, int g, int c),
+		       void *user, int *removed, int *reached);
+
 /* One filter of a channel group's producer: row `channel` of the (OC, C,
  * K, K) conv or (OUT, IN) linear weight of layer `layer`, the weights
  * that make output channel `channel`. Writable, as the model is. */
