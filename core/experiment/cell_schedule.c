@@ -121,11 +121,11 @@ static char *schedule_key_text(pbi_cell *x)
 		fprintf(f, "%s=%a,", hi->overrides[i].layer,
 			hi->overrides[i].amount);
 	fprintf(f, "|rounds=%d:%a|model=%08x|dense=%s|finetune=%s|train=%s|"
-		"val=%d|points=%s|threads=%d|blas=%s", env->plan->rounds,
-		env->plan->round_epochs, (unsigned)pbi_model_crc(env->dense),
-		dense, ft, data, env->splits->val.n,
-		env->dense_points ? "yes" : "no", omp_get_max_threads(),
-		pb_blas_name());
+		"val=%d|points=%s|threads=%d|blas=%s|numerics=%d",
+		env->plan->rounds, env->plan->round_epochs,
+		(unsigned)pbi_model_crc(env->dense), dense, ft, data,
+		env->splits->val.n, env->dense_points ? "yes" : "no",
+		omp_get_max_threads(), pb_blas_name(), PB_NUMERICS);
 	if (fclose(f))
 		return NULL;
 	return text;

@@ -71,12 +71,17 @@ void pb_experiment_dense_key(const pb_experiment *e, unsigned long seed,
 	 * OPENBLAS_CORETYPE, and two kernels sum in different orders, so
 	 * they train different dense models (VGG-S's fc layer alone moves
 	 * the quickstart's dense top-1 from 92.23% to 91.96%). Not part of
-	 * the cells' ids: runs.jsonl records it per line instead. */
+	 * the cells' ids: runs.jsonl records it per line instead. The
+	 * engine's own arithmetic likewise (PB_NUMERICS). */
 	const char *blas = pb_blas_name();
 	uint64_t h = pb_fnv64(PB_FNV64_INIT, buf, len);
+	char numerics[32];
+	int len_n = snprintf(numerics, sizeof numerics, "|numerics=%d",
+			     PB_NUMERICS);
 
 	h = pb_fnv64(h, "|blas=", 6);
 	h = pb_fnv64(h, blas, strlen(blas));
+	h = pb_fnv64(h, numerics, (size_t)len_n);
 	snprintf(key, 17, "%016llx", (unsigned long long)h);
 }
 

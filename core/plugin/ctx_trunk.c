@@ -42,9 +42,10 @@ static char *key_text(pb_prune_ctx *ctx)
 	/* The thread count: a kernel whose sums depend on it would give a
 	 * trunk other bits at another count. */
 	fprintf(f, "|model=%08x|dense=%s|finetune=%s|train=%s|val=%d|"
-		"threads=%d|blas=%s", (unsigned)pbi_model_crc(ctx->model),
-		dense, ft, data, su->splits ? su->splits->val.n : 0,
-		omp_get_max_threads(), pb_blas_name());
+		"threads=%d|blas=%s|numerics=%d",
+		(unsigned)pbi_model_crc(ctx->model), dense, ft, data,
+		su->splits ? su->splits->val.n : 0, omp_get_max_threads(),
+		pb_blas_name(), PB_NUMERICS);
 	if (fclose(f))
 		return NULL;
 	return text;

@@ -4,6 +4,16 @@
 
 #define PB_VERSION_STRING "0.1.0"
 
+/* The engine's arithmetic: raised whenever a change to a kernel changes
+ * the bits a training produces (another order of summation, a fusion).
+ * Cached dense models and trunks are keyed by it, as by the BLAS
+ * kernel, so an engine never reuses a model trained with other
+ * arithmetic (its cells would mix two engines without a warning).
+ *   1  up to 2026-12-02
+ *   2  issue 14's kernels: direct stride-2 and 1x1 convolutions, fused
+ *      passes (ResNet-S trains to other bits than under 1) */
+#define PB_NUMERICS 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif
