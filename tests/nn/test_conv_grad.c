@@ -230,8 +230,9 @@ static float *conv_run_threads(const struct conv_shape *s, int nt,
 	return all;
 }
 
-/* More threads than samples and fewer: the per-thread partial gradients
- * must add up to the one-thread result, and repeat bit for bit. */
+/* More threads than samples and fewer: the gradients are the one-thread
+ * result bit for bit (the partials are per block of samples, not per
+ * thread), and each thread has a column buffer of its own. */
 static void test_conv_threads(void **state)
 {
 	static const struct conv_shape shapes[] = {
@@ -252,7 +253,7 @@ static void test_conv_threads(void **state)
 		set_threads(3);
 		w3 = pb_conv2d_workspace(s->B, s->C, s->H, s->W, s->OC, s->K,
 					 s->stride, s->pad);
-		assert_true(w3 >= 3 * w1);
+		assert_true(w3 > w1);
 	}
 #endif
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -262,7 +263,7 @@ static void test_conv_threads(void **state)
 		float *again = conv_run_threads(&shapes[i], 3, &n3b);
 
 		assert_int_equal(n1, n3a);
-		assert_close(three, one, n1, 1e-5, "conv 3 threads vs 1");
+		assert_memory_equal(three, one, n1 * sizeof *three);
 		assert_memory_equal(three, again, n1 * sizeof *three);
 		pb_ffree(one);
 		pb_ffree(three);

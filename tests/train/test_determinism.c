@@ -14,8 +14,26 @@ static const char net[] =
 	"[flat]\ntype = flatten\n[drop]\ntype = dropout\np = 0.2\n"
 	"[fc]\ntype = linear\nout = 3\n";
 
+/* A residual block that downsamples: a stride-2 3x3 conv and a 1x1
+ * stride-2 projection on the shortcut (the im2col and phase paths), as
+ * ResNet-S's block 2. */
+static const char res_net[] =
+	"[model]\nname = detres\ninput = 1x10x10\nclasses = 3\n"
+	"[stem]\ntype = conv\nout = 4\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn0]\ntype = bn\n[relu0]\ntype = relu\n"
+	"[c1]\ntype = conv\nout = 8\nkernel = 3\nstride = 2\npad = 1\n"
+	"bias = no\n[bn1]\ntype = bn\n[relu1]\ntype = relu\n"
+	"[c2]\ntype = conv\nout = 8\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn2]\ntype = bn\n"
+	"[sc]\ntype = conv\ninput = relu0\nout = 8\nkernel = 1\n"
+	"stride = 2\nbias = no\n[scbn]\ntype = bn\n"
+	"[add]\ntype = add\ninputs = bn2, scbn\n[relu2]\ntype = relu\n"
+	"[gap]\ntype = avgpool\nglobal = yes\n[flat]\ntype = flatten\n"
+	"[fc]\ntype = linear\nout = 3\n";
+
 /* Trains a fresh model for a few steps and returns all its state. */
-static float *train_snapshot(unsigned long seed, int threads, size_t *n)
+static float *train_net(const char *text, unsigned long seed, int threads,
+			size_t *n)
 {
 	pb_model *m = NULL;
 	pb_error err = { 0 };
@@ -29,7 +47,7 @@ static float *train_snapshot(unsigned long seed, int threads, size_t *n)
 	omp_set_num_threads(threads);
 	assert_int_equal(pb_dataset_synthetic(&d, 256, 1, 10, 10, 3, 0.5f, 11,
 					      &err), 0);
-	assert_int_equal(pb_model_parse(&m, net, "det", &err), 0);
+	assert_int_equal(pb_model_parse(&m, text, "det", &err), 0);
 	gsl_rng_set(rng, seed);
 	assert_int_equal(pb_model_init_params(m, rng, &err), 0);
 	pb_recipe_default(&r);
@@ -52,6 +70,11 @@ static float *train_snapshot(unsigned long seed, int threads, size_t *n)
 	pb_dataset_free(&d);
 	pb_model_free(m);
 	return snap;
+}
+
+static float *train_snapshot(unsigned long seed, int threads, size_t *n)
+{
+	return train_net(net, seed, threads, n);
 }
 
 static void check_same(int threads)
@@ -94,6 +117,21 @@ static void test_one_and_two_threads_same(void **state)
 	free(b);
 }
 
+/* The residual net too: its stride-2 and 1x1 convolutions' weight
+ * gradients are summed over fixed blocks of samples, not per thread. */
+static void test_residual_one_and_two_threads_same(void **state)
+{
+	size_t n1, n2;
+	float *a = train_net(res_net, 5, 1, &n1);
+	float *b = train_net(res_net, 5, 2, &n2);
+
+	(void)state;
+	assert_int_equal(n1, n2);
+	assert_memory_equal(a, b, n1 * sizeof *a);
+	free(a);
+	free(b);
+}
+
 static void test_other_seed_differs(void **state)
 {
 	size_t n1, n2;
@@ -113,6 +151,7 @@ int main(void)
 		cmocka_unit_test(test_same_seed_one_thread),
 		cmocka_unit_test(test_same_seed_two_threads),
 		cmocka_unit_test(test_one_and_two_threads_same),
+		cmocka_unit_test(test_residual_one_and_two_threads_same),
 		cmocka_unit_test(test_other_seed_differs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

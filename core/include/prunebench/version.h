@@ -11,8 +11,11 @@
  * arithmetic (its cells would mix two engines without a warning).
  *   1  up to 2026-12-02
  *   2  issue 14's kernels: direct stride-2 and 1x1 convolutions, fused
- *      passes (ResNet-S trains to other bits than under 1) */
-#define PB_NUMERICS 2
+ *      passes (ResNet-S trains to other bits than under 1)
+ *   3  the im2col weight gradient summed over fixed blocks of samples,
+ *      not per thread: the same bits at any thread count (ResNet-S's
+ *      stride-2 and 1x1 convolutions; VGG-S does not take that path) */
+#define PB_NUMERICS 3
 
 #ifdef __cplusplus
 extern "C" {

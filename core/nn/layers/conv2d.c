@@ -33,10 +33,23 @@ static int is_pointwise(int K, int stride, int pad)
 	return K == 1 && stride == 1 && pad == 0;
 }
 
-/* Layout of one thread's workspace slice: col (C*K*K, OH*OW) unless
- * pointwise, then dweight partial (OC, C*K*K), then dbias partial (OC). */
+/* The weight gradient of the im2col path is summed in this many
+ * partials (fewer when the batch is smaller), each over a fixed block of
+ * samples, then the partials in order: the same additions in the same
+ * order at any thread count, so training is the same bits with 1 thread
+ * or 8. Eight keep two to eight threads busy. */
+enum { CONV_PARTIALS = 8 };
+
+static int n_partials(int B)
+{
+	return B < CONV_PARTIALS ? (B > 0 ? B : 1) : CONV_PARTIALS;
+}
+
+/* Layout of the workspace: a column buffer (C*K*K, OH*OW) per thread
+ * (none when pointwise), then CONV_PARTIALS partials of the weight
+ * gradient (OC, C*K*K) each followed by its bias gradient (OC). */
 struct conv_slice {
-	size_t col, dw, total;
+	size_t col, dw, part;
 };
 
 static struct conv_slice slice_layout(int C, int H, int W, int OC, int K,
@@ -49,24 +62,25 @@ static struct conv_slice slice_layout(int C, int H, int W, int OC, int K,
 
 	s.col = is_pointwise(K, stride, pad) ? 0 : round16(ckk * ohw);
 	s.dw = round16((size_t)OC * ckk);
-	s.total = s.col + s.dw + round16((size_t)OC);
+	s.part = s.dw + round16((size_t)OC);
 	return s;
 }
 
-/* Sized per thread, not per sample: the batch only decides how many
- * samples each thread works through with its slice. */
+/* Sized per thread and per partial, not per sample: the batch only
+ * decides how many samples go through each. */
 size_t pb_conv2d_workspace(int B, int C, int H, int W, int OC, int K,
 			   int stride, int pad)
 {
 	pbi_sparse_geom g;
+	struct conv_slice sl;
 	size_t n;
 
 	(void)B;
 	if (pbi_conv_direct_ok(H, W, K, stride, pad))
 		return pbi_conv_direct_workspace(C, OC);
 	/* im2col for backward; forward may take the phase kernel */
-	n = (size_t)pbi_max_threads() *
-	    slice_layout(C, H, W, OC, K, stride, pad).total;
+	sl = slice_layout(C, H, W, OC, K, stride, pad);
+	n = (size_t)pbi_max_threads() * sl.col + CONV_PARTIALS * sl.part;
 	pbi_sparse_geom_init(&g, C, H, W, OC, K, stride, pad);
 	if (pbi_conv_phase_ok(&g) && pbi_conv_phase_workspace(&g) > n)
 		n = pbi_conv_phase_workspace(&g);
@@ -176,7 +190,7 @@ void pb_conv2d_forward(float *out, const float *in, const float *weight,
 	}
 #pragma omp parallel
 	{
-		float *col = ws + (size_t)pbi_thread_num() * sl.total;
+		float *col = ws + (size_t)pbi_thread_num() * sl.col;
 #pragma omp for schedule(static)
 		for (int b = 0; b < B; b++) {
 			const float *x = in + (size_t)b * C * H * W;
@@ -266,6 +280,8 @@ void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
 	const size_t chw = (size_t)C * H * W, ohw = (size_t)OH * OW;
 	const size_t nw = (size_t)OC * C * K * K;
 	const struct conv_slice sl = slice_layout(C, H, W, OC, K, stride, pad);
+	const int P = n_partials(B);
+	float *part;
 
 	if (pbi_conv_direct_ok(H, W, K, stride, pad)) {
 		if (dweight || dbias)
@@ -279,39 +295,42 @@ void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
 	/* col2im scatters: a fresh gradient starts from zeros. */
 	if (din && overwrite)
 		memset(din, 0, (size_t)B * chw * sizeof *din);
+	/* After every thread's column buffer (counted before the region:
+	 * inside it the count is the nested one). */
+	part = ws + (size_t)pbi_max_threads() * sl.col;
 #pragma omp parallel
 	{
-		int t = 0, nt = 1;
-		float *col, *dw, *db;
+		float *col = ws + (size_t)pbi_thread_num() * sl.col;
 
-#ifdef _OPENMP
-		t = omp_get_thread_num();
-		nt = omp_get_num_threads();
-#endif
-		col = ws + (size_t)t * sl.total;
-		dw = dweight ? col + sl.col : NULL;
-		db = dbias ? col + sl.col + sl.dw : NULL;
-		if (dw)
-			memset(dw, 0, nw * sizeof *dw);
-		if (db)
-			memset(db, 0, (size_t)OC * sizeof *db);
-
+		/* Partial p: samples [p*B/P, (p+1)*B/P) in order, whichever
+		 * thread runs it; din rows belong to their sample. */
 #pragma omp for schedule(static)
-		for (int b = 0; b < B; b++)
-			backward_sample(din ? din + (size_t)b * chw : NULL, dw,
-					db, dout + (size_t)b * OC * ohw,
-					in + (size_t)b * chw, weight, C, H, W,
-					OC, K, stride, pad, OH, OW, col);
+		for (int p = 0; p < P; p++) {
+			float *dw = dweight ? part + (size_t)p * sl.part : NULL;
+			float *db = dbias ? part + (size_t)p * sl.part + sl.dw :
+					    NULL;
 
-		/* The implicit barrier above makes every partial complete.
-		 * Summing partials 0..nt-1 for each weight fixes the order of
-		 * additions however the weights are split among threads. */
+			if (dw)
+				memset(dw, 0, nw * sizeof *dw);
+			if (db)
+				memset(db, 0, (size_t)OC * sizeof *db);
+			for (int b = (int)((long)p * B / P);
+			     b < (int)((long)(p + 1) * B / P); b++)
+				backward_sample(din ? din + (size_t)b * chw :
+						NULL, dw, db,
+						dout + (size_t)b * OC * ohw,
+						in + (size_t)b * chw, weight, C,
+						H, W, OC, K, stride, pad, OH,
+						OW, col);
+		}
+		/* The implicit barrier above makes every partial complete;
+		 * they are summed 0..P-1 for each weight. */
 		if (dweight) {
 #pragma omp for schedule(static)
 			for (size_t i = 0; i < nw; i++) {
 				float s = 0.0f;
-				for (int u = 0; u < nt; u++)
-					s += ws[(size_t)u * sl.total + sl.col + i];
+				for (int u = 0; u < P; u++)
+					s += part[(size_t)u * sl.part + i];
 				dweight[i] += s;
 			}
 		}
@@ -319,9 +338,9 @@ void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
 #pragma omp single
 			for (int oc = 0; oc < OC; oc++) {
 				float s = 0.0f;
-				for (int u = 0; u < nt; u++)
-					s += ws[(size_t)u * sl.total + sl.col +
-						sl.dw + oc];
+				for (int u = 0; u < P; u++)
+					s += part[(size_t)u * sl.part + sl.dw +
+						  oc];
 				dbias[oc] += s;
 			}
 		}
