@@ -186,6 +186,10 @@ tests_report_test_table_write_SOURCES = tests/report/test_table_write.c \
 tests_report_test_table_write_CFLAGS = $(TEST_CFLAGS)
 tests_report_test_table_write_LDADD = $(TEST_LDADD)
 
+# scripts/plots on a copy of the committed quickstart results.
+TESTS += tests/report/test_plots.sh
+EXTRA_DIST += tests/report/test_plots.sh
+
 # cli: the prunebench program end to end.
 TESTS += tests/cli/test_cli.sh
 EXTRA_DIST += tests/cli/test_cli.sh tests/testlib.sh tests/experiment/tiny.h
