@@ -217,7 +217,9 @@ static cand *rank(pb_prune_ctx *ctx, const double *const *score,
 
 int pb_ctx_pick_lowest(pb_prune_ctx *ctx, const double *const *score,
 		       const int *floors, int max_remove, uint8_t *const *keep,
-		       int *kept, void (*on_remove)(void *user, int g, int c),
+		       int *kept,
+		       void (*on_remove)(void *user, pb_prune_ctx *ctx, int g,
+					 int c),
 		       void *user, int *removed, int *reached)
 {
 	cand *cs;
@@ -251,7 +253,7 @@ int pb_ctx_pick_lowest(pb_prune_ctx *ctx, const double *const *score,
 		keep[g][c] = 0;
 		++*removed;
 		if (on_remove)
-			on_remove(user, g, c);
+			on_remove(user, ctx, g, c);
 		*reached = target_met(ctx, kept);
 	}
 	free(cs);

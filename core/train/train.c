@@ -364,9 +364,9 @@ int pb_trainer_finish(pb_trainer *t, pb_epoch_stats *last, pb_error *err)
 
 	if (!rc && t->r->keep_best && t->best_acc >= 0.0)
 		state_copy(t->m, t->b.best, 1);
-	if (t->csv.f) {
+	{
 		pb_error cerr = { 0 };
-		int crc = pbi_atomic_commit(&t->csv, &cerr);
+		int crc = pb_trainer_close(t, &cerr);
 
 		if (crc && !rc)
 			rc = pb_error_set(err, crc, "%s", cerr.msg);

@@ -90,7 +90,6 @@ typedef struct taylor_state {
 	double **avg;         /* the running importance (pruning_momentum) */
 	double *tmp;          /* one group's first-order sums */
 	const double **ranked;/* avg[g] for the eligible groups, else NULL */
-	pb_prune_ctx *ctx;    /* during an event, for mask_channel */
 
 	int reached;          /* the target is met by the masked channels */
 	long batches;         /* since the last event */
@@ -440,10 +439,8 @@ static void clear_slice(pb_prune_ctx *ctx, pb_param *p, int c, size_t len,
  * the `fanout` features of channel c in each row of a linear after
  * flatten). The optimizer step right after this hook zeroes the weights,
  * their gradients and their momentum. */
-static void mask_channel(void *user, int g, int c)
+static void mask_channel(void *user, pb_prune_ctx *ctx, int g, int c)
 {
-	taylor_state *s = user;
-	pb_prune_ctx *ctx = s->ctx;
 	const pb_channel_group *grp = pb_ctx_group(ctx, g);
 	int nc = grp->n_channels;
 
@@ -476,11 +473,9 @@ static int prune_event(taylor_state *s, pb_prune_ctx *ctx)
 	s->events++;
 	if (s->log_scores)
 		log_scores(s, ctx);
-	s->ctx = ctx;
 	rc = pb_ctx_pick_lowest(ctx, s->ranked, s->floor_, s->per_step,
-				s->keep, s->kept, mask_channel, s, &removed,
+				s->keep, s->kept, mask_channel, NULL, &removed,
 				&s->reached);
-	s->ctx = NULL;
 	if (rc)
 		return rc;
 	if (!removed && !s->reached)

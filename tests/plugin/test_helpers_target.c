@@ -364,9 +364,10 @@ static void test_remove_lowest_raw_and_given(void **state)
 
 static int g_picked[16][2], g_n_picked;
 
-static void record_pick(void *user, int g, int c)
+static void record_pick(void *user, pb_prune_ctx *ctx, int g, int c)
 {
 	(void)user;
+	assert_non_null(ctx);
 	g_picked[g_n_picked][0] = g;
 	g_picked[g_n_picked][1] = c;
 	g_n_picked++;

@@ -578,13 +578,15 @@ int pb_ctx_remove_lowest(pb_prune_ctx *ctx, const double *const *score,
  * (keep[g][c] != 0) of the groups with scores; the order, the floors,
  * max_remove and the measure of the target are pb_ctx_remove_lowest's.
  * Each channel chosen is cleared in keep, counted off kept[g], and given
- * to on_remove (may be NULL) at once. *removed gets the count, *reached
+ * to on_remove (may be NULL) at once, with ctx for masking it. *removed gets the count, *reached
  * 1 when the target is met (then nothing is chosen). Allowed in training
  * hooks; never fails for want of channels: compare *removed with what
  * was asked. */
 int pb_ctx_pick_lowest(pb_prune_ctx *ctx, const double *const *score,
 		       const int *floors, int max_remove, uint8_t *const *keep,
-		       int *kept, void (*on_remove)(void *user, int g, int c),
+		       int *kept,
+		       void (*on_remove)(void *user, pb_prune_ctx *ctx, int g,
+					 int c),
 		       void *user, int *removed, int *reached);
 
 /* One filter of a channel group's producer: row `channel` of the (OC, C,
