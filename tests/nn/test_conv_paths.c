@@ -27,6 +27,12 @@ static const struct shape shapes[] = {
 	 * groups 3+3+3+2+2 (14x14) and 2+2 (7x7); every block size 1-8 is
 	 * reached here or, with C and OC swapped, by the input gradient. */
 	{ 2, 11, 14, 14, 11 }, { 2, 6, 7, 7, 45 },   { 1, 2, 4, 4, 2 },
+	/* Planes with inner chunks (every tap's load inside the plane,
+	 * only the column masks) at their edges: one inner chunk in three
+	 * rows, a one-pixel-wide column (both column masks empty), rows
+	 * of 16 and 17 pixels, and a plane whose rows start at every lane. */
+	{ 1, 3, 3, 40, 5 },    { 2, 4, 40, 1, 6 },    { 1, 2, 6, 16, 3 },
+	{ 2, 5, 9, 17, 7 },    { 1, 3, 33, 33, 4 },
 };
 
 static double in_at(const float *in, const struct shape *s, int b, int c,
@@ -222,6 +228,49 @@ static void test_thread_count_invariant(void **state)
 		free(dw[k]);
 	}
 	free(in); free(w); free(dout); free(wt);
+}
+
+/* The forward of a plane and of the same plane between two zero rows
+ * above and two below agree bit for bit on the plane's rows: each
+ * output is the same sequence of FMAs (a masked-off tap loads the zero
+ * a padding row holds). The padding shifts the plane by 2W pixels
+ * against the 16-pixel chunks, so pixels change between inner chunks
+ * (column masks only, plain loads) and edge chunks (a mask per tap):
+ * the two kinds must do the same arithmetic. */
+static void test_inner_chunks_bitwise(void **state)
+{
+	static const int dims[][2] = { { 9, 20 }, { 14, 14 }, { 28, 28 },
+				       { 7, 7 }, { 12, 5 } };
+	const int B = 2, C = 5, OC = 7;
+
+	(void)state;
+	if (!have_direct())
+		skip();
+	for (size_t k = 0; k < sizeof dims / sizeof *dims; k++) {
+		const int H = dims[k][0], W = dims[k][1], HP = H + 4;
+		const size_t plane = (size_t)H * W, pplane = (size_t)HP * W;
+		float *in = tu_floats((size_t)B * C * plane);
+		float *pin = tu_floats((size_t)B * C * pplane);
+		float *out = tu_floats((size_t)B * OC * plane);
+		float *pout = tu_floats((size_t)B * OC * pplane);
+		float *w = tu_floats((size_t)OC * C * 9);
+
+		tu_fill_uniform(in, (size_t)B * C * plane, -1, 1, 40 + k);
+		tu_fill_uniform(w, (size_t)OC * C * 9, -1, 1, 50 + k);
+		memset(pin, 0, (size_t)B * C * pplane * sizeof(float));
+		for (int i = 0; i < B * C; i++)
+			memcpy(pin + i * pplane + 2 * W, in + i * plane,
+			       plane * sizeof(float));
+		pbi_conv_direct_forward(out, in, w, NULL, B, C, H, W, OC, 0,
+					NULL);
+		pbi_conv_direct_forward(pout, pin, w, NULL, B, C, HP, W, OC,
+					0, NULL);
+		for (int i = 0; i < B * OC; i++)
+			assert_memory_equal(out + i * plane,
+					    pout + i * pplane + 2 * W,
+					    plane * sizeof(float));
+		free(in); free(pin); free(out); free(pout); free(w);
+	}
 }
 
 /* Max pool 2x2/2 against the textbook loop: same values, same argmax
@@ -432,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_backward_matches_ref),
 		cmocka_unit_test(test_fused_bn_relu_matches_unfused),
 		cmocka_unit_test(test_thread_count_invariant),
+		cmocka_unit_test(test_inner_chunks_bitwise),
 		cmocka_unit_test(test_im2col_backward_thread_invariant),
 		cmocka_unit_test(test_maxpool2x2_matches_loop),
 		cmocka_unit_test(test_phase_kernel),

@@ -106,6 +106,39 @@ static void build_masks(uint16_t *masks, uint16_t *tails, int H, int W)
 	}
 }
 
+/* A mask straight from memory into a mask register. Given a mask
+ * value, GCC goes through a general register, and kmovw k, r32 issues
+ * on port 5, one of the two ports 512-bit FMAs issue on (Intel). */
+static inline __attribute__((always_inline, target("avx512f"))) __mmask16
+mask_load(const uint16_t *p)
+{
+	__mmask16 m;
+
+	__asm__("kmovw %1, %0" : "=k"(m) : "m"(*p));
+	return m;
+}
+
+/* The mask table's pointer made opaque to the optimiser: otherwise it
+ * hoists the 27 mask addresses of a work item out of the channel loop,
+ * keeps them in general registers, and spills them. Opaque, each mask
+ * is loaded at a constant displacement from one register. */
+static inline __attribute__((always_inline)) const uint16_t *
+opaque(const uint16_t *p)
+{
+	__asm__("" : "+r"(p));
+	return p;
+}
+
+/* Chunks [*q0, *q1) of an H x W plane whose loads for every tap stay
+ * inside the plane: every lane has a row above and below, so only the
+ * left and right column taps need a mask, and a plain load cannot touch
+ * memory outside the plane. */
+static void inner_chunks(int H, int W, int *q0, int *q1)
+{
+	*q0 = (W + 1 + 15) / 16;
+	*q1 = (H * W - W - 1) / 16;
+}
+
 /* What every forward work item shares. */
 typedef struct fwd_args {
 	const float *in, *weight, *bias;
@@ -120,13 +153,18 @@ typedef struct fwd_args {
  * live in registers. */
 static inline __attribute__((always_inline, target("avx512f"))) void
 fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
-	 const int nx)
+	 const int nx, const int inner)
 {
 	const int C = a->C, W = a->W, HW = a->HW;
 	const size_t cstride = (size_t)C * 9;
 	const float *x = a->in + (size_t)b * C * HW + (size_t)q0 * 16;
-	const float *wp = a->weight + (size_t)oc0 * cstride;
+	/* One pointer per row of the taps, stepped per channel: every
+	 * input load then sits at a constant displacement from one of
+	 * three registers. */
+	const float *r0 = x - W, *r1 = x, *r2 = x + W;
+	const float *wc = a->weight + (size_t)oc0 * cstride;
 	const uint16_t *mk = a->masks + q0 * 9;
+	__mmask16 ml[NX], mr[NX];
 	__m512 acc[OB][NX];
 
 #pragma GCC unroll 8
@@ -134,19 +172,36 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 #pragma GCC unroll 3
 		for (int j = 0; j < nx; j++)
 			acc[o][j] = _mm512_setzero_ps();
+	/* Inner chunks keep their two column masks in mask registers
+	 * through the whole channel loop. */
+	if (inner)
+#pragma GCC unroll 3
+		for (int j = 0; j < nx; j++) {
+			ml[j] = mask_load(&mk[j * 9 + 3]);
+			mr[j] = mask_load(&mk[j * 9 + 5]);
+		}
 
 	for (int c = 0; c < C; c++) {
-		const float *xp = x + (size_t)c * HW;
-		const float *wc = wp + (size_t)c * 9;
+		const uint16_t *m = opaque(mk);
+
 #pragma GCC unroll 9
 		for (int t = 0; t < 9; t++) {
-			const ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W +
-					      (t % 3 - 1);
+			const float *row = t < 3 ? r0 : t < 6 ? r1 : r2;
+			const int kj = t % 3;
 			__m512 v[NX];
 #pragma GCC unroll 3
-			for (int j = 0; j < nx; j++)
-				v[j] = _mm512_maskz_loadu_ps(
-					mk[j * 9 + t], xp + j * 16 + off);
+			for (int j = 0; j < nx; j++) {
+				const float *p = row + j * 16 + (kj - 1);
+
+				if (!inner)
+					v[j] = _mm512_maskz_loadu_ps(
+						mask_load(&m[j * 9 + t]), p);
+				else if (kj == 1)
+					v[j] = _mm512_loadu_ps(p);
+				else
+					v[j] = _mm512_maskz_loadu_ps(
+						kj == 0 ? ml[j] : mr[j], p);
+			}
 #pragma GCC unroll 8
 			for (int o = 0; o < ob; o++) {
 				const __m512 wv =
@@ -157,6 +212,10 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 								    acc[o][j]);
 			}
 		}
+		r0 += HW;
+		r1 += HW;
+		r2 += HW;
+		wc += 9;
 	}
 
 #pragma GCC unroll 8
@@ -204,7 +263,12 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 	static __attribute__((target("avx512f"), noinline)) void            \
 	fwd_##ob##_##nx(const fwd_args *a, int b, int oc0, int q0)          \
 	{                                                                   \
-		fwd_body(a, b, oc0, q0, ob, nx);                            \
+		fwd_body(a, b, oc0, q0, ob, nx, 0);                         \
+	}                                                                   \
+	static __attribute__((target("avx512f"), noinline)) void            \
+	fwdi_##ob##_##nx(const fwd_args *a, int b, int oc0, int q0)         \
+	{                                                                   \
+		fwd_body(a, b, oc0, q0, ob, nx, 1);                         \
 	}
 #define DEF_FWD_NX(ob) DEF_FWD(ob, 1) DEF_FWD(ob, 2) DEF_FWD(ob, 3)
 DEF_FWD_NX(1) DEF_FWD_NX(2) DEF_FWD_NX(3) DEF_FWD_NX(4)
@@ -212,9 +276,13 @@ DEF_FWD_NX(5) DEF_FWD_NX(6) DEF_FWD_NX(7) DEF_FWD_NX(8)
 
 typedef void (*fwd_fn)(const fwd_args *, int, int, int);
 #define FWD_ROW(ob) { fwd_##ob##_1, fwd_##ob##_2, fwd_##ob##_3 }
-static const fwd_fn fwd_table[OB][NX] = {
-	FWD_ROW(1), FWD_ROW(2), FWD_ROW(3), FWD_ROW(4),
-	FWD_ROW(5), FWD_ROW(6), FWD_ROW(7), FWD_ROW(8),
+#define FWDI_ROW(ob) { fwdi_##ob##_1, fwdi_##ob##_2, fwdi_##ob##_3 }
+/* [inner][ob - 1][nx - 1] */
+static const fwd_fn fwd_table[2][OB][NX] = {
+	{ FWD_ROW(1), FWD_ROW(2), FWD_ROW(3), FWD_ROW(4),
+	  FWD_ROW(5), FWD_ROW(6), FWD_ROW(7), FWD_ROW(8) },
+	{ FWDI_ROW(1), FWDI_ROW(2), FWDI_ROW(3), FWDI_ROW(4),
+	  FWDI_ROW(5), FWDI_ROW(6), FWDI_ROW(7), FWDI_ROW(8) },
 };
 
 /* Start of block i when n items are cut into k blocks whose sizes differ
@@ -239,8 +307,10 @@ static void forward_impl(float *out, const float *in, const float *weight,
 	uint16_t masks[MAX_CHUNKS * 9], tails[MAX_CHUNKS];
 	fwd_args a = { in, weight, bias, out, C, W, HW, OC, accumulate, ep,
 		       masks, tails };
+	int qi0, qi1;
 
 	build_masks(masks, tails, H, W);
+	inner_chunks(H, W, &qi0, &qi1);
 	/* Items run sample by sample, chunk group by chunk group, so
 	 * neighbouring items (one thread's run) share their input. */
 #pragma omp parallel for schedule(static) if (macs >= PAR_MIN_MACS)
@@ -252,8 +322,9 @@ static void forward_impl(float *out, const float *in, const float *weight,
 		const int oc0 = block_start(oi, OC, nob);
 		const int nx = block_start(qi + 1, nch, nqg) - q0;
 		const int ob = block_start(oi + 1, OC, nob) - oc0;
+		const int inner = q0 >= qi0 && q0 + nx <= qi1;
 
-		fwd_table[ob - 1][nx - 1](&a, b, oc0, q0);
+		fwd_table[inner][ob - 1][nx - 1](&a, b, oc0, q0);
 	}
 }
 
@@ -267,7 +338,7 @@ static void forward_impl(float *out, const float *in, const float *weight,
 typedef struct bww_args {
 	const float *dout, *in;
 	float *dw;
-	int C, W, HW, OC, nch;
+	int C, W, HW, OC, nch, qi0, qi1;
 	const uint16_t *masks, *tails;
 } bww_args;
 
@@ -290,21 +361,49 @@ bww_body(const bww_args *a, int oc0, int c0, int c1, int b0, int b1,
 			const float *gp =
 				a->dout + ((size_t)b * a->OC + oc0) * HW;
 			for (int q = 0; q < nch; q++) {
-				const __mmask16 tm = a->tails[q];
 				const uint16_t *mk = a->masks + q * 9;
+				const float *xq = xp + q * 16;
 				__m512 g[3];
 
+				if (q >= a->qi0 && q < a->qi1) {
+					const __mmask16 ml = mask_load(&mk[3]);
+					const __mmask16 mr = mask_load(&mk[5]);
+
+#pragma GCC unroll 3
+					for (int o = 0; o < ob; o++)
+						g[o] = _mm512_loadu_ps(
+							gp + (size_t)o * HW +
+							q * 16);
+#pragma GCC unroll 9
+					for (int t = 0; t < 9; t++) {
+						const int kj = t % 3;
+						const float *p = xq + kj - 1 +
+								 (t / 3 - 1) * W;
+						const __m512 v =
+							kj == 1 ?
+							_mm512_loadu_ps(p) :
+							_mm512_maskz_loadu_ps(
+								kj ? mr : ml, p);
+#pragma GCC unroll 3
+						for (int o = 0; o < ob; o++)
+							acc[o][t] = _mm512_fmadd_ps(
+								g[o], v,
+								acc[o][t]);
+					}
+					continue;
+				}
 #pragma GCC unroll 3
 				for (int o = 0; o < ob; o++)
 					g[o] = _mm512_maskz_loadu_ps(
-						tm, gp + (size_t)o * HW + q * 16);
+						mask_load(&a->tails[q]),
+						gp + (size_t)o * HW + q * 16);
 #pragma GCC unroll 9
 				for (int t = 0; t < 9; t++) {
 					const ptrdiff_t off =
 						(ptrdiff_t)(t / 3 - 1) * W +
 						(t % 3 - 1);
 					const __m512 v = _mm512_maskz_loadu_ps(
-						mk[t], xp + q * 16 + off);
+						mask_load(&mk[t]), xq + off);
 #pragma GCC unroll 3
 					for (int o = 0; o < ob; o++)
 						acc[o][t] = _mm512_fmadd_ps(
@@ -355,11 +454,12 @@ static void backward_weight_impl(float *dweight, float *dbias,
 	 * stay in L2 while every item of the thread sweeps them. */
 	int sb = (int)(131072 / ((size_t)(C + OC) * HW));
 	uint16_t masks[MAX_CHUNKS * 9], tails[MAX_CHUNKS];
-	bww_args a = { dout, in, dweight, C, W, HW, OC, nch, masks, tails };
+	bww_args a = { dout, in, dweight, C, W, HW, OC, nch, 0, 0, masks, tails };
 
 	if (sb < 1)
 		sb = 1;
 	build_masks(masks, tails, H, W);
+	inner_chunks(H, W, &a.qi0, &a.qi1);
 	if (dweight) {
 #pragma omp parallel if (macs >= PAR_MIN_MACS)
 		for (int b0 = 0; b0 < B; b0 += sb) {
