@@ -315,6 +315,9 @@ static void test_bits_independent_of_threads_isa_batch(void **state)
 		{ 16, 28, 28, 16, 3, 1, 1 }, { 16, 28, 28, 32, 3, 2, 1 },
 		{ 16, 28, 28, 32, 1, 2, 0 }, { 64, 7, 7, 64, 3, 1, 1 },
 		{ 6, 14, 14, 16, 5, 1, 0 },
+		/* alone, the only one big enough (5.8M MACs) to be shared
+		 * out on two threads at batch 1 */
+		{ 64, 28, 28, 64, 3, 1, 1 },
 	};
 	const int saved = omp_get_max_threads(), B = 9;
 

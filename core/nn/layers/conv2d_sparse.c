@@ -48,9 +48,16 @@
  * many per thread; with fewer (batch 1) the samples are padded first and
  * the output channels shared out. */
 #define SAMPLES_PER_THREAD 4
-/* Below this many MACs a layer runs on one thread (fork/join costs more,
- * as for the dense kernel). */
+/* Below this many effective MACs a layer runs on one thread (fork/join
+ * costs more, as for the dense kernel). */
 #define PAR_MIN_MACS 100000.0
+/* At a few samples every thread pads its own copy of them (below);
+ * that pays only when a layer does enough MACs per padded float. Set
+ * from batch-1 runs on 2 threads (docs/performance.md, 2026-12-03):
+ * with 20, VGG-S at 75% sparsity went from 10.7k to 12.8k images/s
+ * against one thread per layer; ResNet-S at 90% lost (11.8k to 10.3k),
+ * and no simple rule we tried told its layers from VGG-S's. */
+#define PAD_WORK_MIN 20.0
 
 /* Padded sample slices (SAMPLES_PER_THREAD per thread, for the shared
  * mode), one run buffer per thread, then the run layout (a 16-bit mask
@@ -349,7 +356,9 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 {
 	const size_t chw = (size_t)g->C * g->H * g->W;
 	const double macs = (double)B * (double)sw->nnz * g->nw;
-	const int par = macs >= PAR_MIN_MACS;
+	const int par = macs >= PAR_MIN_MACS &&
+			(B > SAMPLES_PER_THREAD ||
+			 macs >= PAD_WORK_MIN * (double)B * g->slice);
 	const int nt = par ? pbi_max_threads() : 1;
 	const size_t slices = (size_t)pbi_max_threads() * SAMPLES_PER_THREAD;
 	float *runs = ws + slices * g->slice;
@@ -396,7 +405,29 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 		}
 		return;
 	}
-	/* Few samples: pad them all, then share out their work items. */
+	if (B <= SAMPLES_PER_THREAD) {
+		/* Few samples (batch-1 latency): every thread pads them all
+		 * into its own slices and takes its share of the work items.
+		 * Padding twice is cheap; a thread reading the padded sample
+		 * out of the other core's cache is not (two threads sharing
+		 * one padded copy ran slower than one thread). */
+#pragma omp parallel if (par)
+		{
+			const int t = pbi_thread_num();
+			float *x = ws + (size_t)t * SAMPLES_PER_THREAD * g->slice;
+
+			for (int b = 0; b < B; b++)
+				pbi_phase_pad_sample(x + (size_t)b * g->slice,
+						     in + (size_t)b * chw, g);
+#pragma omp for schedule(static)
+			for (long i = 0; i < (long)B * per; i++)
+				run_item(&a, (int)(i / per), i % per,
+					 x + (size_t)(i / per) * g->slice,
+					 runs + (size_t)t * NX512 * RUN);
+		}
+		return;
+	}
+	/* Between: pad them all once, then share out their work items. */
 #pragma omp parallel if (par)
 	{
 		const int t = pbi_thread_num();
