@@ -31,6 +31,9 @@ static const char bench_usage[] =
 	"                   and linear weights (global magnitude) and time\n"
 	"                   inference on the dense and on the sparse kernels\n"
 	"                   (repeatable)\n"
+	"  --convs          instead: time each conv layer's kernels alone\n"
+	"                   (forward, input gradient, weight gradient) at\n"
+	"                   its shape, GFLOP/s and ms per call\n"
 	"  --tsv            machine-readable lines instead of the table\n";
 
 static const struct option bench_opts[] = {
@@ -44,6 +47,7 @@ static const struct option bench_opts[] = {
 	{ "no-peaks", no_argument, NULL, 'P' },
 	{ "tsv", no_argument, NULL, 'v' },
 	{ "sparsity", required_argument, NULL, 's' },
+	{ "convs", no_argument, NULL, 'c' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -159,6 +163,47 @@ static int model_rows(pb_model *m, const long *batches, int n_batches,
 	return fail;
 }
 
+/* The rows of the --convs table for model m: a row per conv layer and
+ * batch. */
+static int conv_rows(pb_model *m, const long *batches, int n_batches,
+		     int iters, int repeats, int tsv)
+{
+	for (int j = 0; j < n_batches; j++)
+		for (int i = 0; i < pb_model_n_layers(m); i++) {
+			const pb_layer_info *li = pb_model_layer(m, i);
+			pb_bench_conv_result r;
+			pb_error err = { 0 };
+
+			if (li->type != PB_LAYER_CONV)
+				continue;
+			if (pb_bench_conv(li, (int)batches[j], iters, repeats,
+					  1, &r, &err))
+				return cli_fail("bench", &err);
+			if (tsv)
+				printf("conv\t%s\t%ld\t%s\t%d\t%dx%d\t%d\t"
+				       "%d/%d\t%s\t%.1f\t%.1f\t%.1f\t%.4f\t"
+				       "%.4f\t%.4f\n", pb_model_name(m),
+				       batches[j], li->name, li->in_c, li->in_h,
+				       li->in_w, li->out_c, li->kernel,
+				       li->stride, r.path, r.fwd_gflops,
+				       r.bwd_data_gflops, r.bwd_weight_gflops,
+				       r.fwd_ms, r.bwd_data_ms,
+				       r.bwd_weight_ms);
+			else
+				printf("%-10s %5ld %-12s %4d %5dx%-3d %4d "
+				       "%2d/%d %-13s %7.1f %7.1f %7.1f   "
+				       "%.3f / %.3f / %.3f\n",
+				       pb_model_name(m), batches[j], li->name,
+				       li->in_c, li->in_h, li->in_w, li->out_c,
+				       li->kernel, li->stride, r.path,
+				       r.fwd_gflops, r.bwd_data_gflops,
+				       r.bwd_weight_gflops, r.fwd_ms,
+				       r.bwd_data_ms, r.bwd_weight_ms);
+			fflush(stdout);
+		}
+	return 0;
+}
+
 static void print_peaks(int threads, int tsv)
 {
 	pb_error err = { 0 };
@@ -183,7 +228,7 @@ int cmd_bench(int argc, char **argv)
 	long batches[MAX_LIST], iters = 0, repeats = 7;
 	double sparsity[MAX_LIST];
 	int n_models = 0, n_batches = 0, threads = 0, train = 1, infer = 1;
-	int n_sparsity = 0;
+	int n_sparsity = 0, convs = 0;
 	int peaks = 1;
 	int tsv = 0, opt, fail = 0;
 
@@ -221,6 +266,7 @@ int cmd_bench(int argc, char **argv)
 		case 'I': infer = 0; break;
 		case 'P': peaks = 0; break;
 		case 'v': tsv = 1; break;
+		case 'c': convs = 1; break;
 		case 's': {
 			char *end;
 			double s;
@@ -244,6 +290,9 @@ int cmd_bench(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage_error("bench", "unexpected argument '%s'",
 				       argv[optind]);
+	if (convs && n_sparsity)
+		return cli_usage_error("bench", "--convs and --sparsity are "
+				       "two different tables; give one");
 	if (!n_models) {
 		models[n_models++] = default_model("vgg-s", defbuf[0],
 						   sizeof defbuf[0]);
@@ -258,7 +307,12 @@ int cmd_bench(int argc, char **argv)
 	print_header(threads, tsv);
 	if (peaks)
 		print_peaks(threads, tsv);
-	if (!tsv && n_sparsity)
+	if (!tsv && convs)
+		printf("%-10s %5s %-12s %4s %9s %4s %4s %-13s %7s %7s %7s   "
+		       "%s\n", "model", "batch", "layer", "in", "plane",
+		       "out", "K/s", "kernels", "fwd", "bwd-in", "bwd-w",
+		       "ms per call fwd / bwd-in / bwd-w (GFLOP/s left)");
+	else if (!tsv && n_sparsity)
 		printf("%-10s %6s %9s %8s %14s %15s %8s   %s\n", "model",
 		       "batch", "sparsity", "layers", "dense img/s",
 		       "sparse img/s", "ratio", "spread dense/sparse");
@@ -274,7 +328,9 @@ int cmd_bench(int argc, char **argv)
 			fail = cli_fail("bench", &err);
 			continue;
 		}
-		if (n_sparsity ? sparse_rows(m, batches, n_batches, sparsity,
+		if (convs ? conv_rows(m, batches, n_batches, (int)iters,
+				      (int)repeats, tsv) :
+		    n_sparsity ? sparse_rows(m, batches, n_batches, sparsity,
 					     n_sparsity, (int)iters,
 					     (int)repeats, tsv) :
 		    model_rows(m, batches, n_batches, train, infer,

@@ -20,11 +20,9 @@
 #include "prunebench/tensor.h"
 #include "prunebench/train.h"
 #include "nn/model_impl.h"
+#include "train/bench_impl.h"
 
-/* Wall time, or with PB_BENCH_CLOCK=cpu the process's CPU time: on a
- * machine shared with other jobs, one thread's CPU time still measures
- * the work (wall time then measures the neighbours). */
-static double now(void)
+double pbi_bench_now(void)
 {
 	const char *clk = getenv("PB_BENCH_CLOCK");
 	struct timespec t;
@@ -34,8 +32,7 @@ static double now(void)
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Median of v[0..n) (sorts v); *spread = (max - min) / median. */
-static double median(double *v, int n, double *spread)
+double pbi_bench_median(double *v, int n, double *spread)
 {
 	double med;
 
@@ -57,21 +54,16 @@ typedef struct bench_state {
 	int B, K;
 } bench_state;
 
-/* One unit of timed work on ctx; 0 or a negative code. */
-typedef int (*bench_step)(void *ctx, pb_error *err);
-
-/* How many steps make a repeat of about a quarter of a second (at least
- * 3), from how many run in the first 0.05 s. */
-static int calibrate_iters(bench_step step, void *ctx, int *iters,
-			   pb_error *err)
+int pbi_bench_calibrate(pbi_bench_step step, void *ctx, int *iters,
+			pb_error *err)
 {
-	double t0 = now(), dt;
+	double t0 = pbi_bench_now(), dt;
 	int n = 0, rc;
 
 	do {
 		rc = step(ctx, err);
 		n++;
-		dt = now() - t0;
+		dt = pbi_bench_now() - t0;
 	} while (!rc && dt < 0.05);
 	*iters = (int)(0.25 * n / dt);
 	if (*iters < 3)
@@ -117,7 +109,7 @@ static int time_steps(bench_state *s, int train, int warmup, int iters,
 		      int repeats, double *ips, double *spread,
 		      pb_error *err)
 {
-	const bench_step step = train ? train_step : infer_step;
+	const pbi_bench_step step = train ? train_step : infer_step;
 	double *v = malloc((size_t)repeats * sizeof *v);
 	int rc = 0;
 
@@ -126,15 +118,15 @@ static int time_steps(bench_state *s, int train, int warmup, int iters,
 	for (int i = 0; i < warmup && !rc; i++)
 		rc = step(s, err);
 	if (!rc && iters == 0)
-		rc = calibrate_iters(step, s, &iters, err);
+		rc = pbi_bench_calibrate(step, s, &iters, err);
 	for (int r = 0; r < repeats && !rc; r++) {
-		double t0 = now();
+		double t0 = pbi_bench_now();
 		for (int i = 0; i < iters && !rc; i++)
 			rc = step(s, err);
-		v[r] = (double)iters * s->B / (now() - t0);
+		v[r] = (double)iters * s->B / (pbi_bench_now() - t0);
 	}
 	if (!rc)
-		*ips = median(v, repeats, spread);
+		*ips = pbi_bench_median(v, repeats, spread);
 	free(v);
 	return rc;
 }
@@ -245,12 +237,12 @@ static int infer_timed(pb_model *m, const float *x, int B, int iters,
 		       double *ips, pb_error *err)
 {
 	const float *logits;
-	double t0 = now();
+	double t0 = pbi_bench_now();
 	int rc = 0;
 
 	for (int i = 0; i < iters && !rc; i++)
 		rc = pb_model_forward(m, x, B, 0, NULL, &logits, err);
-	*ips = (double)iters * B / (now() - t0);
+	*ips = (double)iters * B / (pbi_bench_now() - t0);
 	return rc;
 }
 
@@ -320,7 +312,7 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 		/* A quarter of a second per repeat of the dense one. */
 		dense_forward d = { m, x, B, 0.0 };
 
-		rc = calibrate_iters(dense_step, &d, &iters, err);
+		rc = pbi_bench_calibrate(dense_step, &d, &iters, err);
 	}
 	for (int r = 0; r < repeats && !rc; r++) {
 		rc = infer_timed(m, x, B, iters, &vd[r], err);
@@ -328,8 +320,8 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 			rc = infer_timed(sp, x, B, iters, &vs[r], err);
 	}
 	if (!rc) {
-		res->dense_ips = median(vd, repeats, &res->dense_spread);
-		res->sparse_ips = median(vs, repeats, &res->sparse_spread);
+		res->dense_ips = pbi_bench_median(vd, repeats, &res->dense_spread);
+		res->sparse_ips = pbi_bench_median(vs, repeats, &res->sparse_spread);
 	}
 done:
 	pbi_model_set_lean(m, 0);
@@ -356,10 +348,10 @@ double pb_bench_sgemm_peak(int n, int repeats, pb_error *err)
 		b[i] = (float)(i % 5) * 0.5f - 1.0f;
 	}
 	for (int r = 0; r <= repeats; r++) {
-		double t0 = now(), g;
+		double t0 = pbi_bench_now(), g;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n,
 			    1.0f, a, n, b, n, 0.0f, c, n);
-		g = 2e-9 * (double)n * n * n / (now() - t0);
+		g = 2e-9 * (double)n * n * n / (pbi_bench_now() - t0);
 		/* The first call pays for thread start-up and page faults. */
 		if (r > 0 && g > best)
 			best = g;
@@ -453,9 +445,9 @@ double pb_bench_fma_peak(int repeats, const char **isa)
 	}
 #endif
 	for (int r = 0; r <= repeats; r++) {
-		double t0 = now(), g;
+		double t0 = pbi_bench_now(), g;
 		sink = fn(n);
-		g = 2e-9 * (double)n * FMA_CHAINS * lanes / (now() - t0);
+		g = 2e-9 * (double)n * FMA_CHAINS * lanes / (pbi_bench_now() - t0);
 		if (r > 0 && g > best)
 			best = g;
 	}

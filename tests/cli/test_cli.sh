@@ -48,6 +48,16 @@ check "eval the checkpoint" "$bin" eval "$src/experiments/models/vgg-s.ini" "$tm
 	--data synthetic:512:3 --threads 2
 grep -q 'test accuracy' "$tmp/out" || not_ok "eval prints accuracy"
 
+# bench --convs: a row per conv layer, each kernel timed (milliseconds
+# per call above zero; GFLOP/s can print as 0.0 on a loaded machine).
+check "bench --convs" "$bin" bench --convs --model "$src/experiments/models/resnet-s.ini" \
+	--batch 2 --iters 1 --repeats 1 --no-peaks --tsv --threads 2
+[[ $(grep -c '^conv' "$tmp/out") -eq 8 ]] || { not_ok "bench --convs: 8 conv rows for resnet-s"; cat "$tmp/out"; }
+awk -F'\t' '/^conv/ && !($13 > 0 && $14 > 0 && $15 > 0) { bad = 1 } END { exit bad }' "$tmp/out" ||
+	not_ok "bench --convs: every kernel timed"
+grep -q $'^conv\tresnet-s\t2\tb2_sc_conv\t16\t28x28\t32\t1/2\t' "$tmp/out" || not_ok "bench --convs: the 1x1 stride-2 row"
+expect_fail "bench --convs with --sparsity" 2 "two different tables" "$bin" bench --convs --sparsity 0.5
+
 expect_fail "unknown command" 2 "unknown command" "$bin" frobnicate
 expect_fail "missing model file" 1 "nope.ini" "$bin" info "$tmp/nope.ini"
 expect_fail "bad option value" 2 "expected an integer" "$bin" train "$src/experiments/models/vgg-s.ini" --epochs many

@@ -54,6 +54,26 @@ int pb_bench_sparse(pb_model *m, int B, double sparsity, int warmup,
 		    int iters, int repeats, unsigned long seed,
 		    pb_bench_sparse_result *res, pb_error *err);
 
+/* One conv layer's kernels, each timed alone at the layer's shape on
+ * random data: milliseconds per call (medians) and GFLOP/s (2 FLOP per
+ * multiply-accumulate, the same count for each of the three). */
+typedef struct pb_bench_conv_result {
+	double fwd_ms, bwd_data_ms, bwd_weight_ms;
+	double fwd_gflops, bwd_data_gflops, bwd_weight_gflops;
+	/* the kernels the layer takes: "direct" (3x3 stride 1),
+	 * "phase/im2col" (forward on the phase layout, backward im2col +
+	 * sgemm) or "im2col" */
+	const char *path;
+} pb_bench_conv_result;
+
+/* Times pb_conv2d_forward and pb_conv2d_backward (input gradient alone,
+ * weight gradient alone) for conv layer li at batch B: one warm-up call
+ * each, then `repeats` runs of `iters` calls (0: as many as take about
+ * 0.25 s). Data from `seed`. */
+int pb_bench_conv(const pb_layer_info *li, int B, int iters, int repeats,
+		  unsigned long seed, pb_bench_conv_result *res,
+		  pb_error *err);
+
 /* GFLOP/s of cblas_sgemm on n x n matrices with the current BLAS thread
  * count: the best of `repeats` calls after one warm-up call. */
 double pb_bench_sgemm_peak(int n, int repeats, pb_error *err);
