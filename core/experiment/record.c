@@ -190,6 +190,8 @@ int pb_record_format(const pb_record *r, char **line, size_t *len,
 	if (r->dense_fingerprint)
 		pbi_jw_str(&j, "dense_fingerprint", r->dense_fingerprint);
 	pbi_jw_int(&j, "threads", r->threads);
+	if (r->numerics)
+		pbi_jw_int(&j, "numerics", r->numerics);
 	pbi_jw_str(&j, "blas", r->blas);
 	if (r->host)
 		pbi_jw_str(&j, "host", r->host);
@@ -314,6 +316,9 @@ int pb_record_parse(const char *line, size_t len, pb_record *r, char *why,
 	r->seed = (long)d;
 	d = pbi_json_num(&o, "threads", &bad);
 	r->threads = isfinite(d) && d >= 0 && d <= 4096 ? (int)d : 0;
+	d = pbi_json_num(&o, "numerics", &bad);
+	r->numerics = isfinite(d) && d >= 1 && d <= 1e6 && d == floor(d) ?
+		      (int)d : 0;
 
 	for (size_t i = 0; i < N_OF(all_nums); i++)
 		NUM_AT(r, all_nums[i].off) = pbi_json_num(&o, all_nums[i].key,

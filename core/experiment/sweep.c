@@ -112,6 +112,7 @@ int pbi_sweep_identify(const pbi_sweep *S, const pb_cell *c, pb_record *r,
 		rc |= pb_record_set(&r->dense_fingerprint, buf);
 	}
 	rc |= pb_record_set(&r->blas, pb_blas_name());
+	r->numerics = PB_NUMERICS;
 	/* The machine it ran on: on a cluster, which node to look at. */
 	if (!gethostname(host, sizeof host)) {
 		host[sizeof host - 1] = '\0';

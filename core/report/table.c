@@ -382,6 +382,18 @@ static int build(const pb_record *cells, int n_cells, pb_table *t,
 				       cells[i].dense_fingerprint);
 		t->n_mixed_dense += first && mixed;
 	}
+	/* Which arithmetic made the kept cells. */
+	for (int i = 0; i < n_cells; i++) {
+		const int v = cells[i].numerics;
+
+		if (!keep[i] || v <= 0)
+			continue;
+		if (!t->n_numerics || v < t->numerics_lo)
+			t->numerics_lo = v;
+		if (!t->n_numerics || v > t->numerics_hi)
+			t->numerics_hi = v;
+		t->n_numerics = 1 + (t->numerics_lo != t->numerics_hi);
+	}
 	/* Groups own consecutive slices of idx, filled group by group. */
 	{
 		int used = 0;

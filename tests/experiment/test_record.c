@@ -28,6 +28,7 @@ static void fill(pb_record *r)
 	r->status = PB_CELL_OK;
 	r->seed = 2;
 	r->threads = 1;
+	r->numerics = 3;
 	r->target_amount = 0.5;
 	r->reached = 0.4987654321;
 	r->rounds = malloc(sizeof rounds);
@@ -90,6 +91,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(b.status, PB_CELL_OK);
 	assert_int_equal(b.seed, 2);
 	assert_int_equal(b.threads, 1);
+	assert_int_equal(b.numerics, 3);
 	assert_null(b.error);
 	/* %.10g keeps ten significant digits. */
 	assert_true(fabs(b.reached - a.reached) < 1e-10);

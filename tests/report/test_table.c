@@ -270,6 +270,57 @@ static void test_superseded(void **state)
 	tu_rm_tree(dir);
 }
 
+/* Cells made by engines of different arithmetic ("numerics") make the
+ * table warn with the versions; lines without the key (written before
+ * it) and superseded lines do not count. */
+static void test_mixed_numerics(void **state)
+{
+	char *dir = write_fixture(NULL), path[512], *md = NULL;
+	spec v3 = { "prune", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.7,
+		    0.930, "\"numerics\": 3" };
+	spec v4 = { "prune", "l1", "macs=0.5", "macs", 0.5, 2, "ok", 0.7,
+		    0.931, "\"numerics\": 4" };
+	spec v4again = { "prune", "l1", "macs=0.5", "macs", 0.5, 1, "ok", 0.7,
+			 0.932, "\"numerics\": 4" };
+	pb_table t;
+	size_t len = 0;
+	FILE *f;
+	(void)state;
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_numerics, 0);
+	pb_table_free(&t);
+	f = fopen(path, "a");
+	put_line(f, &v3);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_numerics, 1);
+	pb_table_free(&t);
+	f = fopen(path, "a");
+	put_line(f, &v4);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_numerics, 2);
+	assert_int_equal(t.numerics_lo, 3);
+	assert_int_equal(t.numerics_hi, 4);
+	f = open_memstream(&md, &len);
+	assert_int_equal(pb_table_write_md(&t, NULL, f), 0);
+	fclose(f);
+	assert_non_null(strstr(md, "different arithmetic (numerics 3 to 4"));
+	free(md);
+	pb_table_free(&t);
+	/* seed 1 re-run with the newer engine: its numerics-3 line is
+	 * superseded, and every kept cell that says is numerics 4 */
+	f = fopen(path, "a");
+	put_line(f, &v4again);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	assert_int_equal(t.n_numerics, 1);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
 /* A pruned cell with matched_dense carries its control: one more row,
  * "NAME (dense, same training)", from its matched_* keys; cells of one
  * seed from two different dense models make the table warn. */
@@ -334,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_diverged),
 		cmocka_unit_test(test_superseded),
 		cmocka_unit_test(test_matched_and_mixed_dense),
+		cmocka_unit_test(test_mixed_numerics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,9 @@ typedef struct pb_record {
 				amount is far from its target */
 	long seed;
 	int threads;         /* threads inside the cell; 0 unknown */
+	int numerics;        /* PB_NUMERICS of the engine that ran it (its
+				arithmetic: a bump changes training bits);
+				0: not known (lines before the key) */
 	char *blas;          /* the BLAS kernel it ran on */
 	char *host;          /* the machine it ran on (a cluster's node);
 				NULL: not known (lines before the key) */
