@@ -54,6 +54,25 @@ typedef struct bench_state {
 	int B, K;
 } bench_state;
 
+int pbi_bench_runs(pbi_bench_step step, void *ctx, int warmup, int iters,
+		   int repeats, double *sec, pb_error *err)
+{
+	int rc = 0;
+
+	for (int i = 0; i < warmup && !rc; i++)
+		rc = step(ctx, err);
+	if (!rc && iters == 0)
+		rc = pbi_bench_calibrate(step, ctx, &iters, err);
+	for (int r = 0; r < repeats && !rc; r++) {
+		const double t0 = pbi_bench_now();
+
+		for (int i = 0; i < iters && !rc; i++)
+			rc = step(ctx, err);
+		sec[r] = (pbi_bench_now() - t0) / iters;
+	}
+	return rc;
+}
+
 int pbi_bench_calibrate(pbi_bench_step step, void *ctx, int *iters,
 			pb_error *err)
 {
@@ -109,24 +128,18 @@ static int time_steps(bench_state *s, int train, int warmup, int iters,
 		      int repeats, double *ips, double *spread,
 		      pb_error *err)
 {
-	const pbi_bench_step step = train ? train_step : infer_step;
 	double *v = malloc((size_t)repeats * sizeof *v);
-	int rc = 0;
+	int rc;
 
 	if (!v)
 		return pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
-	for (int i = 0; i < warmup && !rc; i++)
-		rc = step(s, err);
-	if (!rc && iters == 0)
-		rc = pbi_bench_calibrate(step, s, &iters, err);
-	for (int r = 0; r < repeats && !rc; r++) {
-		double t0 = pbi_bench_now();
-		for (int i = 0; i < iters && !rc; i++)
-			rc = step(s, err);
-		v[r] = (double)iters * s->B / (pbi_bench_now() - t0);
-	}
-	if (!rc)
+	rc = pbi_bench_runs(train ? train_step : infer_step, s, warmup, iters,
+			    repeats, v, err);
+	if (!rc) {
+		for (int r = 0; r < repeats; r++)
+			v[r] = s->B / v[r];
 		*ips = pbi_bench_median(v, repeats, spread);
+	}
 	free(v);
 	return rc;
 }

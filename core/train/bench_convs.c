@@ -66,18 +66,9 @@ static int time_ms(pbi_bench_step step, conv_state *s, int iters,
 
 	if (!v)
 		return pb_error_set(err, PB_ENOMEM, "out of memory (bench)");
-	rc = step(s, err);
-	if (!rc && iters == 0)
-		rc = pbi_bench_calibrate(step, s, &iters, err);
-	for (int r = 0; r < repeats && !rc; r++) {
-		double t0 = pbi_bench_now();
-
-		for (int i = 0; i < iters && !rc; i++)
-			rc = step(s, err);
-		v[r] = 1e3 * (pbi_bench_now() - t0) / iters;
-	}
+	rc = pbi_bench_runs(step, s, 1, iters, repeats, v, err);
 	if (!rc)
-		*ms = pbi_bench_median(v, repeats, NULL);
+		*ms = 1e3 * pbi_bench_median(v, repeats, NULL);
 	free(v);
 	return rc;
 }

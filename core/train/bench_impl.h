@@ -21,4 +21,9 @@ typedef int (*pbi_bench_step)(void *ctx, pb_error *err);
 int pbi_bench_calibrate(pbi_bench_step step, void *ctx, int *iters,
 			pb_error *err);
 
+/* `warmup` untimed steps, then `repeats` runs of `iters` steps (0:
+ * calibrated); sec[r] receives run r's seconds per step. */
+int pbi_bench_runs(pbi_bench_step step, void *ctx, int warmup, int iters,
+		   int repeats, double *sec, pb_error *err);
+
 #endif
