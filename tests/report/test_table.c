@@ -273,6 +273,18 @@ static void test_superseded(void **state)
 /* Cells made by engines of different arithmetic ("numerics") make the
  * table warn with the versions; lines without the key (written before
  * it) and superseded lines do not count. */
+/* Appends line l to the runs.jsonl at path and reads dir's table. */
+static void append_and_load(const char *path, const char *dir,
+			    const spec *l, pb_table *t)
+{
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	put_line(f, l);
+	fclose(f);
+	load(dir, t, NULL, NULL);
+}
+
 static void test_mixed_numerics(void **state)
 {
 	char *dir = write_fixture(NULL), path[512], *md = NULL;
@@ -291,16 +303,10 @@ static void test_mixed_numerics(void **state)
 	load(dir, &t, NULL, NULL);
 	assert_int_equal(t.n_numerics, 0);
 	pb_table_free(&t);
-	f = fopen(path, "a");
-	put_line(f, &v3);
-	fclose(f);
-	load(dir, &t, NULL, NULL);
+	append_and_load(path, dir, &v3, &t);
 	assert_int_equal(t.n_numerics, 1);
 	pb_table_free(&t);
-	f = fopen(path, "a");
-	put_line(f, &v4);
-	fclose(f);
-	load(dir, &t, NULL, NULL);
+	append_and_load(path, dir, &v4, &t);
 	assert_int_equal(t.n_numerics, 2);
 	assert_int_equal(t.numerics_lo, 3);
 	assert_int_equal(t.numerics_hi, 4);
@@ -312,10 +318,7 @@ static void test_mixed_numerics(void **state)
 	pb_table_free(&t);
 	/* seed 1 re-run with the newer engine: its numerics-3 line is
 	 * superseded, and every kept cell that says is numerics 4 */
-	f = fopen(path, "a");
-	put_line(f, &v4again);
-	fclose(f);
-	load(dir, &t, NULL, NULL);
+	append_and_load(path, dir, &v4again, &t);
 	assert_int_equal(t.n_numerics, 1);
 	pb_table_free(&t);
 	tu_rm_tree(dir);
