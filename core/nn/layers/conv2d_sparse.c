@@ -46,7 +46,7 @@
 #define NX256 6
 /* Samples are spread over threads only when there are at least this
  * many per thread; with fewer (batch 1) the samples are padded first and
- * the output channels shared out. */
+ * their work items (output channels times runs) shared out. */
 #define SAMPLES_PER_THREAD 4
 /* Below this many effective MACs a layer runs on one thread (fork/join
  * costs more, as for the dense kernel). */
@@ -405,41 +405,39 @@ void pbi_sparse_conv_forward(float *out, const float *in,
 		}
 		return;
 	}
-	if (B <= SAMPLES_PER_THREAD) {
-		/* Few samples (batch-1 latency): every thread pads them all
-		 * into its own slices and takes its share of the work items.
-		 * Padding twice is cheap; a thread reading the padded sample
-		 * out of the other core's cache is not (two threads sharing
-		 * one padded copy ran slower than one thread). */
+	/* Few samples: every thread's work items span all of them, so they
+	 * are padded before any item runs. With at most SAMPLES_PER_THREAD
+	 * (batch-1 latency) every thread pads them all into its own slices:
+	 * padding twice is cheap, a thread reading the padded sample out of
+	 * the other core's cache is not (two threads sharing one padded copy
+	 * ran slower than one thread). With more, they are padded once,
+	 * shared out. */
+	{
+		const int own = B <= SAMPLES_PER_THREAD;
+
 #pragma omp parallel if (par)
 		{
 			const int t = pbi_thread_num();
-			float *x = ws + (size_t)t * SAMPLES_PER_THREAD * g->slice;
+			float *x = own ? ws + (size_t)t * SAMPLES_PER_THREAD *
+						   g->slice : ws;
 
-			for (int b = 0; b < B; b++)
-				pbi_phase_pad_sample(x + (size_t)b * g->slice,
-						     in + (size_t)b * chw, g);
+			if (own) {
+				for (int b = 0; b < B; b++)
+					pbi_phase_pad_sample(
+						x + (size_t)b * g->slice,
+						in + (size_t)b * chw, g);
+			} else {
+#pragma omp for schedule(static)
+				for (int b = 0; b < B; b++)
+					pbi_phase_pad_sample(
+						x + (size_t)b * g->slice,
+						in + (size_t)b * chw, g);
+			}
 #pragma omp for schedule(static)
 			for (long i = 0; i < (long)B * per; i++)
 				run_item(&a, (int)(i / per), i % per,
 					 x + (size_t)(i / per) * g->slice,
 					 runs + (size_t)t * NX512 * RUN);
 		}
-		return;
-	}
-	/* Between: pad them all once, then share out their work items. */
-#pragma omp parallel if (par)
-	{
-		const int t = pbi_thread_num();
-
-#pragma omp for schedule(static)
-		for (int b = 0; b < B; b++)
-			pbi_phase_pad_sample(ws + (size_t)b * g->slice,
-				   in + (size_t)b * chw, g);
-#pragma omp for schedule(static)
-		for (long i = 0; i < (long)B * per; i++)
-			run_item(&a, (int)(i / per), i % per,
-				 ws + (size_t)(i / per) * g->slice,
-				 runs + (size_t)t * NX512 * RUN);
 	}
 }
