@@ -10,8 +10,7 @@
 #include "prunebench/bench.h"
 #include "prunebench/layers.h"
 #include "prunebench/tensor.h"
-#include "nn/layers/conv2d_direct.h"
-#include "nn/layers/sparse.h"
+#include "nn/layers/layers_impl.h"
 #include "train/bench_impl.h"
 
 typedef struct conv_state {
@@ -73,18 +72,6 @@ static int time_ms(pbi_bench_step step, conv_state *s, int iters,
 	return rc;
 }
 
-static const char *conv_path(const pb_layer_info *li)
-{
-	pbi_sparse_geom g;
-
-	if (pbi_conv_direct_ok(li->in_h, li->in_w, li->kernel, li->stride,
-			       li->pad))
-		return "direct";
-	pbi_sparse_geom_init(&g, li->in_c, li->in_h, li->in_w, li->out_c,
-			     li->kernel, li->stride, li->pad);
-	return pbi_conv_phase_ok(&g) ? "phase/im2col" : "im2col";
-}
-
 int pb_bench_conv(const pb_layer_info *li, int B, int iters, int repeats,
 		  unsigned long seed, pb_bench_conv_result *res,
 		  pb_error *err)
@@ -103,7 +90,8 @@ int pb_bench_conv(const pb_layer_info *li, int B, int iters, int repeats,
 		return pb_error_set(err, PB_EINVAL, "pb_bench_conv: a conv "
 				    "layer, batch and repeats >= 1, iters "
 				    ">= 0");
-	res->path = conv_path(li);
+	res->path = pbi_conv2d_path(li->in_c, li->in_h, li->in_w, li->out_c,
+				    li->kernel, li->stride, li->pad);
 	s.in = pb_falloc(nin);
 	s.din = pb_falloc(nin);
 	s.out = pb_falloc(nout);

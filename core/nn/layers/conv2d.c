@@ -162,6 +162,17 @@ static void col2im_add(float *din, const float *col, int C, int H, int W,
 	}
 }
 
+const char *pbi_conv2d_path(int C, int H, int W, int OC, int K, int stride,
+			    int pad)
+{
+	pbi_sparse_geom g;
+
+	if (pbi_conv_direct_ok(H, W, K, stride, pad))
+		return "direct";
+	pbi_sparse_geom_init(&g, C, H, W, OC, K, stride, pad);
+	return pbi_conv_phase_ok(&g) ? "phase/im2col" : "im2col";
+}
+
 /* in (B,C,H,W), weight (OC,C,K,K), bias (OC) or NULL -> out (B,OC,OH,OW) */
 void pb_conv2d_forward(float *out, const float *in, const float *weight,
 		       const float *bias, int B, int C, int H, int W, int OC,

@@ -31,6 +31,11 @@ void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
 			 const float *weight, int B, int C, int H, int W,
 			 int OC, int K, int stride, int pad, float *ws,
 			 int overwrite);
+/* The kernels pb_conv2d_forward and pb_conv2d_backward take for this
+ * shape: "direct" (3x3 stride 1), "phase/im2col" (forward on the phase
+ * layout, backward im2col + sgemm) or "im2col". */
+const char *pbi_conv2d_path(int C, int H, int W, int OC, int K, int stride,
+			    int pad);
 
 /* Training BN; relu_out (may be NULL) also receives ReLU of the output,
  * computed as pb_relu_forward does (BN and ReLU forward in one pass).
