@@ -388,11 +388,10 @@ static int build(const pb_record *cells, int n_cells, pb_table *t,
 
 		if (!keep[i] || v <= 0)
 			continue;
-		if (!t->n_numerics || v < t->numerics_lo)
+		if (!t->numerics_lo || v < t->numerics_lo)
 			t->numerics_lo = v;
-		if (!t->n_numerics || v > t->numerics_hi)
+		if (v > t->numerics_hi)
 			t->numerics_hi = v;
-		t->n_numerics = 1 + (t->numerics_lo != t->numerics_hi);
 	}
 	/* Groups own consecutive slices of idx, filled group by group. */
 	{

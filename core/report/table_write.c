@@ -434,7 +434,7 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 			"do not compare like with like. Run the experiment "
 			"into a fresh output.%s\n", pre, t->n_mixed_dense,
 			t->n_mixed_dense == 1 ? "" : "s", post);
-	if (t->n_numerics > 1)
+	if (t->numerics_lo != t->numerics_hi)
 		fprintf(f, "%sWarning: the cells were made by engines of "
 			"different arithmetic (numerics %d to %d: a newer "
 			"prunebench trains to other bits); rows may not "

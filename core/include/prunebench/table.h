@@ -76,10 +76,10 @@ typedef struct pb_table {
 	/* Seeds whose cells came from different dense models (their
 	 * "dense_fingerprint" differs): the table warns. */
 	int n_mixed_dense;
-	/* Kept cells made by engines of different arithmetic (their
-	 * "numerics" differ; lines without it are not counted): the table
-	 * warns, with the versions. */
-	int n_numerics, numerics_lo, numerics_hi;
+	/* The lowest and highest "numerics" (engine arithmetic) of the
+	 * kept cells, 0 when none says (lines before the key); when they
+	 * differ the table warns. */
+	int numerics_lo, numerics_hi;
 	int n_bad_lines;        /* malformed lines skipped */
 } pb_table;
 
