@@ -275,7 +275,33 @@ static void test_invalid_lines(void **state)
 	expect_refused("{\"schema\":2,\"id\":7," TAIL, "wrong type");
 	expect_refused("{\"schema\":2,\"id\":\"a\",\"rounds\":\"x\"," TAIL,
 		       "wrong type");
+	expect_refused("{\"schema\":2,\"id\":\"a\",\"numerics\":\"3\"," TAIL,
+		       "wrong type");
 	expect_refused("not json", "");
+}
+
+/* "numerics" that is no version (not a whole number from 1) reads as
+ * not known, as a line written before the key. */
+static void test_numerics_not_a_version(void **state)
+{
+	static const char *const bad[] = { "0", "-2", "2.5", "1e9", "null" };
+	pb_record r;
+	char line[256], why[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		snprintf(line, sizeof line,
+			 "{\"schema\":2,\"id\":\"a\",\"numerics\":%s," TAIL,
+			 bad[i]);
+		if (parse(line, &r, why))
+			fail_msg("%s: %s", bad[i], why);
+		assert_int_equal(r.numerics, 0);
+		pb_record_clear(&r);
+	}
+	if (parse("{\"schema\":2,\"id\":\"a\",\"numerics\":3," TAIL, &r, why))
+		fail_msg("%s", why);
+	assert_int_equal(r.numerics, 3);
+	pb_record_clear(&r);
 }
 
 static void test_format_refuses(void **state)
@@ -370,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_schemas),
 		cmocka_unit_test(test_invalid_lines),
+		cmocka_unit_test(test_numerics_not_a_version),
 		cmocka_unit_test(test_format_refuses),
 		cmocka_unit_test(test_read_and_append),
 		cmocka_unit_test(test_names),
