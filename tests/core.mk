@@ -22,6 +22,7 @@ tests_base_test_json_read_LDADD = $(TEST_LDADD)
 check_PROGRAMS += \
 	tests/nn/test_conv_grad \
 	tests/nn/test_bn_grad \
+	tests/nn/test_bn_sums \
 	tests/nn/test_pool_grad \
 	tests/nn/test_linear_grad \
 	tests/nn/test_elementwise_grad \
@@ -93,6 +94,9 @@ tests_nn_test_sparse_SOURCES = tests/nn/test_sparse.c tests/testutil.h \
 	tests/nn/epilogue.h
 tests_nn_test_sparse_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_sparse_LDADD = $(TEST_LDADD)
+tests_nn_test_bn_sums_SOURCES = tests/nn/test_bn_sums.c tests/testutil.h
+tests_nn_test_bn_sums_CFLAGS = $(TEST_CFLAGS)
+tests_nn_test_bn_sums_LDADD = $(TEST_LDADD)
 tests_nn_test_fused_SOURCES = tests/nn/test_fused.c tests/testutil.h
 tests_nn_test_fused_CFLAGS = $(TEST_CFLAGS)
 tests_nn_test_fused_LDADD = $(TEST_LDADD)

@@ -1,18 +1,18 @@
 /* Batch normalisation over (B,H,W) for each channel, as PyTorch's
  * BatchNorm2d. One thread owns a channel at a time, so every sum has a
  * fixed order and no thread writes another's outputs. Channel sums are
- * accumulated in double: a channel holds B*H*W values, often tens of
- * thousands. */
+ * float sums over one (H,W) plane (at most a few thousand values) added
+ * into a double across planes, in the order of bn_sums.c: the same bits
+ * for every thread count and vector width, and still accurate over the
+ * tens of thousands of values a channel holds. */
 #include <math.h>
 
 #include "prunebench/layers.h"
 #include "nn/layers/layers_impl.h"
+#include "nn/layers/threads.h"
 
 /* Eval BN on fewer values runs on one thread (batch-1 inference): a
- * fork/join costs more than the work. Channel sums are float vector sums
- * over one (H,W) plane (at most a few thousand values) added into a
- * double across planes: vectorised, fixed order (the same bits for every
- * thread count), and still accurate over tens of thousands of values. */
+ * fork/join costs more than the work. */
 #define BN_PAR_MIN 32768
 
 /* in (B,C,HW) -> out (B,C,HW); mean, invstd, running_mean, running_var,
@@ -28,84 +28,129 @@ void pb_bn_forward_train(float *out, float *mean, float *invstd,
 			     momentum);
 }
 
+/* Channels are taken in blocks: a block's planes are summed, summed
+ * again around their means and normalised while they sit in this half of
+ * a 2 MiB L2, and each pass reads them sample by sample, the block's
+ * planes of one sample being one stretch of memory. The first pass over
+ * a block reads from memory; per channel, one plane at a time (as
+ * before), it was latency-bound on small planes. */
+enum { BN_BLOCK_BYTES = 1 << 20, BN_BLOCK_MAX_C = 64 };
+
+/* Blocks of channels for `arrays` arrays of B x HW floats per channel:
+ * at most BN_BLOCK_BYTES of them per block, at least one block per
+ * thread. The blocking decides only what sits in the cache together;
+ * every channel's sums are the same whatever it is. */
+static int n_blocks(int B, int C, int HW, int arrays)
+{
+	const double per_c = (double)arrays * B * HW * sizeof(float);
+	int nc = per_c > 0 ? (int)(BN_BLOCK_BYTES / per_c) : C;
+	int nb, nt = pbi_max_threads();
+
+	if (nc < 1)
+		nc = 1;
+	if (nc > BN_BLOCK_MAX_C)
+		nc = BN_BLOCK_MAX_C;
+	nb = (C + nc - 1) / nc;
+	if (nb < nt)
+		nb = nt < C ? nt : C;
+	return nb > 0 ? nb : 1;
+}
+
+static inline int block_start(int i, int n, int k)
+{
+	return i * (n / k) + (i < n % k ? i : n % k);
+}
+
+/* One plane: out = in * scale + shift and/or relu_out = ReLU of it (as
+ * pb_relu_forward computes it). */
+static inline void plane_normalise(float *out, float *relu_out,
+				   const float *in, float scale, float shift,
+				   int HW)
+{
+	if (!relu_out) {
+#pragma omp simd
+		for (int j = 0; j < HW; j++)
+			out[j] = in[j] * scale + shift;
+	} else if (!out) {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float y = in[j] * scale + shift;
+			relu_out[j] = y > 0.0f ? y : 0.0f;
+		}
+	} else {
+#pragma omp simd
+		for (int j = 0; j < HW; j++) {
+			const float y = in[j] * scale + shift;
+			out[j] = y;
+			relu_out[j] = y > 0.0f ? y : 0.0f;
+		}
+	}
+}
+
+/* The block's planes, sample by sample. */
+static void normalise_block(float *out, float *relu_out, const float *in,
+			    size_t cs, int c0, int nc, int B, int HW,
+			    const float *scale, const float *shift)
+{
+	for (int b = 0; b < B; b++)
+		for (int i = 0; i < nc; i++) {
+			const size_t off = (size_t)b * cs + (size_t)(c0 + i) * HW;
+
+			plane_normalise(out ? out + off : NULL,
+					relu_out ? relu_out + off : NULL,
+					in + off, scale[i], shift[i], HW);
+		}
+}
+
 void pbi_bn_forward_train(float *out, float *relu_out, float *mean,
 			  float *invstd, float *running_mean,
 			  float *running_var, const float *in,
 			  const float *gamma, const float *beta, int B, int C,
 			  int HW, float eps, float momentum)
 {
-	const size_t n = (size_t)B * HW;
+	const size_t n = (size_t)B * HW, cs = (size_t)C * HW;
+	const int nb = n_blocks(B, C, HW, 1);
 
 #pragma omp parallel for schedule(static) if (n * C >= BN_PAR_MIN)
-	for (int c = 0; c < C; c++) {
-		double sum = 0.0, sq = 0.0, m, var, unbiased;
-		float fm, fis, scale, shift;
+	for (int k = 0; k < nb; k++) {
+		const int c0 = block_start(k, C, nb);
+		const int nc = block_start(k + 1, C, nb) - c0;
+		const float *x = in + (size_t)c0 * HW;
+		double sum[BN_BLOCK_MAX_C], sq[BN_BLOCK_MAX_C];
+		float fm[BN_BLOCK_MAX_C], scale[BN_BLOCK_MAX_C],
+		      shift[BN_BLOCK_MAX_C];
 
-		for (int b = 0; b < B; b++) {
-			const float *x = in + ((size_t)b * C + c) * HW;
-			float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-			for (int j = 0; j < HW; j++)
-				s += x[j];
-			sum += s;
-		}
-		m = sum / (double)n;
 		/* Two passes: E[x^2] - E[x]^2 cancels badly when the mean is
 		 * large next to the spread. */
-		fm = (float)m;
-		for (int b = 0; b < B; b++) {
-			const float *x = in + ((size_t)b * C + c) * HW;
-			float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-			for (int j = 0; j < HW; j++) {
-				const float d = x[j] - fm;
-				s += d * d;
-			}
-			sq += s;
-		}
-		/* Normalisation uses the biased variance, the running average
-		 * the unbiased one (PyTorch's choice). A single value has no
-		 * unbiased variance; PyTorch refuses it, we record 0. */
-		var = sq / (double)n;
-		unbiased = n > 1 ? sq / (double)(n - 1) : 0.0;
-		fis = (float)(1.0 / sqrt(var + eps));
-		mean[c] = fm;
-		invstd[c] = fis;
-		if (running_mean)
-			running_mean[c] = (1.0f - momentum) * running_mean[c] +
-					  momentum * fm;
-		if (running_var)
-			running_var[c] = (1.0f - momentum) * running_var[c] +
-					 momentum * (float)unbiased;
+		pbi_bn_block_sum(sum, x, cs, nc, B, HW);
+		for (int i = 0; i < nc; i++)
+			fm[i] = (float)(sum[i] / (double)n);
+		pbi_bn_block_sqdev(sq, x, cs, nc, B, HW, fm);
+		for (int i = 0; i < nc; i++) {
+			const int c = c0 + i;
+			/* Normalisation uses the biased variance, the running
+			 * average the unbiased one (PyTorch's choice). A single
+			 * value has no unbiased variance; PyTorch refuses it,
+			 * we record 0. */
+			const double var = sq[i] / (double)n;
+			const double unbiased = n > 1 ?
+				sq[i] / (double)(n - 1) : 0.0;
+			const float fis = (float)(1.0 / sqrt(var + eps));
 
-		scale = gamma[c] * fis;
-		shift = beta[c] - fm * scale;
-		for (int b = 0; b < B; b++) {
-			const size_t off = ((size_t)b * C + c) * HW;
-			if (!relu_out) {
-#pragma omp simd
-				for (int j = 0; j < HW; j++)
-					out[off + j] = in[off + j] * scale +
-						       shift;
-				continue;
-			}
-			/* The ReLU as pb_relu_forward computes it. */
-			if (!out) {
-#pragma omp simd
-				for (int j = 0; j < HW; j++) {
-					const float y = in[off + j] * scale +
-							shift;
-					relu_out[off + j] = y > 0.0f ? y : 0.0f;
-				}
-				continue;
-			}
-#pragma omp simd
-			for (int j = 0; j < HW; j++) {
-				const float y = in[off + j] * scale + shift;
-				out[off + j] = y;
-				relu_out[off + j] = y > 0.0f ? y : 0.0f;
-			}
+			mean[c] = fm[i];
+			invstd[c] = fis;
+			if (running_mean)
+				running_mean[c] = (1.0f - momentum) *
+					running_mean[c] + momentum * fm[i];
+			if (running_var)
+				running_var[c] = (1.0f - momentum) *
+					running_var[c] + momentum *
+					(float)unbiased;
+			scale[i] = gamma[c] * fis;
+			shift[i] = beta[c] - fm[i] * scale[i];
 		}
+		normalise_block(out, relu_out, in, cs, c0, nc, B, HW, scale,
+				shift);
 	}
 }
 
@@ -141,35 +186,6 @@ void pb_bn_backward(float *din, float *dgamma, float *dbeta,
 {
 	pbi_bn_backward(din, dgamma, dbeta, dout, NULL, in, mean, invstd,
 			gamma, B, C, HW, 0);
-}
-
-/* Sums over one plane of the BN output gradient g and of g * xhat; g is
- * dout, or with relu_out r the ReLU's select (as pbi_relu_backward). */
-static inline void plane_sums(float *s1, float *s2, const float *dout,
-			      const float *r, const float *x, float m,
-			      float is, int HW)
-{
-	float a = 0.0f, b = 0.0f;
-
-	if (r) {
-#pragma omp simd reduction(+ : a, b)
-		for (int j = 0; j < HW; j++) {
-			const float xh = (x[j] - m) * is;
-			const float d = dout[j];
-			const float g = r[j] > 0.0f ? d : 0.0f;
-			a += g;
-			b += g * xh;
-		}
-	} else {
-#pragma omp simd reduction(+ : a, b)
-		for (int j = 0; j < HW; j++) {
-			const float xh = (x[j] - m) * is;
-			a += dout[j];
-			b += dout[j] * xh;
-		}
-	}
-	*s1 = a;
-	*s2 = b;
 }
 
 /* din = (or +=) k * (g - a - xhat * bb) over one plane. */
@@ -208,46 +224,58 @@ static inline void plane_din(float *din, const float *dout, const float *r,
 	}
 }
 
+/* The block's planes, sample by sample. */
+static void din_block(float *din, const float *dout, const float *relu_out,
+		      const float *in, const float *mean, const float *invstd,
+		      size_t cs, int c0, int nc, int B, int HW, const float *k,
+		      const float *a, const float *bb, int overwrite)
+{
+	for (int b = 0; b < B; b++)
+		for (int i = 0; i < nc; i++) {
+			const int c = c0 + i;
+			const size_t off = (size_t)b * cs + (size_t)c * HW;
+
+			plane_din(din + off, dout + off,
+				  relu_out ? relu_out + off : NULL, in + off,
+				  mean[c], invstd[c], k[i], a[i], bb[i], HW,
+				  overwrite);
+		}
+}
+
 void pbi_bn_backward(float *din, float *dgamma, float *dbeta,
 		     const float *dout, const float *relu_out,
 		     const float *in, const float *mean, const float *invstd,
 		     const float *gamma, int B, int C, int HW, int overwrite)
 {
 	const double n = (double)B * HW;
+	const size_t cs = (size_t)C * HW;
+	const int nb = n_blocks(B, C, HW, relu_out ? 3 : 2);
 
 #pragma omp parallel for schedule(static)
-	for (int c = 0; c < C; c++) {
-		const float m = mean[c], is = invstd[c];
-		double sdy = 0.0, sdyx = 0.0;
-		float k, a, bb;
+	for (int k = 0; k < nb; k++) {
+		const int c0 = block_start(k, C, nb);
+		const int nc = block_start(k + 1, C, nb) - c0;
+		const size_t o0 = (size_t)c0 * HW;
+		double sdy[BN_BLOCK_MAX_C], sdyx[BN_BLOCK_MAX_C];
+		float kk[BN_BLOCK_MAX_C], a[BN_BLOCK_MAX_C], bb[BN_BLOCK_MAX_C];
 
-		for (int b = 0; b < B; b++) {
-			const size_t off = ((size_t)b * C + c) * HW;
-			float s1, s2;
-
-			plane_sums(&s1, &s2, dout + off,
-				   relu_out ? relu_out + off : NULL, in + off,
-				   m, is, HW);
-			sdy += s1;
-			sdyx += s2;
+		pbi_bn_block_grad_sums(sdy, sdyx, dout + o0,
+				       relu_out ? relu_out + o0 : NULL, in + o0,
+				       cs, nc, B, HW, mean + c0, invstd + c0);
+		for (int i = 0; i < nc; i++) {
+			if (dbeta)
+				dbeta[c0 + i] += (float)sdy[i];
+			if (dgamma)
+				dgamma[c0 + i] += (float)sdyx[i];
+			/* din = k * (dout - a - xhat * bb), xhat expanded
+			 * inline. */
+			kk[i] = gamma[c0 + i] * invstd[c0 + i];
+			a[i] = (float)(sdy[i] / n);
+			bb[i] = (float)(sdyx[i] / n);
 		}
-		if (dbeta)
-			dbeta[c] += (float)sdy;
-		if (dgamma)
-			dgamma[c] += (float)sdyx;
-		if (!din)
-			continue;
-		/* din = k * (dout - a - xhat * bb), xhat expanded inline. */
-		k = gamma[c] * is;
-		a = (float)(sdy / n);
-		bb = (float)(sdyx / n);
-		for (int b = 0; b < B; b++) {
-			const size_t off = ((size_t)b * C + c) * HW;
-
-			plane_din(din + off, dout + off,
-				  relu_out ? relu_out + off : NULL, in + off,
-				  m, is, k, a, bb, HW, overwrite);
-		}
+		if (din)
+			din_block(din, dout, relu_out, in, mean, invstd, cs, c0,
+				  nc, B, HW, kk, a, bb, overwrite);
 	}
 }
 

@@ -56,6 +56,20 @@ void pbi_bn_backward(float *din, float *dgamma, float *dbeta,
 		     const float *in, const float *mean, const float *invstd,
 		     const float *gamma, int B, int C, int HW, int overwrite);
 
+/* BatchNorm's channel sums (bn_sums.c) over a block of nc channels: B
+ * samples, channel c's plane of sample b at x + b * stride + c * HW. Per
+ * channel: the sum of the values, of (x - m[c])^2, and of the output
+ * gradient g and of g * (x - m[c]) * is[c], g = dout or, with r, dout
+ * where r > 0 (else 0). */
+void pbi_bn_block_sum(double *sum, const float *x, size_t stride, int nc,
+		      int B, int HW);
+void pbi_bn_block_sqdev(double *sq, const float *x, size_t stride, int nc,
+			int B, int HW, const float *m);
+void pbi_bn_block_grad_sums(double *sdy, double *sdyx, const float *dout,
+			    const float *r, const float *x, size_t stride,
+			    int nc, int B, int HW, const float *m,
+			    const float *is);
+
 /* Residual add -> ReLU in one pass: out (may be NULL: not stored) =
  * a + b, relu_out = ReLU of it, as pb_add_forward and pb_relu_forward. */
 void pbi_add_relu_forward(float *out, float *relu_out, const float *a,
