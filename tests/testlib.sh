@@ -1,8 +1,24 @@
 # Shared by the shell tests: each check prints "ok - WHAT" or "not ok -
 # WHAT" with the command's output indented, and counts failures in
-# $fails; end a test with `finish`. Source it after setting $tmp (a
-# scratch folder the test removes).
+# $fails; end a test with `finish`. Source it, then set $tmp (a scratch
+# folder the test removes) or call sweep_test, before the first check.
 fails=0
+
+# sweep_test NAME: for a test that runs sweeps. Sets pb (the build
+# folder's prunebench: $PB_BUILDDIR, else .) and plugdir (its plugins:
+# $PB_TEST_PLUGIN_DIR, else the build's), skipping the test (exit 77)
+# when either is missing, and tmp, a scratch folder /tmp/pbNAME...
+# removed at exit unless PB_KEEP_TMP is set.
+sweep_test() {
+	builddir=${PB_BUILDDIR:-.}
+	pb="$builddir/prunebench"
+	[ -x "$pb" ] || { echo "no $pb; skipping"; exit 77; }
+	plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
+	[ -d "$plugdir" ] ||
+		{ echo "no plugin folder $plugdir; skipping"; exit 77; }
+	tmp=$(mktemp -d "/tmp/pb${1}XXXXXX")
+	trap '[ -n "${PB_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
+}
 
 # check WHAT COMMAND...: the command succeeds.
 check() {

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <setjmp.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -23,6 +26,26 @@
 #ifndef PB_SRCDIR
 #define PB_SRCDIR "."
 #endif
+
+/* The OpenMP thread count for what follows, and what it is now (one
+ * without OpenMP). */
+static inline void tu_set_threads(int n)
+{
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#else
+	(void)n;
+#endif
+}
+
+static inline int tu_threads(void)
+{
+#ifdef _OPENMP
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
 
 /* n zeroed floats (at least one, so n = 0 is no special case); the
  * test fails when out of memory. */

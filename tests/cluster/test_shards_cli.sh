@@ -8,15 +8,8 @@
 # to submit once all is done.
 set -u
 
-builddir=${PB_BUILDDIR:-.}
-pb="$builddir/prunebench"
-[ -x "$pb" ] || { echo "no $pb; skipping"; exit 77; }
-plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
-[ -d "$plugdir" ] || { echo "no plugin folder $plugdir; skipping"; exit 77; }
-
-tmp=$(mktemp -d /tmp/pbshardsXXXXXX)
-trap '[ -n "${PB_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 . "$(dirname "$0")/../testlib.sh"
+sweep_test shards
 . "$(dirname "$0")/tiny-experiment.sh"
 tiny_experiment "$tmp" cache
 jsonl=$tmp/results/runs.jsonl

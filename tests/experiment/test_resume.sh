@@ -3,16 +3,8 @@
 # cell exactly once in runs.jsonl, and every line a complete JSON object.
 set -u
 
-builddir=${PB_BUILDDIR:-.}
-pb="$builddir/prunebench"
-[ -x "$pb" ] || { echo "no $pb; skipping"; exit 77; }
-plugdir=${PB_TEST_PLUGIN_DIR:-$builddir/plugins/.libs}
-[ -d "$plugdir" ] || { echo "no plugin folder $plugdir; skipping"; exit 77; }
-
-tmp=$(mktemp -d /tmp/pbresumeXXXXXX)
-trap '[ -n "${PB_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
-
 . "$(dirname "$0")/../testlib.sh"
+sweep_test resume
 tiny_model "$tmp/tiny.ini"
 
 cat > "$tmp/exp.ini" <<'EXP'

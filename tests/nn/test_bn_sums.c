@@ -9,9 +9,6 @@
 #include "testutil.h"
 
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "prunebench/layers.h"
 #include "nn/layers/layers_impl.h"
@@ -93,24 +90,6 @@ static float *spread(size_t n, unsigned long seed, int with_nan)
 static int same_double(double a, double b)
 {
 	return !memcmp(&a, &b, sizeof a);
-}
-
-static void set_threads(int n)
-{
-#ifdef _OPENMP
-	omp_set_num_threads(n);
-#else
-	(void)n;
-#endif
-}
-
-static int get_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
 }
 
 /* ---- the block sums against the model ----------------------------------- */
@@ -247,7 +226,7 @@ static void bn_both(float **o, const float *x, const float *dy,
 static void test_threads_same_bits(void **state)
 {
 	const size_t n = (size_t)TB * TC * THW;
-	const int saved = get_threads();
+	const int saved = tu_threads();
 	float *x = spread(n, 3, 0), *dy = spread(n, 4, 0);
 	float *g = tu_floats(TC), *be = tu_floats(TC);
 	float *ref[NOUT], *got[NOUT];
@@ -259,18 +238,18 @@ static void test_threads_same_bits(void **state)
 		ref[k] = tu_floats(out_len(k));
 		got[k] = tu_floats(out_len(k));
 	}
-	set_threads(1);
+	tu_set_threads(1);
 	bn_both(ref, x, dy, g, be);
 	for (int t = 2; t <= 3; t++) {
 		for (int k = 0; k < NOUT; k++)
 			memset(got[k], 0, out_len(k) * sizeof(float));
-		set_threads(t);
+		tu_set_threads(t);
 		bn_both(got, x, dy, g, be);
 		for (int k = 0; k < NOUT; k++)
 			assert_memory_equal(ref[k], got[k],
 					    out_len(k) * sizeof(float));
 	}
-	set_threads(saved);
+	tu_set_threads(saved);
 	for (int k = 0; k < NOUT; k++) {
 		free(ref[k]);
 		free(got[k]);

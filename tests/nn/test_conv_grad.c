@@ -3,29 +3,7 @@
  * threads, and accumulating into its gradient buffers. */
 #include "gradcheck.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "prunebench/layers.h"
-
-static void set_threads(int n)
-{
-#ifdef _OPENMP
-	omp_set_num_threads(n);
-#else
-	(void)n;
-#endif
-}
-
-static int get_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
 
 /* ---- conv2d ------------------------------------------------------------- */
 
@@ -215,7 +193,7 @@ static float *conv_run_threads(const struct conv_shape *s, int nt,
 	struct conv_ctx x;
 	float *all;
 
-	set_threads(nt);
+	tu_set_threads(nt);
 	conv_ctx_init(&x, s, 400);
 	conv_fwd(&x);
 	conv_bwd(&x, x.din, x.dw, x.db);
@@ -240,17 +218,17 @@ static void test_conv_threads(void **state)
 		{ 7, 3, 9, 8, 5, 3, 2, 1, 1 },
 		{ 5, 4, 6, 7, 3, 1, 1, 0, 1 },
 	};
-	const int saved = get_threads();
+	const int saved = tu_threads();
 	(void)state;
 
 #ifdef _OPENMP
 	{
 		const struct conv_shape *s = &shapes[1];
 		size_t w1, w3;
-		set_threads(1);
+		tu_set_threads(1);
 		w1 = pb_conv2d_workspace(s->B, s->C, s->H, s->W, s->OC, s->K,
 					 s->stride, s->pad);
-		set_threads(3);
+		tu_set_threads(3);
 		w3 = pb_conv2d_workspace(s->B, s->C, s->H, s->W, s->OC, s->K,
 					 s->stride, s->pad);
 		assert_true(w3 > w1);
@@ -269,7 +247,7 @@ static void test_conv_threads(void **state)
 		pb_ffree(three);
 		pb_ffree(again);
 	}
-	set_threads(saved);
+	tu_set_threads(saved);
 }
 
 /* ---- backward accumulates ----------------------------------------------- */

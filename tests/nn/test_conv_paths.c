@@ -342,7 +342,7 @@ static void run_phase(void *ctx, float *out, const pbi_conv_epilogue *ep)
  * 1, 2 and 3 threads, so a ResNet trains alike at any thread count. */
 static void test_im2col_backward_thread_invariant(void **state)
 {
-	static const int shapes[][8] = {
+	static const int im2col_shapes[][8] = {
 		/* B, C, H, W, OC, K, stride, pad */
 		{ 20, 16, 14, 14, 32, 3, 2, 1 }, { 20, 16, 14, 14, 32, 1, 2, 0 },
 		{ 11, 6, 14, 14, 16, 5, 1, 0 },  { 3, 5, 8, 11, 9, 1, 2, 0 },
@@ -350,8 +350,9 @@ static void test_im2col_backward_thread_invariant(void **state)
 	const int saved = omp_get_max_threads();
 
 	(void)state;
-	for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
-		const int *s = shapes[k];
+	for (size_t k = 0; k < sizeof im2col_shapes / sizeof *im2col_shapes;
+	     k++) {
+		const int *s = im2col_shapes[k];
 		const int OH = pb_out_dim(s[2], s[5], s[6], s[7]);
 		const int OW = pb_out_dim(s[3], s[5], s[6], s[7]);
 		const size_t nin = (size_t)s[0] * s[1] * s[2] * s[3];
@@ -403,7 +404,7 @@ static void test_im2col_backward_thread_invariant(void **state)
  * the separate layers. */
 static void test_phase_kernel(void **state)
 {
-	static const int shapes[][7] = {
+	static const int phase_shapes[][7] = {
 		/* C, H, W, OC, K, stride, pad */
 		{ 16, 28, 28, 32, 3, 2, 1 }, { 16, 28, 28, 32, 1, 2, 0 },
 		{ 1, 28, 28, 6, 5, 1, 2 },   { 6, 14, 14, 16, 5, 1, 0 },
@@ -414,8 +415,9 @@ static void test_phase_kernel(void **state)
 	const int saved = omp_get_max_threads(), B = 9;
 
 	(void)state;
-	for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
-		const int *s = shapes[k];
+	for (size_t k = 0; k < sizeof phase_shapes / sizeof *phase_shapes;
+	     k++) {
+		const int *s = phase_shapes[k];
 		pbi_sparse_geom g;
 		size_t nin, nout, nw, one;
 		float *in, *w, *bias, *ref, *got, *ws;
