@@ -237,20 +237,42 @@ static int other_readers(const pb_model *m, int i, int but)
 
 /* Eval forward of conv -> BN (-> ReLU) in one pass when the conv takes
  * the direct kernel, the phase kernel or the sparse one: BN and ReLU are
- * applied while the conv result is in registers. All three outputs are
- * stored, so every layer's activation reads as before (calibration uses
- * them), except in a lean forward, which stores only what later layers
- * read; the values are bitwise those of the unfused layers. Returns how
- * many nodes it ran (0: not fusable here, 2 or 3). */
+ * applied while the conv result is in registers; with the direct kernel
+ * also conv -> BN -> add -> ReLU, a ResNet block's end whose other input
+ * is already computed (an identity shortcut). Every output is stored,
+ * so every layer's activation reads as before (calibration uses them),
+ * except in a lean forward, which stores only what later layers read;
+ * the values are bitwise those of the unfused layers. Returns how many
+ * nodes it ran (0: not fusable here, 2, 3 or 4). */
 #define FUSE_MAX_C 1024
+
+/* Nodes i+1 .. i+3 are BN (of conv i) -> add -> ReLU, the add's other
+ * input computed before conv i and of the same shape. */
+static int residual_end(const pb_model *m, int i)
+{
+	const pbi_node *ad = &m->nodes[i + 2], *rl = &m->nodes[i + 3];
+	int j;
+
+	if (ad->info.type != PB_LAYER_ADD || ad->info.n_inputs != 2 ||
+	    rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i + 2)
+		return 0;
+	if (ad->info.inputs[0] == i + 1)
+		j = ad->info.inputs[1];
+	else if (ad->info.inputs[1] == i + 1)
+		j = ad->info.inputs[0];
+	else
+		return 0;
+	return j < i && (j < 0 || m->nodes[j].y) &&
+	       ad->out_n == m->nodes[i + 1].out_n;
+}
 
 static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 {
-	pbi_node *cv = &m->nodes[i], *bn, *rl = NULL;
+	pbi_node *cv = &m->nodes[i], *bn, *rl = NULL, *ad = NULL;
 	const pb_layer_info *li = &cv->info;
 	float scale[FUSE_MAX_C], shift[FUSE_MAX_C];
 	const float *g, *be, *rm, *rv;
-	pbi_conv_epilogue ep;
+	pbi_conv_epilogue ep = { 0 };
 	pbi_sparse_geom pg;
 	int direct;
 
@@ -269,6 +291,9 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	if (i + 2 < m->n_nodes && m->nodes[i + 2].info.type == PB_LAYER_RELU &&
 	    m->nodes[i + 2].info.inputs[0] == i + 1)
 		rl = &m->nodes[i + 2];
+	else if (direct && !cv->sparse && i + 3 < m->n_nodes &&
+		 residual_end(m, i))
+		ad = &m->nodes[i + 2], rl = &m->nodes[i + 3];
 	g = pdata(m, bn->gamma);
 	be = pdata(m, bn->beta);
 	rm = pdata(m, bn->run_mean);
@@ -284,6 +309,17 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	ep.relu_out = rl ? rl->out : NULL;
 	cv->y = cv->out;
 	bn->y = bn->out;
+	if (ad) {
+		const int j = ad->info.inputs[0] == i + 1 ?
+			      ad->info.inputs[1] : ad->info.inputs[0];
+
+		ep.residual = act(m, j, x);
+		ep.residual_first = ad->info.inputs[0] == j;
+		ep.add_out = ad->out;
+		ad->y = ad->out;
+		if (m->lean && !other_readers(m, i + 2, i + 3))
+			ad->y = ep.add_out = NULL;
+	}
 	if (m->lean && !other_readers(m, i, i + 1))
 		cv->y = NULL;
 	if (m->lean && rl && !other_readers(m, i + 1, i + 2))
@@ -307,7 +343,7 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 					&ep);
 	if (rl)
 		rl->y = rl->out;
-	return rl ? 3 : 2;
+	return ad ? 4 : rl ? 3 : 2;
 }
 
 /* Training forward of BN -> ReLU in one pass, the same bits as the two

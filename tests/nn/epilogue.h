@@ -29,7 +29,7 @@ static inline void tu_check_epilogue(tu_conv_fn conv, void *ctx, int B,
 	float *out = tu_floats(nout), *bn = tu_floats(nout);
 	float *relu = tu_floats(nout), *fout = tu_floats(nout);
 	float *fbn = tu_floats(nout), *frelu = tu_floats(nout);
-	pbi_conv_epilogue ep;
+	pbi_conv_epilogue ep = { 0 };
 
 	tu_fill_uniform(gamma, OC, 0.5f, 1.5f, seed);
 	tu_fill_uniform(beta, OC, -0.5f, 0.5f, seed + 1);

@@ -190,6 +190,65 @@ static void test_fused_bn_relu_matches_unfused(void **state)
 	free(r.w);
 }
 
+/* The residual epilogue (conv -> BN -> add -> ReLU, a ResNet block's
+ * end) stores what the conv, eval BN, add and ReLU layers store, in
+ * either order of the add's operands, and lean (only the ReLU's). */
+static void test_fused_residual_matches_unfused(void **state)
+{
+	const struct shape s = { 3, 8, 14, 14, 12 };
+	const size_t nin = (size_t)s.B * s.C * s.H * s.W;
+	const size_t nout = (size_t)s.B * s.OC * s.H * s.W;
+	const size_t nw = (size_t)s.OC * s.C * 9;
+	struct direct_run r = { s, tu_floats(nin), tu_floats(nw) };
+	float *res = tu_floats(nout), *out = tu_floats(nout);
+	float *bn = tu_floats(nout), *sum = tu_floats(nout);
+	float *relu = tu_floats(nout), *fbn = tu_floats(nout);
+	float *fsum = tu_floats(nout), *frelu = tu_floats(nout);
+	float *scale = tu_floats(s.OC), *shift = tu_floats(s.OC);
+	float *g = tu_floats(s.OC), *be = tu_floats(s.OC);
+	float *rm = tu_floats(s.OC), *rv = tu_floats(s.OC);
+
+	(void)state;
+	tu_fill_uniform(r.in, nin, -1, 1, 31);
+	tu_fill_uniform(r.w, nw, -1, 1, 32);
+	tu_fill_uniform(res, nout, -2, 2, 33);
+	tu_fill_uniform(g, s.OC, 0.5f, 1.5f, 34);
+	tu_fill_uniform(be, s.OC, -0.5f, 0.5f, 35);
+	tu_fill_uniform(rm, s.OC, -0.2f, 0.2f, 36);
+	tu_fill_uniform(rv, s.OC, 0.5f, 2.0f, 37);
+	for (int c = 0; c < s.OC; c++) {
+		scale[c] = g[c] / sqrtf(rv[c] + 1e-5f);
+		shift[c] = be[c] - rm[c] * scale[c];
+	}
+	run_direct(&r, out, NULL);
+	pb_bn_forward_eval(bn, out, g, be, rm, rv, s.B, s.OC, s.H * s.W,
+			   1e-5f);
+	for (int first = 0; first < 2; first++) {
+		pbi_conv_epilogue ep = {
+			.scale = scale, .shift = shift, .bn_out = fbn,
+			.relu_out = frelu, .residual = res,
+			.residual_first = first, .add_out = fsum,
+		};
+
+		if (first)
+			pb_add_forward(sum, res, bn, nout);
+		else
+			pb_add_forward(sum, bn, res, nout);
+		pb_relu_forward(relu, sum, nout);
+		run_direct(&r, NULL, &ep);
+		assert_memory_equal(bn, fbn, nout * sizeof *bn);
+		assert_memory_equal(sum, fsum, nout * sizeof *sum);
+		assert_memory_equal(relu, frelu, nout * sizeof *relu);
+		memset(frelu, 0, nout * sizeof *frelu);
+		ep.bn_out = ep.add_out = NULL;
+		run_direct(&r, NULL, &ep);
+		assert_memory_equal(relu, frelu, nout * sizeof *relu);
+	}
+	free(r.in); free(r.w); free(res); free(out); free(bn); free(sum);
+	free(relu); free(fbn); free(fsum); free(frelu); free(scale);
+	free(shift); free(g); free(be); free(rm); free(rv);
+}
+
 /* One and two threads give the same bits, forward and backward. */
 static void test_thread_count_invariant(void **state)
 {
@@ -482,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_forward_matches_ref),
 		cmocka_unit_test(test_backward_matches_ref),
 		cmocka_unit_test(test_fused_bn_relu_matches_unfused),
+		cmocka_unit_test(test_fused_residual_matches_unfused),
 		cmocka_unit_test(test_thread_count_invariant),
 		cmocka_unit_test(test_inner_chunks_bitwise),
 		cmocka_unit_test(test_im2col_backward_thread_invariant),

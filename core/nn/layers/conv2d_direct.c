@@ -246,15 +246,30 @@ fwd_body(const fwd_args *a, int b, int oc0, int q0, const int ob,
 					_mm512_mul_ps(r, _mm512_set1_ps(
 						a->ep->scale[oc])),
 					_mm512_set1_ps(a->ep->shift[oc]));
+				const size_t at = plane + (size_t)q * 16;
+				__m512 y = bn;
+
 				if (a->ep->bn_out)
-					_mm512_mask_storeu_ps(
-						a->ep->bn_out + plane +
-						(size_t)q * 16, tm, bn);
+					_mm512_mask_storeu_ps(a->ep->bn_out + at,
+							      tm, bn);
+				/* The add, in the add layer's order of
+				 * operands, then the ReLU of the sum. */
+				if (a->ep->residual) {
+					const __m512 s = _mm512_maskz_loadu_ps(
+						tm, a->ep->residual + at);
+
+					y = a->ep->residual_first ?
+					    _mm512_add_ps(s, bn) :
+					    _mm512_add_ps(bn, s);
+					if (a->ep->add_out)
+						_mm512_mask_storeu_ps(
+							a->ep->add_out + at,
+							tm, y);
+				}
 				if (a->ep->relu_out)
 					_mm512_mask_storeu_ps(
-						a->ep->relu_out + plane +
-						(size_t)q * 16, tm,
-						_mm512_max_ps(bn,
+						a->ep->relu_out + at, tm,
+						_mm512_max_ps(y,
 							_mm512_setzero_ps()));
 			}
 		}

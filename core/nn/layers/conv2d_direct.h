@@ -17,6 +17,14 @@ typedef struct pbi_conv_epilogue {
 	const float *scale, *shift;
 	float *bn_out;
 	float *relu_out;
+	/* The direct kernel only (NULL for the others): a residual add
+	 * between BN and ReLU, the end of a ResNet block. sum = bn +
+	 * residual (residual + bn with residual_first, the add's own
+	 * order), stored in add_out (may be NULL), and relu_out is the
+	 * ReLU of sum. residual is (B, OC, HW) like the output. */
+	const float *residual;
+	int residual_first;
+	float *add_out;
 } pbi_conv_epilogue;
 
 /* 1 when this CPU and shape take the direct path: K = 3, stride 1,
