@@ -220,6 +220,26 @@ static void test_add_relu(void **state)
 	free(frelu); free(g);
 }
 
+/* A shipped model initialised from seed, after one training forward on
+ * nb random images (*x, drawn from xseed), so that BN's running
+ * statistics are no longer the initial ones. */
+static pb_model *stepped_model(const char *file, unsigned long seed, int nb,
+			       unsigned long xseed, float **x)
+{
+	pb_model *m = tu_load_shipped_model(file);
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	pb_error err = { 0 };
+	const float *lg;
+
+	assert_non_null(r);
+	*x = filled((size_t)nb * 28 * 28, -1, 1, xseed);
+	gsl_rng_set(r, seed);
+	assert_int_equal(pb_model_init_params(m, r, &err), 0);
+	assert_int_equal(pb_model_forward(m, *x, nb, 1, r, &lg, &err), 0);
+	gsl_rng_free(r);
+	return m;
+}
+
 /* A lean eval forward (intermediates of fused conv -> BN -> ReLU not
  * stored) gives the same logits, bit for bit, as the full one; so does
  * a training forward whose fused BN -> ReLU skips the BN output. */
@@ -229,17 +249,14 @@ static void test_lean_forward_same_logits(void **state)
 
 	(void)state;
 	for (size_t f = 0; f < 2; f++) {
-		pb_model *m = tu_load_shipped_model(files[f]);
-		gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+		const int nb = 3;
+		float *x;
+		pb_model *m = stepped_model(files[f], 4, nb, 70, &x);
 		pb_error err = { 0 };
-		const int nb = 3, K = pb_model_classes(m);
-		float *x = filled((size_t)nb * 28 * 28, -1, 1, 70);
+		const int K = pb_model_classes(m);
 		float *full = tu_floats((size_t)nb * K);
 		const float *lg;
 
-		gsl_rng_set(r, 4);
-		assert_int_equal(pb_model_init_params(m, r, &err), 0);
-		assert_int_equal(pb_model_forward(m, x, nb, 1, r, &lg, &err), 0);
 		assert_int_equal(pb_model_forward(m, x, nb, 0, NULL, &lg, &err),
 				 0);
 		memcpy(full, lg, (size_t)nb * K * sizeof *full);
@@ -250,7 +267,6 @@ static void test_lean_forward_same_logits(void **state)
 		pbi_model_set_lean(m, 0);
 		free(x);
 		free(full);
-		gsl_rng_free(r);
 		pb_model_free(m);
 	}
 }
@@ -276,18 +292,15 @@ static void test_fused_eval_matches_layers(void **state)
 
 	(void)state;
 	for (size_t f = 0; f < 2; f++) {
-		pb_model *m = tu_load_shipped_model(files[f]);
-		gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+		const int nb = 3;
+		float *x;
+		pb_model *m = stepped_model(files[f], 5, nb, 71, &x);
 		pb_error err = { 0 };
-		const int nb = 3, K = pb_model_classes(m);
-		float *x = filled((size_t)nb * 28 * 28, -1, 1, 71);
+		const int K = pb_model_classes(m);
 		float *lg1 = tu_floats((size_t)nb * K), **outs;
 		const float *lg;
 		int four = 0;
 
-		gsl_rng_set(r, 5);
-		assert_int_equal(pb_model_init_params(m, r, &err), 0);
-		assert_int_equal(pb_model_forward(m, x, nb, 1, r, &lg, &err), 0);
 		m->eval_hook = count_groups;
 		m->eval_hook_user = &four;
 		assert_int_equal(pb_model_forward(m, x, nb, 0, NULL, &lg, &err),
@@ -321,7 +334,6 @@ static void test_fused_eval_matches_layers(void **state)
 		free(outs);
 		free(x);
 		free(lg1);
-		gsl_rng_free(r);
 		pb_model_free(m);
 	}
 }
