@@ -56,11 +56,6 @@ static int n_blocks(int B, int C, int HW, int arrays)
 	return nb > 0 ? nb : 1;
 }
 
-static inline int block_start(int i, int n, int k)
-{
-	return i * (n / k) + (i < n % k ? i : n % k);
-}
-
 /* One plane: out = in * scale + shift and/or relu_out = ReLU of it (as
  * pb_relu_forward computes it). */
 static inline void plane_normalise(float *out, float *relu_out,
@@ -113,8 +108,8 @@ void pbi_bn_forward_train(float *out, float *relu_out, float *mean,
 
 #pragma omp parallel for schedule(static) if (n * C >= BN_PAR_MIN)
 	for (int k = 0; k < nb; k++) {
-		const int c0 = block_start(k, C, nb);
-		const int nc = block_start(k + 1, C, nb) - c0;
+		const int c0 = pbi_block_start(k, C, nb);
+		const int nc = pbi_block_start(k + 1, C, nb) - c0;
 		const float *x = in + (size_t)c0 * HW;
 		double sum[BN_BLOCK_MAX_C], sq[BN_BLOCK_MAX_C];
 		float fm[BN_BLOCK_MAX_C], scale[BN_BLOCK_MAX_C],
@@ -253,8 +248,8 @@ void pbi_bn_backward(float *din, float *dgamma, float *dbeta,
 
 #pragma omp parallel for schedule(static)
 	for (int k = 0; k < nb; k++) {
-		const int c0 = block_start(k, C, nb);
-		const int nc = block_start(k + 1, C, nb) - c0;
+		const int c0 = pbi_block_start(k, C, nb);
+		const int nc = pbi_block_start(k + 1, C, nb) - c0;
 		const size_t o0 = (size_t)c0 * HW;
 		double sdy[BN_BLOCK_MAX_C], sdyx[BN_BLOCK_MAX_C];
 		float kk[BN_BLOCK_MAX_C], a[BN_BLOCK_MAX_C], bb[BN_BLOCK_MAX_C];

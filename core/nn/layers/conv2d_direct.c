@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "nn/layers/conv2d_direct.h"
+#include "nn/layers/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -302,16 +303,12 @@ static const fwd_fn fwd_table[2][OB][NX] = {
 	  FWDI_ROW(5), FWDI_ROW(6), FWDI_ROW(7), FWDI_ROW(8) },
 };
 
-/* Start of block i when n items are cut into k blocks whose sizes differ
- * by at most one. Pruned layers have channel counts like 11, 23 or 45:
- * cut as 8 + 3 the small block keeps only 3 x 3 accumulators, too few
- * to hide the FMA latency, and runs at a third of the speed; cut as
- * 6 + 5 both blocks stay near full speed. The same goes for chunks: a
- * 7x7 plane is 4 chunks, run as 2 + 2 rather than 3 + 1. */
-static inline int block_start(int i, int n, int k)
-{
-	return i * (n / k) + (i < n % k ? i : n % k);
-}
+/* Blocks cut by pbi_block_start (threads.h). Pruned layers have channel
+ * counts like 11, 23 or 45: cut as 8 + 3 the small block keeps only 3 x 3
+ * accumulators, too few to hide the FMA latency, and runs at a third of
+ * the speed; cut as 6 + 5 both blocks stay near full speed. The same
+ * goes for chunks: a 7x7 plane is 4 chunks, run as 2 + 2 rather than
+ * 3 + 1. */
 
 static void forward_impl(float *out, const float *in, const float *weight,
 			 const float *bias, int B, int C, int H, int W,
@@ -335,10 +332,10 @@ static void forward_impl(float *out, const float *in, const float *weight,
 		const int b = (int)(i / ((long)nqg * nob));
 		const int r = (int)(i % ((long)nqg * nob));
 		const int qi = r / nob, oi = r % nob;
-		const int q0 = block_start(qi, nch, nqg);
-		const int oc0 = block_start(oi, OC, nob);
-		const int nx = block_start(qi + 1, nch, nqg) - q0;
-		const int ob = block_start(oi + 1, OC, nob) - oc0;
+		const int q0 = pbi_block_start(qi, nch, nqg);
+		const int oc0 = pbi_block_start(oi, OC, nob);
+		const int nx = pbi_block_start(qi + 1, nch, nqg) - q0;
+		const int ob = pbi_block_start(oi + 1, OC, nob) - oc0;
 		const int inner = q0 >= qi0 && q0 + nx <= qi1;
 
 		fwd_table[inner][ob - 1][nx - 1](&a, b, oc0, q0);

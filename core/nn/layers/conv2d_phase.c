@@ -68,11 +68,6 @@ typedef struct phase_args {
 	int ntap, nq, ng, nob;
 } phase_args;
 
-static inline int block_start(int i, int n, int k)
-{
-	return i * (n / k) + (i < n % k ? i : n % k);
-}
-
 /* Output channels [oc0, oc0 + ob) at runs [q0, q0 + nx) of sample b,
  * whose padded copy is x. */
 static inline __attribute__((always_inline, target("avx512f"))) void
@@ -168,10 +163,10 @@ static const phase_fn ph_table[OB][NX] = {
 static void phase_item(const phase_args *a, int b, long i, const float *x)
 {
 	const int gi = (int)(i / a->nob), oi = (int)(i % a->nob);
-	const int q0 = block_start(gi, a->nq, a->ng);
-	const int nx = block_start(gi + 1, a->nq, a->ng) - q0;
-	const int oc0 = block_start(oi, a->g->OC, a->nob);
-	const int ob = block_start(oi + 1, a->g->OC, a->nob) - oc0;
+	const int q0 = pbi_block_start(gi, a->nq, a->ng);
+	const int nx = pbi_block_start(gi + 1, a->nq, a->ng) - q0;
+	const int oc0 = pbi_block_start(oi, a->g->OC, a->nob);
+	const int ob = pbi_block_start(oi + 1, a->g->OC, a->nob) - oc0;
 
 	ph_table[ob - 1][nx - 1](a, b, oc0, q0, x);
 }

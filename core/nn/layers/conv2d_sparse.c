@@ -290,12 +290,6 @@ int pbi_sparse_linear_pays(int IN, int OUT, size_t nnz, size_t n)
 	return n && (double)nnz / (double)n <= PAYS_LINEAR;
 }
 
-/* Start of block i when n items are cut into k near-equal blocks. */
-static inline int block_start(int i, int n, int k)
-{
-	return i * (n / k) + (i < n % k ? i : n % k);
-}
-
 /* What every work item of a call shares. */
 typedef struct conv_args {
 	const pbi_sparse_w *sw;
@@ -320,8 +314,8 @@ static void run_item(const conv_args *a, int b, long i, const float *x,
 	/* Group-major: consecutive items read the same stretch of the
 	 * padded sample, which stays in L1 across the output channels. */
 	const int gi = (int)(i / g->OC), oc = (int)(i % g->OC);
-	const int q0 = block_start(gi, a->nq, a->ng);
-	const int nx = block_start(gi + 1, a->nq, a->ng) - q0;
+	const int q0 = pbi_block_start(gi, a->nq, a->ng);
+	const int nx = pbi_block_start(gi + 1, a->nq, a->ng) - q0;
 	const size_t plane = ((size_t)b * g->OC + oc) * g->OH * g->OW;
 	const int32_t k0 = a->sw->start[oc];
 	item it;

@@ -1,7 +1,8 @@
 /* The OpenMP thread count a parallel region will run with, and this
  * thread's number in it, also when built without OpenMP (one thread).
  * The conv kernels size their per-thread workspace slices with the first
- * and pick their slice with the second. */
+ * and pick their slice with the second; and how the kernels cut work
+ * into near-equal blocks. */
 #ifndef PB_LAYERS_THREADS_H
 #define PB_LAYERS_THREADS_H
 
@@ -25,6 +26,15 @@ static inline int pbi_thread_num(void)
 #else
 	return 0;
 #endif
+}
+
+/* Start of block i when n items are cut into k blocks whose sizes differ
+ * by at most one (n = 11 in 2 blocks: 6 + 5, not 8 + 3). The kernels cut
+ * channels, chunks and samples this way: a small last block would run
+ * with too few accumulators to hide an FMA's latency. */
+static inline int pbi_block_start(int i, int n, int k)
+{
+	return i * (n / k) + (i < n % k ? i : n % k);
 }
 
 #endif
