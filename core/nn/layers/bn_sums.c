@@ -95,49 +95,36 @@ group_sums(double *sum, const float *x, size_t stride, int np, int HW,
  * nc * HW consecutive values (short planes, e.g. 7x7, read one by one are
  * latency-bound, not bandwidth-bound). Channel c's sum still gets its
  * planes in sample order. */
-static void block_sums(double *sum, const float *x, size_t stride, int nc,
-		       int B, int HW, const float *m)
+static inline __attribute__((always_inline)) void
+block_sums(double *sum, const float *x, size_t stride, int nc, int B,
+	   int HW, const float *m, int sq)
 {
 	int b = 0;
 
 	for (int c = 0; c < nc; c++)
 		sum[c] = 0.0;
 	for (; b + GROUP <= B; b += GROUP)
-		for (int c = 0; c < nc; c++) {
-			const float *xc = x + (size_t)b * stride +
-					  (size_t)c * HW;
-
-			if (m)
-				group_sums(&sum[c], xc, stride, GROUP, HW,
-					   m[c], 1);
-			else
-				group_sums(&sum[c], xc, stride, GROUP, HW,
-					   0.0f, 0);
-		}
+		for (int c = 0; c < nc; c++)
+			group_sums(&sum[c], x + (size_t)b * stride +
+				   (size_t)c * HW, stride, GROUP, HW,
+				   sq ? m[c] : 0.0f, sq);
 	for (; b < B; b++)
-		for (int c = 0; c < nc; c++) {
-			const float *xc = x + (size_t)b * stride +
-					  (size_t)c * HW;
-
-			if (m)
-				group_sums(&sum[c], xc, stride, 1, HW, m[c],
-					   1);
-			else
-				group_sums(&sum[c], xc, stride, 1, HW, 0.0f,
-					   0);
-		}
+		for (int c = 0; c < nc; c++)
+			group_sums(&sum[c], x + (size_t)b * stride +
+				   (size_t)c * HW, stride, 1, HW,
+				   sq ? m[c] : 0.0f, sq);
 }
 
 void pbi_bn_block_sum(double *sum, const float *x, size_t stride, int nc,
 		      int B, int HW)
 {
-	block_sums(sum, x, stride, nc, B, HW, NULL);
+	block_sums(sum, x, stride, nc, B, HW, NULL, 0);
 }
 
 void pbi_bn_block_sqdev(double *sq, const float *x, size_t stride, int nc,
 			int B, int HW, const float *m)
 {
-	block_sums(sq, x, stride, nc, B, HW, m);
+	block_sums(sq, x, stride, nc, B, HW, m, 1);
 }
 
 /* Planes p < np of the gradient sums: g = dout (or, with r, dout where
@@ -218,10 +205,12 @@ group_grad(double *sdy, double *sdyx, const float *dout, const float *r,
 	}
 }
 
-void pbi_bn_block_grad_sums(double *sdy, double *sdyx, const float *dout,
-			    const float *r, const float *x, size_t stride,
-			    int nc, int B, int HW, const float *m,
-			    const float *is)
+/* with_r is a constant after inlining, so each caller gets a loop
+ * without the select or one with it. */
+static inline __attribute__((always_inline)) void
+block_grad(double *sdy, double *sdyx, const float *dout, const float *r,
+	   const float *x, size_t stride, int nc, int B, int HW,
+	   const float *m, const float *is, int with_r)
 {
 	int b = 0;
 
@@ -236,24 +225,28 @@ void pbi_bn_block_grad_sums(double *sdy, double *sdyx, const float *dout,
 			const size_t pf = nc == 1 && b + 2 * GRAD_GROUP <= B ?
 					  GRAD_GROUP * stride : 0;
 
-			if (r)
-				group_grad(&sdy[c], &sdyx[c], dout + o, r + o,
-					   x + o, stride, GRAD_GROUP, HW, m[c],
-					   is[c], pf);
-			else
-				group_grad(&sdy[c], &sdyx[c], dout + o, NULL,
-					   x + o, stride, GRAD_GROUP, HW, m[c],
-					   is[c], pf);
+			group_grad(&sdy[c], &sdyx[c], dout + o,
+				   with_r ? r + o : NULL, x + o, stride,
+				   GRAD_GROUP, HW, m[c], is[c], pf);
 		}
 	for (; b < B; b++)
 		for (int c = 0; c < nc; c++) {
 			const size_t o = (size_t)b * stride + (size_t)c * HW;
 
-			if (r)
-				group_grad(&sdy[c], &sdyx[c], dout + o, r + o,
-					   x + o, stride, 1, HW, m[c], is[c], 0);
-			else
-				group_grad(&sdy[c], &sdyx[c], dout + o, NULL,
-					   x + o, stride, 1, HW, m[c], is[c], 0);
+			group_grad(&sdy[c], &sdyx[c], dout + o,
+				   with_r ? r + o : NULL, x + o, stride, 1, HW,
+				   m[c], is[c], 0);
 		}
+}
+
+void pbi_bn_block_grad_sums(double *sdy, double *sdyx, const float *dout,
+			    const float *r, const float *x, size_t stride,
+			    int nc, int B, int HW, const float *m,
+			    const float *is)
+{
+	if (r)
+		block_grad(sdy, sdyx, dout, r, x, stride, nc, B, HW, m, is, 1);
+	else
+		block_grad(sdy, sdyx, dout, NULL, x, stride, nc, B, HW, m, is,
+			   0);
 }
