@@ -247,7 +247,10 @@ static int other_readers(const pb_model *m, int i, int but)
 #define FUSE_MAX_C 1024
 
 /* Nodes i+1 .. i+3 are BN (of conv i) -> add -> ReLU, the add's other
- * input computed before conv i and of the same shape. */
+ * input computed before conv i and of the same shape: that input's
+ * index (-1: the model's input), else PBI_NO_RESIDUAL. */
+#define PBI_NO_RESIDUAL (-2)
+
 static int residual_end(const pb_model *m, int i)
 {
 	const pbi_node *ad = &m->nodes[i + 2], *rl = &m->nodes[i + 3];
@@ -255,15 +258,15 @@ static int residual_end(const pb_model *m, int i)
 
 	if (ad->info.type != PB_LAYER_ADD || ad->info.n_inputs != 2 ||
 	    rl->info.type != PB_LAYER_RELU || rl->info.inputs[0] != i + 2)
-		return 0;
+		return PBI_NO_RESIDUAL;
 	if (ad->info.inputs[0] == i + 1)
 		j = ad->info.inputs[1];
 	else if (ad->info.inputs[1] == i + 1)
 		j = ad->info.inputs[0];
 	else
-		return 0;
+		return PBI_NO_RESIDUAL;
 	return j < i && (j < 0 || m->nodes[j].y) &&
-	       ad->out_n == m->nodes[i + 1].out_n;
+	       ad->out_n == m->nodes[i + 1].out_n ? j : PBI_NO_RESIDUAL;
 }
 
 static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
@@ -274,7 +277,7 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	const float *g, *be, *rm, *rv;
 	pbi_conv_epilogue ep = { 0 };
 	pbi_sparse_geom pg;
-	int direct;
+	int direct, j = PBI_NO_RESIDUAL;
 
 	if (li->type != PB_LAYER_CONV || i + 1 >= m->n_nodes ||
 	    li->out_c > FUSE_MAX_C)
@@ -292,7 +295,7 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	    m->nodes[i + 2].info.inputs[0] == i + 1)
 		rl = &m->nodes[i + 2];
 	else if (direct && !cv->sparse && i + 3 < m->n_nodes &&
-		 residual_end(m, i))
+		 (j = residual_end(m, i)) != PBI_NO_RESIDUAL)
 		ad = &m->nodes[i + 2], rl = &m->nodes[i + 3];
 	g = pdata(m, bn->gamma);
 	be = pdata(m, bn->beta);
@@ -310,9 +313,6 @@ static int forward_fused_eval(pb_model *m, int i, const float *x, int B)
 	cv->y = cv->out;
 	bn->y = bn->out;
 	if (ad) {
-		const int j = ad->info.inputs[0] == i + 1 ?
-			      ad->info.inputs[1] : ad->info.inputs[0];
-
 		ep.residual = act(m, j, x);
 		ep.residual_first = ad->info.inputs[0] == j;
 		ep.add_out = ad->out;
