@@ -115,11 +115,63 @@ static void test_linear_backward_accumulates(void **state)
 	lin_ctx_free(&x);
 }
 
+/* ---- the thread count does not change the bits ------------------------ */
+
+/* The fc shapes where OpenBLAS would share one call out among its own
+ * threads (VGG-S's 576 -> 10 at batch 128, and a wide layer): forward
+ * and all three gradients are the same bits at one, two and three
+ * threads. */
+static void test_linear_threads_same_bits(void **state)
+{
+	static const int shapes[][3] = { { 128, 576, 10 },
+					 { 64, 1030, 515 },
+					 { 1, 4096, 1000 } };
+	const int saved = tu_threads();
+	(void)state;
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		const int B = shapes[i][0], IN = shapes[i][1],
+			  OUT = shapes[i][2];
+		const size_t nout = (size_t)B * OUT, nin = (size_t)B * IN,
+			     nw = (size_t)OUT * IN;
+		struct lin_ctx x;
+		float *ref[4] = { fbuf(nout), fbuf(nin), fbuf(nw),
+				  fbuf((size_t)OUT) };
+
+		lin_ctx_init(&x, B, IN, OUT, 1, 1500 + i);
+		for (int t = 1; t <= 3; t++) {
+			tu_set_threads(t);
+			memset(x.din, 0, nin * sizeof *x.din);
+			memset(x.dw, 0, nw * sizeof *x.dw);
+			memset(x.db, 0, (size_t)OUT * sizeof *x.db);
+			lin_loss(&x);
+			lin_bwd(&x, x.din, x.dw, x.db);
+			if (t == 1) {
+				memcpy(ref[0], x.out, nout * sizeof *x.out);
+				memcpy(ref[1], x.din, nin * sizeof *x.din);
+				memcpy(ref[2], x.dw, nw * sizeof *x.dw);
+				memcpy(ref[3], x.db, (size_t)OUT * sizeof *x.db);
+				continue;
+			}
+			assert_memory_equal(x.out, ref[0], nout * sizeof *x.out);
+			assert_memory_equal(x.din, ref[1], nin * sizeof *x.din);
+			assert_memory_equal(x.dw, ref[2], nw * sizeof *x.dw);
+			assert_memory_equal(x.db, ref[3],
+					    (size_t)OUT * sizeof *x.db);
+		}
+		for (int k = 0; k < 4; k++)
+			pb_ffree(ref[k]);
+		lin_ctx_free(&x);
+	}
+	tu_set_threads(saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_linear),
 		cmocka_unit_test(test_linear_backward_accumulates),
+		cmocka_unit_test(test_linear_threads_same_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,17 @@ static const char res_net[] =
 	"[gap]\ntype = avgpool\nglobal = yes\n[flat]\ntype = flatten\n"
 	"[fc]\ntype = linear\nout = 3\n";
 
+/* A wide fully connected layer (1600 -> 64 at batch 32): large enough
+ * that OpenBLAS, called outside a parallel region, would share it out
+ * among its own threads and sum in another order. */
+static const char wide_net[] =
+	"[model]\nname = detwide\ninput = 1x10x10\nclasses = 3\n"
+	"[conv1]\ntype = conv\nout = 16\nkernel = 3\npad = 1\nbias = no\n"
+	"[bn1]\ntype = bn\n[relu1]\ntype = relu\n"
+	"[flat]\ntype = flatten\n"
+	"[fc1]\ntype = linear\nout = 64\n[relu2]\ntype = relu\n"
+	"[fc]\ntype = linear\nout = 3\n";
+
 /* Trains a fresh model for a few steps and returns all its state. */
 static float *train_net(const char *text, unsigned long seed, int threads,
 			size_t *n)
@@ -132,6 +143,20 @@ static void test_residual_one_and_two_threads_same(void **state)
 	free(b);
 }
 
+/* And the wide fc layer: its products run on one OpenBLAS thread. */
+static void test_wide_linear_one_and_two_threads_same(void **state)
+{
+	size_t n1, n2;
+	float *a = train_net(wide_net, 5, 1, &n1);
+	float *b = train_net(wide_net, 5, 2, &n2);
+
+	(void)state;
+	assert_int_equal(n1, n2);
+	assert_memory_equal(a, b, n1 * sizeof *a);
+	free(a);
+	free(b);
+}
+
 static void test_other_seed_differs(void **state)
 {
 	size_t n1, n2;
@@ -152,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_same_seed_two_threads),
 		cmocka_unit_test(test_one_and_two_threads_same),
 		cmocka_unit_test(test_residual_one_and_two_threads_same),
+		cmocka_unit_test(test_wide_linear_one_and_two_threads_same),
 		cmocka_unit_test(test_other_seed_differs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

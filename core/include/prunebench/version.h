@@ -14,8 +14,12 @@
  *      passes (ResNet-S trains to other bits than under 1)
  *   3  the im2col weight gradient summed over fixed blocks of samples,
  *      not per thread: the same bits at any thread count (ResNet-S's
- *      stride-2 and 1x1 convolutions; VGG-S does not take that path) */
-#define PB_NUMERICS 3
+ *      stride-2 and 1x1 convolutions; VGG-S does not take that path)
+ *   4  the linear layer's products on one OpenBLAS thread at every
+ *      thread count (OpenBLAS threaded VGG-S's fc itself, in another
+ *      order): one-thread trainings give the bits they gave under 3,
+ *      trainings on more threads those of one thread */
+#define PB_NUMERICS 4
 
 #ifdef __cplusplus
 extern "C" {

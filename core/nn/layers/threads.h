@@ -19,6 +19,17 @@ static inline int pbi_max_threads(void)
 #endif
 }
 
+/* Sets the thread count of the calling task's next regions (and of
+ * what OpenBLAS's OpenMP build runs for it). */
+static inline void pbi_set_max_threads(int n)
+{
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#else
+	(void)n;
+#endif
+}
+
 static inline int pbi_thread_num(void)
 {
 #ifdef _OPENMP
