@@ -2,6 +2,7 @@
 # scripts/plots on a real results folder (a copy of the committed
 # results/quickstart: its runs.jsonl and per-cell curves): the three
 # comparison plots and one training-curve picture per cell, all PNG;
+# the Pareto fronts of the MACs and speedup plots;
 # the plot data `prunebench table --plots` writes for them (one series
 # per method, the dense and dense + fine-tune controls as points); and,
 # without gnuplot, a hint instead of a failure. Skipped (exit 77) where
@@ -44,6 +45,36 @@ for f in $(cut -f1 "$r/plots/series.txt"); do
 done
 grep -q '"dense"' "$r/plots/controls.dat" && grep -q '"dense + fine-tune"' "$r/plots/controls.dat" &&
 	echo "ok - the controls as points" || not_ok "the controls as points"
+
+# The Pareto fronts, against a front found the slow way: a point is on
+# it when no other point has as good an x (fewer MACs kept, or more
+# speed) and as high a top-1, and is better in one of the two.
+front_check() { # what, x column, low|high, the script's front file
+	cat "$r"/plots/[0-9]*.dat "$r/plots/controls.dat" |
+		awk -v c="$2" '!/^#/ && $c == $c + 0 { print $c, $4 }' >"$tmp/pts"
+	awk -v better="$3" '{ x[NR] = $1; y[NR] = $2 }
+		END {
+			for (i = 1; i <= NR; i++) {
+				dom = 0
+				for (j = 1; j <= NR && !dom; j++) {
+					xb = better == "low" ? x[j] < x[i] : x[j] > x[i]
+					xe = x[j] == x[i]
+					if ((xb || xe) && y[j] >= y[i] && (xb || y[j] > y[i]))
+						dom = 1
+				}
+				if (!dom)
+					print x[i], y[i]
+			}
+		}' "$tmp/pts" | sort -g -u -k1,1 >"$tmp/front"
+	same "$1" "$tmp/front" "$4"
+}
+front_check "the Pareto front of top-1 and MACs kept" 1 low "$r/plots/pareto-macs.dat"
+front_check "the Pareto front of top-1 and speedup" 7 high "$r/plots/pareto.dat"
+# The quickstart's MACs front by hand: l1 at both targets, then the
+# dense + fine-tune model (magnitude's rows keep every MAC).
+awk '{ printf "%.1f %.2f\n", $1, $2 }' "$r/plots/pareto-macs.dat" >"$tmp/macs_front"
+printf '49.9 90.90\n69.8 91.42\n100.0 91.90\n' >"$tmp/want_front"
+same "the MACs front: l1, l1, dense + fine-tune" "$tmp/macs_front" "$tmp/want_front"
 
 # Without gnuplot on the PATH: a hint, exit 0, nothing drawn.
 mkdir "$tmp/bin" "$tmp/r2"
