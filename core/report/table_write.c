@@ -367,9 +367,12 @@ static void write_notes(FILE *f, const style *st, const pb_table *t, int ci,
 		fprintf(f, "%s%s\n", sep[0] == ',' ? "." : "", post);
 	}
 	if (any_differs(t))
-		fprintf(f, "%s%s differs from the best method at the same "
-			"target (highest mean top-1 after FT) by Welch's "
-			"t-test, %s.%s\n", pre, tex ? "$^\\dagger$" : "†",
+		fprintf(f, "%s%s differs from the best pruned model at the "
+			"same target (highest mean top-1 after FT; the dense, "
+			"same training controls excluded) by Welch's t-test, "
+			"%s, two-sided, each row against the best alone (no "
+			"correction for the number of rows).%s\n", pre,
+			tex ? "$^\\dagger$" : "†",
 			tex ? "$p < 0.05$" : "p < 0.05", post);
 	if (any_eff(t))
 		fprintf(f, "%seff.: MACs with zero weights skipped "

@@ -379,6 +379,60 @@ static void test_matched_and_mixed_dense(void **state)
 	tu_rm_tree(dir);
 }
 
+/* The "dense, same training" control is the unpruned model: it is not
+ * the best row of its target (that would mark every method as "below
+ * the dense model"), and it is not marked itself. */
+static void test_best_is_a_pruned_model(void **state)
+{
+	char *dir = tu_temp_dir(), path[512];
+	spec lines[7] = {
+		{ "dense", "dense", NULL, NULL, 0, 1, "ok", 0.92, 0.92, NULL },
+	};
+	const double lth[3] = { 0.900, 0.902, 0.904 },
+		     mag[3] = { 0.910, 0.912, 0.914 },
+		     matched[3] = { 0.930, 0.932, 0.934 };
+	char extra[3][200];
+	const pb_table_row *best, *l, *m;
+	pb_table t;
+	FILE *f;
+	(void)state;
+
+	for (int s = 0; s < 3; s++) {
+		snprintf(extra[s], sizeof extra[s],
+			 "\"prune_epochs\": 7, \"matched_top1\": %.3f, "
+			 "\"matched_val\": 0.93, \"matched_epochs\": 8, "
+			 "\"matched_time_s\": 1.0, \"matched_error\": null",
+			 matched[s]);
+		lines[1 + s] = (spec){ "prune", "lth", "sparsity=0.75",
+				       "sparsity", 0.75, s + 1, "ok", 0.5,
+				       lth[s], extra[s] };
+		lines[4 + s] = (spec){ "prune", "magnitude", "sparsity=0.75",
+				       "sparsity", 0.75, s + 1, "ok", 0.5,
+				       mag[s], NULL };
+	}
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "w");
+	for (size_t i = 0; i < 7; i++)
+		put_line(f, &lines[i]);
+	fclose(f);
+	load(dir, &t, NULL, NULL);
+	best = find(&t, "magnitude", "sparsity=0.75");
+	l = find(&t, "lth", "sparsity=0.75");
+	m = find(&t, "lth (dense, same training)", "sparsity=0.75");
+	assert_near(m->acc_after.mean, 93.2, 1e-9);
+	assert_int_equal(best->is_best, 1);
+	assert_int_equal(m->is_best, 0);
+	assert_int_equal(m->differs, 0);
+	assert_true(isnan(m->p_vs_best));
+	/* lth against magnitude: means 90.2 and 91.2, sd 0.2 each, df 4. */
+	assert_near(l->p_vs_best,
+		    p_two_sided_df4((90.2 - 91.2) / sqrt(0.04 / 3 + 0.04 / 3)),
+		    1e-9);
+	assert_int_equal(l->differs, 1);
+	pb_table_free(&t);
+	tu_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_diverged),
 		cmocka_unit_test(test_superseded),
 		cmocka_unit_test(test_matched_and_mixed_dense),
+		cmocka_unit_test(test_best_is_a_pruned_model),
 		cmocka_unit_test(test_mixed_numerics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
