@@ -326,6 +326,20 @@ static void test_mixed_numerics(void **state)
 	tu_rm_tree(dir);
 }
 
+/* dir/runs.jsonl holding the n lines. */
+static void write_specs(const char *dir, const spec *lines, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		put_line(f, &lines[i]);
+	fclose(f);
+}
+
 /* A pruned cell with matched_dense carries its control: one more row,
  * "NAME (dense, same training)", from its matched_* keys; cells of one
  * seed from two different dense models make the table warn. */
@@ -350,10 +364,7 @@ static void test_matched_and_mixed_dense(void **state)
 	(void)state;
 
 	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
-	f = fopen(path, "w");
-	for (size_t i = 0; i < 2; i++)
-		put_line(f, &lines[i]);
-	fclose(f);
+	write_specs(dir, lines, 2);
 	load(dir, &t, NULL, NULL);
 	assert_int_equal(t.n_mixed_dense, 0);
 	r = find(&t, "lth (dense, same training)", "sparsity=0.75");
@@ -384,7 +395,7 @@ static void test_matched_and_mixed_dense(void **state)
  * the dense model"), and it is not marked itself. */
 static void test_best_is_a_pruned_model(void **state)
 {
-	char *dir = tu_temp_dir(), path[512];
+	char *dir = tu_temp_dir();
 	spec lines[7] = {
 		{ "dense", "dense", NULL, NULL, 0, 1, "ok", 0.92, 0.92, NULL },
 	};
@@ -394,7 +405,6 @@ static void test_best_is_a_pruned_model(void **state)
 	char extra[3][200];
 	const pb_table_row *best, *l, *m;
 	pb_table t;
-	FILE *f;
 	(void)state;
 
 	for (int s = 0; s < 3; s++) {
@@ -410,11 +420,7 @@ static void test_best_is_a_pruned_model(void **state)
 				       "sparsity", 0.75, s + 1, "ok", 0.5,
 				       mag[s], NULL };
 	}
-	snprintf(path, sizeof path, "%s/runs.jsonl", dir);
-	f = fopen(path, "w");
-	for (size_t i = 0; i < 7; i++)
-		put_line(f, &lines[i]);
-	fclose(f);
+	write_specs(dir, lines, 7);
 	load(dir, &t, NULL, NULL);
 	best = find(&t, "magnitude", "sparsity=0.75");
 	l = find(&t, "lth", "sparsity=0.75");

@@ -121,11 +121,14 @@ static float *train_snapshot(unsigned long seed, int threads, size_t *n)
 	return train_net(net, seed, threads, n);
 }
 
-static void check_same(int threads)
+/* Two trainings of the same net and seed, the second on other threads
+ * (or raised mid-way), end in the same bits. */
+static void assert_same_training(const char *text, int threads_a,
+				 int threads_b, const struct raise_at *raise_b)
 {
 	size_t n1, n2;
-	float *a = train_snapshot(5, threads, &n1);
-	float *b = train_snapshot(5, threads, &n2);
+	float *a = train_net(text, 5, threads_a, &n1);
+	float *b = train_net_raised(text, 5, threads_b, raise_b, &n2);
 
 	assert_int_equal(n1, n2);
 	assert_memory_equal(a, b, n1 * sizeof *a);
@@ -136,13 +139,13 @@ static void check_same(int threads)
 static void test_same_seed_one_thread(void **state)
 {
 	(void)state;
-	check_same(1);
+	assert_same_training(net, 1, 1, NULL);
 }
 
 static void test_same_seed_two_threads(void **state)
 {
 	(void)state;
-	check_same(2);
+	assert_same_training(net, 2, 2, NULL);
 }
 
 /* The bits do not depend on the thread count either: every kernel on
@@ -150,44 +153,23 @@ static void test_same_seed_two_threads(void **state)
  * each output to one work item with a fixed order of sums. */
 static void test_one_and_two_threads_same(void **state)
 {
-	size_t n1, n2;
-	float *a = train_snapshot(5, 1, &n1);
-	float *b = train_snapshot(5, 2, &n2);
-
 	(void)state;
-	assert_int_equal(n1, n2);
-	assert_memory_equal(a, b, n1 * sizeof *a);
-	free(a);
-	free(b);
+	assert_same_training(net, 1, 2, NULL);
 }
 
 /* The residual net too: its stride-2 and 1x1 convolutions' weight
  * gradients are summed over fixed blocks of samples, not per thread. */
 static void test_residual_one_and_two_threads_same(void **state)
 {
-	size_t n1, n2;
-	float *a = train_net(res_net, 5, 1, &n1);
-	float *b = train_net(res_net, 5, 2, &n2);
-
 	(void)state;
-	assert_int_equal(n1, n2);
-	assert_memory_equal(a, b, n1 * sizeof *a);
-	free(a);
-	free(b);
+	assert_same_training(res_net, 1, 2, NULL);
 }
 
 /* And the wide fc layer: its products run on one OpenBLAS thread. */
 static void test_wide_linear_one_and_two_threads_same(void **state)
 {
-	size_t n1, n2;
-	float *a = train_net(wide_net, 5, 1, &n1);
-	float *b = train_net(wide_net, 5, 2, &n2);
-
 	(void)state;
-	assert_int_equal(n1, n2);
-	assert_memory_equal(a, b, n1 * sizeof *a);
-	free(a);
-	free(b);
+	assert_same_training(wide_net, 1, 2, NULL);
 }
 
 /* Threads raised mid-training: the same bits as one thread all along,
@@ -199,16 +181,8 @@ static void test_threads_raised_mid_training_same(void **state)
 	const struct raise_at at = { 4 };
 
 	(void)state;
-	for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
-		size_t n1, n2;
-		float *a = train_net(nets[i], 5, 1, &n1);
-		float *b = train_net_raised(nets[i], 5, 1, &at, &n2);
-
-		assert_int_equal(n1, n2);
-		assert_memory_equal(a, b, n1 * sizeof *a);
-		free(a);
-		free(b);
-	}
+	for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+		assert_same_training(nets[i], 1, 1, &at);
 }
 
 static void test_other_seed_differs(void **state)
