@@ -87,7 +87,8 @@ tests_prune_test_schedule_SOURCES = tests/prune/test_schedule.c \
 	tests/testutil.h
 tests_prune_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_prune_test_schedule_LDADD = $(TEST_LDADD)
-TESTS += tests/experiment/test_resume.sh tests/cli/test_outputs.sh
+TESTS += tests/experiment/test_resume.sh tests/cli/test_outputs.sh \
+	tests/experiment/test_spare_threads.sh
 EXTRA_DIST += tests/experiment/test_resume.sh tests/cli/test_outputs.sh \
-	experiments/quickstart.ini \
+	tests/experiment/test_spare_threads.sh experiments/quickstart.ini \
 	experiments/fmnist-vggs.ini

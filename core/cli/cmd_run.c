@@ -57,14 +57,17 @@ static const char run_usage[] =
 	"\n"
 	"Each cell runs in a process of its own (`prunebench run FILE --cell\n"
 	"ID --report-fd N`, started by the sweep), so a plugin that crashes,\n"
-	"aborts or exits is recorded as crashed and the others go on.\n"
+	"aborts or exits is recorded as crashed and the others go on. Once\n"
+	"no cell is left to start, the threads of finished workers go to the\n"
+	"cells still running, in their own trainings (the same numbers at\n"
+	"any thread count; a cell's log says when).\n"
 	"\n"
 	"Exit status: 0 when every cell ran (diverged cells included), 1 when\n"
 	"a cell failed or crashed or the sweep could not run, 2 for a usage\n"
 	"error.\n";
 
 enum { OPT_INNER = 256, OPT_NO_CALIBRATE, OPT_NO_TABLE, OPT_QUIET, OPT_DRY, OPT_OUTPUT,
-       OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD, OPT_PHASE,
+       OPT_NO_RETRY, OPT_IN_PROCESS, OPT_CELL, OPT_REPORT_FD, OPT_CONTROL_FD, OPT_PHASE,
        OPT_SHARD, OPT_SEED };
 
 static const struct option run_opts[] = {
@@ -81,6 +84,7 @@ static const struct option run_opts[] = {
 	{ "in-process", no_argument, NULL, OPT_IN_PROCESS },
 	{ "cell", required_argument, NULL, OPT_CELL },
 	{ "report-fd", required_argument, NULL, OPT_REPORT_FD },
+	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ "phase", required_argument, NULL, OPT_PHASE },
 	{ "shard", required_argument, NULL, OPT_SHARD },
 	{ "seed", required_argument, NULL, OPT_SEED },
@@ -172,6 +176,11 @@ int cmd_run(int argc, char **argv)
 			if (cli_int("--report-fd", optarg, 3, 65535,
 				    &report_fd))
 				return 2;
+			break;
+		case OPT_CONTROL_FD:
+			if (cli_int("--control-fd", optarg, 3, 65535, &v))
+				return 2;
+			ro.control_fd = (int)v;
 			break;
 		case OPT_PHASE:
 			if ((phase = phase_of(optarg)) < 0)

@@ -201,6 +201,7 @@ int pb_cell_run(const pb_cell_env *env, pb_cell_result *res, pb_error *err)
 	memset(res, 0, sizeof *res);
 	pb_record_init(r);
 	r->status = PB_CELL_OK;
+	pbi_cell_threads_init(&x);
 	if ((rc = check_env(env, x.err))) {
 		finish_record(&x, rc);
 		return rc;
@@ -232,6 +233,7 @@ int pb_cell_run(const pb_cell_env *env, pb_cell_result *res, pb_error *err)
 	    env->splits && env->finetune)
 		pbi_cell_matched_control(&x);
 done:
+	pbi_cell_threads_base(&x);
 	finish_record(&x, rc);
 	r->time_total_s = pbi_now() - t0;
 	pbi_cell_status(&x, NULL, 0, 0);

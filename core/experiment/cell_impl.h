@@ -52,6 +52,10 @@ typedef struct pbi_cell {
 	gsl_rng *trunk_rng;           /* a trunk round's pruning stream */
 	pbi_trunk_train *trunk_trains;  /* trainings of the trunk rounds */
 	int n_trunk_trains, cap_trunk_trains;
+	/* The threads the cell started with, and what spare cores raised
+	 * them to inside its own trainings (env->spare_threads). */
+	int threads_base, threads_now;
+	int threads_said;             /* the most its log has told of */
 } pbi_cell;
 
 /* The splits pbi_cell_evaluate measures. */
@@ -59,6 +63,11 @@ enum { PBI_CELL_TEST, PBI_CELL_VAL };
 
 /* ---- training inside a cell (core/experiment/cell_train.c) --------------- */
 
+/* Notes the threads the cell starts with. */
+void pbi_cell_threads_init(pbi_cell *x);
+/* Back to the threads the cell started with (after a training that took
+ * spare cores, and before any plugin code). */
+void pbi_cell_threads_base(pbi_cell *x);
 /* Tells env->status the phase and epoch, when it listens. */
 void pbi_cell_status(pbi_cell *x, const char *phase, int epoch, int epochs);
 /* FILES + ext, malloc-ed; NULL when the cell writes no files. */

@@ -48,6 +48,9 @@ int pbi_cell_prune(void *user, pb_model **m, const pb_target *t,
 			    x->env->plan->schedule == PB_PRUNE_ONESHOT;
 	int rc;
 
+	/* the plugin runs on the cell's own threads (a gradual schedule
+	 * prunes between the steps of a training that may have more) */
+	pbi_cell_threads_base(x);
 	su.target = t;
 	x->cur_round++;
 	/* A trunk round draws from the trunk's stream for that round, so
@@ -297,6 +300,7 @@ int pbi_cell_prune_gradually(pbi_cell *x, pb_model **m, const char *csv)
 		pb_trainer_close(x->gradual, &cerr);
 	}
 out:
+	pbi_cell_threads_base(x);
 	pb_trainer_free(x->gradual);
 	x->gradual = NULL;
 	if (rng)

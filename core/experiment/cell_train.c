@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "base/blas.h"
 #include "experiment/cell_impl.h"
 #include "experiment/experiment_impl.h"
 #include "train/train_impl.h"
@@ -47,6 +52,54 @@ int pbi_cell_evaluate(pbi_cell *x, pb_model *m, int split, double *acc)
 			   x->env->eval_batch, acc, &loss, x->err);
 }
 
+static void set_threads(int n)
+{
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#endif
+	pbi_blas_set_threads(n);
+}
+
+void pbi_cell_threads_init(pbi_cell *x)
+{
+#ifdef _OPENMP
+	x->threads_base = x->threads_now = omp_get_max_threads();
+#else
+	x->threads_base = x->threads_now = 1;
+#endif
+}
+
+void pbi_cell_threads_base(pbi_cell *x)
+{
+	if (x->threads_now != x->threads_base) {
+		set_threads(x->threads_base);
+		x->threads_now = x->threads_base;
+	}
+}
+
+/* Between two steps of the cell's own training: the threads the sweep
+ * grants, when it grants more. The training is the same bits at any
+ * thread count (tests/train/test_determinism.c). */
+static int hook_step(void *user, pb_model *m, long step)
+{
+	pbi_cell *x = user;
+	const int n = x->env->spare_threads(x->env->spare_user);
+
+	(void)m;
+	if (n > x->threads_now) {
+		set_threads(n);
+		x->threads_now = n;
+		/* once per count: a gradual schedule comes back to the
+		 * cell's own threads at every pruning step */
+		if (x->env->log && n > x->threads_said)
+			fprintf(x->env->log, "%s: spare cores, %d threads "
+				"from step %ld on\n", x->phase, n, step + 2);
+		if (n > x->threads_said)
+			x->threads_said = n;
+	}
+	return 0;
+}
+
 static int hook_epoch(void *user, pb_model *m, int epoch)
 {
 	pbi_cell *x = user;
@@ -76,7 +129,9 @@ int pbi_cell_trainer(pbi_cell *x, pb_model *m, const pb_recipe *r,
 	}
 	gsl_rng_set(*rng, pbi_seed_from(seedtext));
 	free(seedtext);
-	*hooks = (pb_train_hooks){ .user = x, .after_epoch = hook_epoch };
+	*hooks = (pb_train_hooks){ .user = x, .after_epoch = hook_epoch,
+				   .after_step = x->env->spare_threads ?
+						 hook_step : NULL };
 	opts.hooks = hooks;
 	opts.csv_path = csv;
 	opts.progress = x->env->log;
@@ -107,6 +162,7 @@ int pbi_cell_train(pbi_cell *x, pb_model *m, const pb_recipe *r,
 			      &hooks);
 	if (!rc)
 		rc = pb_trainer_finish(t, NULL, x->err);
+	pbi_cell_threads_base(x);
 	pb_trainer_free(t);
 	if (rng)
 		gsl_rng_free(rng);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -58,6 +59,37 @@ static void on_status(void *user, const char *phase, int epoch, int epochs)
 				 phase, epoch, epochs);
 	else
 		pbi_sweep_status(cs->S, cs->slot, "%s %s", cs->c->id, phase);
+}
+
+/* A child's spare threads: the last "T N" line its sweep sent on the
+ * control socket, read without waiting. */
+static int read_grant(void *user)
+{
+	pbi_sweep *S = user;
+	char buf[64];
+	ssize_t r;
+
+	while ((r = recv(S->o->control_fd, buf, sizeof buf, MSG_DONTWAIT)) >
+	       0) {
+		for (ssize_t i = 0; i < r; i++) {
+			char *end;
+			long v;
+
+			if (buf[i] != '\n') {
+				if (S->grant_len < sizeof S->grant_buf - 1)
+					S->grant_buf[S->grant_len++] = buf[i];
+				continue;
+			}
+			S->grant_buf[S->grant_len] = '\0';
+			S->grant_len = 0;
+			if (S->grant_buf[0] != 'T' || S->grant_buf[1] != ' ')
+				continue;
+			v = strtol(S->grant_buf + 2, &end, 10);
+			if (!*end && v > 0 && v <= 4096)
+				S->granted = (int)v;
+		}
+	}
+	return S->granted;
 }
 
 static int seed_index(const pb_experiment *e, unsigned long seed)
@@ -242,6 +274,10 @@ void pbi_sweep_run_one(pbi_sweep *S, const pb_cell *c, int slot,
 	env.label = c->id;
 	env.status = on_status;
 	env.status_user = &cs;
+	if (S->child && S->o->control_fd > 0) {
+		env.spare_threads = read_grant;
+		env.spare_user = S;
+	}
 	pb_cell_run(&env, res, &err);
 out:
 	res->rec.threads = S->inner;
@@ -391,6 +427,7 @@ static int run_cells(pbi_sweep *S, const pb_cell *cells, const int *todo,
 {
 	S->total = n_todo;
 	S->t0 = pbi_now();
+	S->threads = threads;
 	S->outer = n_todo < threads ? n_todo : threads;
 	S->inner = S->o->inner_threads > 0 ? S->o->inner_threads :
 		   (threads / S->outer > 0 ? threads / S->outer : 1);

@@ -37,10 +37,16 @@ typedef struct pbi_sweep {
 	double t0;
 	char (*status)[200];      /* per outer thread */
 	int outer, inner;
+	int threads;              /* all the sweep's threads */
 	/* In a child process running one cell: where its status lines and
 	 * record go (pb_experiment_run_cell). */
 	int child;
 	int report_fd;
+	/* ... and the threads its sweep granted it (pb_run_opts.control_fd;
+	 * 0: none yet), with a partial line read so far. */
+	int granted;
+	char grant_buf[32];
+	size_t grant_len;
 	/* Per cell of e: its shard (NULL: not sharded) and how many lines
 	 * of runs.jsonl it had when the run planned (another run's line
 	 * since then is not duplicated). */

@@ -7,7 +7,9 @@
  * stderr in the cell's log, and reports through a pipe: "S ..." lines
  * for the display, then "R <record>". A child that dies without a record
  * is recorded as crashed, with its signal or exit status and the last
- * lines of its log. */
+ * lines of its log. Once no cell is left to start, the threads of the
+ * workers that have finished go to the cells still running ("T N" on
+ * each child's control socket; pb_cell_env.spare_threads). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,13 +28,16 @@
 
 extern char **environ;
 
-/* The fd on which a child reports. */
+/* The fds on which a child reports and hears of spare threads. */
 #define REPORT_FD 3
+#define CONTROL_FD 4
 #define MAX_ARGS 64
 
 typedef struct child {
 	pid_t pid;             /* 0: slot free */
 	int fd;                /* read end of its report pipe */
+	int ctl;               /* our end of its control socket */
+	int threads;           /* threads it may use */
 	const pb_cell *c;
 	char *buf;             /* what it sent, not yet a whole line */
 	size_t len, cap;
@@ -44,26 +50,45 @@ typedef struct child {
 /* ---- starting a child ------------------------------------------------------ */
 
 static int spawn_actions(posix_spawn_file_actions_t *fa, int log_fd,
-			 int report_fd)
+			 int report_fd, int control_fd)
 {
 	return posix_spawn_file_actions_init(fa) ||
 	       posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY,
 						0) ||
 	       posix_spawn_file_actions_adddup2(fa, log_fd, 1) ||
 	       posix_spawn_file_actions_adddup2(fa, log_fd, 2) ||
-	       posix_spawn_file_actions_adddup2(fa, report_fd, REPORT_FD);
+	       posix_spawn_file_actions_adddup2(fa, report_fd, REPORT_FD) ||
+	       posix_spawn_file_actions_adddup2(fa, control_fd, CONTROL_FD);
+}
+
+/* Moves *fd above the numbers the child's fds get: dup2 onto itself
+ * would leave it close-on-exec, and onto the other's number would
+ * close that one first. */
+static int lift(int *fd)
+{
+	int nfd;
+
+	if (*fd > CONTROL_FD)
+		return 0;
+	if ((nfd = fcntl(*fd, F_DUPFD_CLOEXEC, CONTROL_FD + 1)) < 0)
+		return -1;
+	close(*fd);
+	*fd = nfd;
+	return 0;
 }
 
 static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 {
 	const pb_run_opts *o = S->o;
-	char threads[16], fdtext[16], *argv[MAX_ARGS], *logp;
+	char threads[16], fdtext[16], ctltext[16], *argv[MAX_ARGS], *logp;
 	posix_spawn_file_actions_t fa;
-	int p[2] = { -1, -1 }, log_fd = -1, n = 0, rc;
+	int p[2] = { -1, -1 }, sv[2] = { -1, -1 }, log_fd = -1, n = 0, rc;
 
 	memset(k, 0, sizeof *k);
 	k->c = c;
 	k->fd = -1;
+	k->ctl = -1;
+	k->threads = S->inner;
 	k->t0 = pbi_now();
 	pb_record_init(&k->rec);
 	logp = pbi_sweep_cell_file(S, c, ".log");
@@ -71,17 +96,16 @@ static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 		return pb_error_set(err, PB_ENOMEM, "out of memory");
 	log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	free(logp);
-	/* The write end must not be REPORT_FD itself: dup2 onto the same
-	 * number would leave it close-on-exec. */
-	if (log_fd < 0 || pipe2(p, O_CLOEXEC) ||
-	    (p[1] == REPORT_FD &&
-	     (p[1] = fcntl(REPORT_FD, F_DUPFD_CLOEXEC, REPORT_FD + 1)) < 0)) {
+	if (log_fd < 0 || pipe2(p, O_CLOEXEC) || lift(&p[1]) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
+	    lift(&sv[1])) {
 		rc = pb_error_set(err, PB_EIO, "starting cell %s: %s", c->id,
 				  strerror(errno));
 		goto out;
 	}
 	snprintf(threads, sizeof threads, "%d", S->inner);
 	snprintf(fdtext, sizeof fdtext, "%d", REPORT_FD);
+	snprintf(ctltext, sizeof ctltext, "%d", CONTROL_FD);
 	argv[n++] = (char *)o->cell_exec;
 	argv[n++] = "run";
 	argv[n++] = S->e->path;
@@ -89,6 +113,8 @@ static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 	argv[n++] = (char *)c->id;
 	argv[n++] = "--report-fd";
 	argv[n++] = fdtext;
+	argv[n++] = "--control-fd";
+	argv[n++] = ctltext;
 	argv[n++] = "--output";
 	argv[n++] = S->e->output;
 	argv[n++] = "--threads";
@@ -96,7 +122,7 @@ static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 	for (int i = 0; i < o->n_child_args && n < MAX_ARGS - 1; i++)
 		argv[n++] = o->child_args[i];
 	argv[n] = NULL;
-	if (spawn_actions(&fa, log_fd, p[1])) {
+	if (spawn_actions(&fa, log_fd, p[1], sv[1])) {
 		rc = pb_error_set(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -111,12 +137,18 @@ static int start(pbi_sweep *S, child *k, const pb_cell *c, pb_error *err)
 	k->fd = p[0];
 	p[0] = -1;
 	fcntl(k->fd, F_SETFL, O_NONBLOCK);
+	k->ctl = sv[0];
+	sv[0] = -1;
 	rc = 0;
 out:
 	if (p[0] >= 0)
 		close(p[0]);
 	if (p[1] >= 0)
 		close(p[1]);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
 	if (log_fd >= 0)
 		close(log_fd);
 	return rc;
@@ -250,6 +282,8 @@ static void reap(pbi_sweep *S, child *k, int slot)
 	int status = 0;
 
 	close(k->fd);
+	if (k->ctl >= 0)
+		close(k->ctl);
 	while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!k->have_rec)
@@ -286,6 +320,45 @@ static void service(pbi_sweep *S, child *kids, int *active)
 			reap(S, k, map[i]);
 			(*active)--;
 		}
+	}
+}
+
+/* No cell left to start: the threads no child uses go, one at a time, to
+ * the running child with the fewest (of those, the last started, which
+ * has the most left to do). A child told nothing, or whose socket is
+ * gone, just goes on with what it has. */
+static void grant_spare(pbi_sweep *S, child *kids)
+{
+	int used = 0;
+
+	for (int s = 0; s < S->outer; s++)
+		if (kids[s].pid)
+			used += kids[s].threads;
+	while (used < S->threads) {
+		int best = -1;
+
+		for (int s = 0; s < S->outer; s++)
+			if (kids[s].pid && kids[s].ctl >= 0 &&
+			    (best < 0 || kids[s].threads < kids[best].threads ||
+			     (kids[s].threads == kids[best].threads &&
+			      kids[s].t0 > kids[best].t0)))
+				best = s;
+		if (best < 0)
+			break;
+		{
+			char line[32];
+			const int n = snprintf(line, sizeof line, "T %d\n",
+					       kids[best].threads + 1);
+
+			if (send(kids[best].ctl, line, (size_t)n,
+				 MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+				close(kids[best].ctl);
+				kids[best].ctl = -1;
+				continue;
+			}
+		}
+		kids[best].threads++;
+		used++;
 	}
 }
 
@@ -354,6 +427,8 @@ int pbi_sweep_spawn(pbi_sweep *S, const pb_cell *cells, const int *todo,
 			}
 			next++;
 		}
+		if (next >= n_todo && active)
+			grant_spare(S, kids);
 		if (active)
 			service(S, kids, &active);
 	}

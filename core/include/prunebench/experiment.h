@@ -266,6 +266,16 @@ typedef struct pb_cell_env {
 	 * every cell computes its own, with the same numbers). */
 	const pb_target *trunk_hi;
 	const char *trunk_dir;
+	/* Spare cores (a sweep's last cells, when its other workers have
+	 * nothing left to run): called between the steps of the cell's own
+	 * trainings (fine-tune, scratch, the schedule's rounds, the matched
+	 * control), it returns how many threads the cell may use now (0:
+	 * as it started). Those trainings give the same bits at any thread
+	 * count; everything else (the plugin's code and trainings,
+	 * evaluation after training, latency) runs on the threads the cell
+	 * started with. May be NULL. */
+	int (*spare_threads)(void *user);
+	void *spare_user;
 } pb_cell_env;
 
 typedef struct pb_cell_result {
@@ -332,6 +342,10 @@ typedef struct pb_run_opts {
 	int shard, n_shards;
 	int has_seed;         /* 1: only the cells and dense model of seed */
 	unsigned long seed;
+	/* A cell in a process of its own (pb_experiment_run_cell): the
+	 * socket on which the sweep grants it more threads ("T N" lines)
+	 * once the other workers have no cell left to start; 0: none. */
+	int control_fd;
 } pb_run_opts;
 
 enum { PB_PHASE_ALL = 0, PB_PHASE_DENSE = 1, PB_PHASE_CELLS = 2 };
