@@ -41,7 +41,7 @@ static void test_files(void **state)
 	assert_non_null(strstr(md, "| slimming | macs=0.7 | — | diverged | "
 			       "diverged | 0 |"));
 	assert_non_null(strstr(md, "0.200 → 0.360 → 0.488"));
-	assert_non_null(strstr(md, "† differs from the best method"));
+	assert_non_null(strstr(md, "† differs from the best pruned model"));
 	assert_non_null(strstr(md, "l1 @ macs=0.7: 1 of 3 cells diverged"));
 	assert_non_null(strstr(md, "slimming @ macs=0.7: 2 of 2 cells "
 			       "diverged"));
