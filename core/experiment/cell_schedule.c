@@ -4,7 +4,6 @@
  * and the two ways into the schedule, by rounds or along the gradual
  * ramp. Part of one cell's pipeline (cell.c). */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -100,7 +99,10 @@ static int op_train_round(void *user, pb_model *m, int round, pb_error *err)
 
 /* ---- the iterative schedule's trunk ---------------------------------------- */
 
-/* Everything that determines the rounds toward env->trunk_hi. */
+/* Everything that determines the rounds toward env->trunk_hi. The
+ * threads are the cell's own, not what spare cores raised them to: a
+ * plugin's sums may depend on the thread count, and the plugin always
+ * runs on the cell's own threads. */
 static char *schedule_key_text(pbi_cell *x)
 {
 	const pb_cell_env *env = x->env;
@@ -128,7 +130,7 @@ static char *schedule_key_text(pbi_cell *x)
 		env->plan->rounds, env->plan->round_epochs,
 		(unsigned)pbi_model_crc(env->dense), dense, ft, data,
 		env->splits->val.n, env->dense_points ? "yes" : "no",
-		omp_get_max_threads(), pb_blas_name(), PB_NUMERICS);
+		x->threads_base, pb_blas_name(), PB_NUMERICS);
 	if (fclose(f))
 		return NULL;
 	return text;
