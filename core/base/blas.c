@@ -10,6 +10,7 @@
 extern char *openblas_get_corename(void);
 extern char *openblas_get_config(void);
 extern void openblas_set_num_threads(int);
+extern int openblas_get_parallel(void);
 #endif
 
 const char *pb_version(void)
@@ -32,6 +33,15 @@ const char *pb_blas_name(void)
 void pbi_blas_set_threads(int n)
 {
 #ifdef HAVE_OPENBLAS
+	/* OpenBLAS's pthread build (openblas_get_parallel() == 1, where the
+	 * OpenMP build says 2) keeps a thread pool of its own: it would
+	 * thread the GEMMs our kernels call inside our parallel regions,
+	 * oversubscribing the cores and summing in an order that depends on
+	 * its thread count. One thread there keeps every result the
+	 * one-thread bits, as the OpenMP build gives (docs/experiments.md,
+	 * Reproducibility). */
+	if (openblas_get_parallel() == 1)
+		n = 1;
 	openblas_set_num_threads(n);
 #else
 	(void)n;
