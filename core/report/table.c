@@ -232,25 +232,30 @@ static int fill_row(pb_table_row *r, const pb_record *cells, const group *g,
 	return 0;
 }
 
-/* Marks, per target, the best row (highest mean top-1 after fine-tune) and
- * the rows that differ from it by Welch's test. The best is a pruned
- * model's row: a "dense, same training" control is the unpruned model,
- * which would otherwise be the best at every target and turn the marker
- * into "below the dense model" for every method (it was, until
- * 2026-12-03); those rows are neither the best nor marked. */
+/* Whether row r is in the running for its target's best: a pruned
+ * model's row with top-1 after fine-tune. A "dense, same training"
+ * control is the unpruned model, which would otherwise be the best at
+ * every target and turn the marker into "below the dense model" for
+ * every method (it was, until 2026-12-03); those rows are neither the
+ * best nor marked. */
+static int competes(const pb_table_row *r)
+{
+	return r->target && r->acc_after.n > 0 && r->kind != PB_CELL_MATCHED;
+}
+
+/* Marks, per target, the best row (highest mean top-1 after fine-tune)
+ * and the rows that differ from it by Welch's test. */
 static void mark_best(pb_table *t)
 {
 	for (int i = 0; i < t->n_rows; i++) {
 		pb_table_row *r = &t->rows[i];
 		int best = -1;
 
-		if (!r->target || r->acc_after.n == 0 ||
-		    r->kind == PB_CELL_MATCHED)
+		if (!competes(r))
 			continue;
 		for (int j = 0; j < t->n_rows; j++) {
 			pb_table_row *q = &t->rows[j];
-			if (!q->target || strcmp(q->target, r->target) ||
-			    q->acc_after.n == 0 || q->kind == PB_CELL_MATCHED)
+			if (!competes(q) || strcmp(q->target, r->target))
 				continue;
 			if (best < 0 || q->acc_after.mean >
 					t->rows[best].acc_after.mean)
