@@ -1,5 +1,6 @@
 /* prunebench run: run (or resume) every cell of an experiment, then print
  * its table. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -119,6 +120,11 @@ static int parse_shard(const char *text, int *shard, int *n_shards)
 	return 0;
 }
 
+static int fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
 /* The sweep's side of `--cell ID --report-fd N`: one cell, its record on
  * the pipe. */
 static int run_child(pb_experiment *e, const char *id, pb_run_opts *ro,
@@ -128,6 +134,16 @@ static int run_child(pb_experiment *e, const char *id, pb_run_opts *ro,
 
 	if (fd < 0)
 		return cli_usage_error("run", "--cell needs --report-fd");
+	/* Checked before the cell runs: a closed descriptor would otherwise
+	 * surface only when the record is sent, after the whole training. */
+	if (!fd_open((int)fd))
+		return cli_usage_error("run", "--report-fd %ld: not an open "
+				       "file descriptor (the sweep passes "
+				       "its pipe)", fd);
+	if (ro->control_fd && !fd_open(ro->control_fd))
+		return cli_usage_error("run", "--control-fd %d: not an open "
+				       "file descriptor (the sweep passes "
+				       "its socket)", ro->control_fd);
 	if (pb_experiment_run_cell(e, id, ro, (int)fd, &err))
 		return cli_fail("run", &err);
 	return 0;
@@ -204,6 +220,13 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("run", "expected one EXPERIMENT.ini");
+	/* Both belong to a cell the sweep starts; on a sweep they would be
+	 * ignored, which hides a mistyped command. */
+	if (!cell && (report_fd >= 0 || ro.control_fd))
+		return cli_usage_error("run", "%s is set by the sweep for the "
+				       "cells it starts: it needs --cell",
+				       report_fd >= 0 ? "--report-fd" :
+				       "--control-fd");
 	/* Shards run at once: by default they wait for the dense phase
 	 * instead of racing to train the same dense models. */
 	ro.phase = phase >= 0 ? phase : ro.n_shards ? PB_PHASE_CELLS :

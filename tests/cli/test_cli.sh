@@ -94,4 +94,24 @@ grep -q '^| magnitude' "$tmp/out" || not_ok "run prints the table"
 : > "$tmp/afile"
 expect_fail "run --output under a file" 1 "afile" "$bin" run "$tmp/exp.ini" --output "$tmp/afile/x" --quiet
 
+# The sweep's own options for the cells it starts (--cell, --report-fd,
+# --control-fd): bad values are refused before anything runs.
+for fd in 1 x; do
+	expect_fail "run --report-fd $fd" 2 "--report-fd '$fd': expected an integer in \[3, 65535\]" \
+		"$bin" run "$tmp/exp.ini" --cell dense-s1 --report-fd "$fd"
+	expect_fail "run --control-fd $fd" 2 "--control-fd '$fd': expected an integer in \[3, 65535\]" \
+		"$bin" run "$tmp/exp.ini" --cell dense-s1 --report-fd 3 --control-fd "$fd" 3>/dev/null
+done
+expect_fail "run --report-fd without --cell" 2 "--report-fd is set by the sweep" \
+	"$bin" run "$tmp/exp.ini" --report-fd 3 3>/dev/null
+expect_fail "run --control-fd without --cell" 2 "--control-fd is set by the sweep" \
+	"$bin" run "$tmp/exp.ini" --control-fd 3 3>/dev/null
+expect_fail "run --cell without --report-fd" 2 "--cell needs --report-fd" "$bin" run "$tmp/exp.ini" --cell dense-s1
+# A closed descriptor is refused up front (not after the cell's training,
+# when its record could not be sent).
+expect_fail "run --report-fd closed" 2 "--report-fd 9: not an open file descriptor" \
+	"$bin" run "$tmp/exp.ini" --cell dense-s1 --report-fd 9 9>&-
+expect_fail "run --control-fd closed" 2 "--control-fd 9: not an open file descriptor" \
+	"$bin" run "$tmp/exp.ini" --cell dense-s1 --report-fd 3 --control-fd 9 3>/dev/null 9>&-
+
 finish
