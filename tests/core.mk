@@ -179,7 +179,8 @@ tests_prune_test_metrics_LDADD = $(TEST_LDADD)
 # report: tables and their files.
 check_PROGRAMS += \
 	tests/report/test_table \
-	tests/report/test_table_write
+	tests/report/test_table_write \
+	tests/report/test_table_compare
 RUNS_FIXTURE_SOURCES = tests/report/runs_fixture.h tests/testutil.h
 tests_report_test_table_SOURCES = tests/report/test_table.c \
 	$(RUNS_FIXTURE_SOURCES)
@@ -189,6 +190,10 @@ tests_report_test_table_write_SOURCES = tests/report/test_table_write.c \
 	$(RUNS_FIXTURE_SOURCES)
 tests_report_test_table_write_CFLAGS = $(TEST_CFLAGS)
 tests_report_test_table_write_LDADD = $(TEST_LDADD)
+tests_report_test_table_compare_SOURCES = \
+	tests/report/test_table_compare.c $(RUNS_FIXTURE_SOURCES)
+tests_report_test_table_compare_CFLAGS = $(TEST_CFLAGS)
+tests_report_test_table_compare_LDADD = $(TEST_LDADD)
 
 # scripts/plots on a copy of the committed quickstart results.
 TESTS += tests/report/test_plots.sh

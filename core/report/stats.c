@@ -33,21 +33,33 @@ void pb_stat_compute(const double *x, int n, pb_stat *out)
 	free(v);
 }
 
-double pb_welch_p(const pb_stat *a, const pb_stat *b)
+void pb_welch(const pb_stat *a, const pb_stat *b, pb_welch_test *out)
 {
-	double va, vb, t, df;
+	double va, vb;
 
+	out->diff = a->n > 0 && b->n > 0 ? a->mean - b->mean : NAN;
+	out->t = out->df = out->p = NAN;
 	if (a->n < 2 || b->n < 2)
-		return NAN;
+		return;
 	va = a->sd * a->sd / a->n;
 	vb = b->sd * b->sd / b->n;
-	if (va + vb == 0.0)
+	if (va + vb == 0.0) {
 		/* Both samples constant: identical or certainly different. */
-		return a->mean == b->mean ? 1.0 : 0.0;
-	t = (a->mean - b->mean) / sqrt(va + vb);
+		out->p = a->mean == b->mean ? 1.0 : 0.0;
+		return;
+	}
+	out->t = (a->mean - b->mean) / sqrt(va + vb);
 	/* Welch-Satterthwaite; a zero-variance side contributes no term. */
-	df = (va + vb) * (va + vb) /
-	     ((va > 0 ? va * va / (a->n - 1) : 0.0) +
-	      (vb > 0 ? vb * vb / (b->n - 1) : 0.0));
-	return 2.0 * gsl_cdf_tdist_Q(fabs(t), df);
+	out->df = (va + vb) * (va + vb) /
+		  ((va > 0 ? va * va / (a->n - 1) : 0.0) +
+		   (vb > 0 ? vb * vb / (b->n - 1) : 0.0));
+	out->p = 2.0 * gsl_cdf_tdist_Q(fabs(out->t), out->df);
+}
+
+double pb_welch_p(const pb_stat *a, const pb_stat *b)
+{
+	pb_welch_test w;
+
+	pb_welch(a, b, &w);
+	return w.p;
 }

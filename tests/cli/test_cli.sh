@@ -91,6 +91,17 @@ check "run --output" "$bin" run "$tmp/exp.ini" --output "$tmp/other" --threads 2
 [[ $(wc -l < "$tmp/other/runs.jsonl") -eq 3 ]] || not_ok "run --output: 3 cells in runs.jsonl"
 [[ ! -e $tmp/default-out ]] || not_ok "run --output left the INI's output alone"
 grep -q '^| magnitude' "$tmp/out" || not_ok "run prints the table"
+# table --compare: one seed a side, so the difference and no test;
+# nothing written (table.md keeps its time).
+touch -d @0 "$tmp/other/table.md"
+check "table --compare" "$bin" table "$tmp/other" --compare magnitude dense
+grep -q '^| sparsity=0.5 | [0-9.]* (n = 1) | [0-9.]* (n = 1) | [-+][0-9.]* | — | — | — |$' "$tmp/out" ||
+	{ not_ok "table --compare: the line at sparsity=0.5"; cat "$tmp/out"; }
+[[ $(stat -c %Y "$tmp/other/table.md") == 0 ]] || not_ok "table --compare wrote table.md"
+expect_fail "table --compare unknown row" 1 "no row 'l1' in the table; its rows: 'dense', 'dense + fine-tune', 'magnitude'" \
+	"$bin" table "$tmp/other" --compare l1 dense
+expect_fail "table --compare one row" 2 "needs two row labels" "$bin" table "$tmp/other" --compare dense
+expect_fail "table --compare --plots" 2 "prints only the test" "$bin" table "$tmp/other" --compare dense magnitude --plots
 : > "$tmp/afile"
 expect_fail "run --output under a file" 1 "afile" "$bin" run "$tmp/exp.ini" --output "$tmp/afile/x" --quiet
 

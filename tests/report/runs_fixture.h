@@ -8,6 +8,23 @@
 
 #include "prunebench/table.h"
 
+/* cmocka's assert_float_equal compares in single precision. */
+#define assert_near(a, b, eps) do { \
+	double a_ = (a), b_ = (b); \
+	if (!(fabs(a_ - b_) <= (eps))) \
+		fail_msg("%s = %.15g, expected %.15g (within %g)", #a, a_, \
+			 b_, (double)(eps)); \
+} while (0)
+
+/* Two-sided p of Student's t with 4 degrees of freedom, closed form:
+ * F(t) = 1/2 + (3/8) u (1 - t^2 / (12 (1 + t^2/4))), u = t/sqrt(1+t^2/4).
+ * Three seeds a side with equal sd give Welch 4 degrees of freedom. */
+static inline double p_two_sided_df4(double t)
+{
+	double a = fabs(t), u = a / sqrt(1 + a * a / 4);
+	return 1.0 - 0.75 * u * (1 - a * a / (12 * (1 + a * a / 4)));
+}
+
 typedef struct spec {
 	const char *kind, *method, *target, *tkind;
 	double amount;

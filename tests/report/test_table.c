@@ -4,14 +4,6 @@
  * cells. */
 #include "runs_fixture.h"
 
-/* cmocka's assert_float_equal compares in single precision. */
-#define assert_near(a, b, eps) do { \
-	double a_ = (a), b_ = (b); \
-	if (!(fabs(a_ - b_) <= (eps))) \
-		fail_msg("%s = %.15g, expected %.15g (within %g)", #a, a_, \
-			 b_, (double)(eps)); \
-} while (0)
-
 /* t quantile t(0.975, 2), from printed tables (not from GSL). */
 #define T975_DF2 4.302652729911275
 
@@ -96,14 +88,6 @@ static void test_statistics(void **state)
 
 	pb_table_free(&t);
 	tu_rm_tree(dir);
-}
-
-/* Two-sided p of Student's t with 4 degrees of freedom, closed form:
- * F(t) = 1/2 + (3/8) u (1 - t^2 / (12 (1 + t^2/4))), u = t/sqrt(1+t^2/4). */
-static double p_two_sided_df4(double t)
-{
-	double a = fabs(t), u = a / sqrt(1 + a * a / 4);
-	return 1.0 - 0.75 * u * (1 - a * a / (12 * (1 + a * a / 4)));
 }
 
 static void test_welch(void **state)

@@ -30,8 +30,18 @@ typedef struct pb_stat {
 
 void pb_stat_compute(const double *x, int n, pb_stat *out);
 
-/* Welch's two-sample t-test from summary statistics: the two-sided p-value
- * with Welch-Satterthwaite degrees of freedom. NaN when either n < 2. */
+/* Welch's two-sample t-test from summary statistics: the difference of
+ * the means (a - b), t, the Welch-Satterthwaite degrees of freedom and the
+ * two-sided p-value. All NaN but diff when either n < 2 (diff NaN when
+ * either n is 0); when both samples are constant, t and df are NaN and p
+ * is 1 for equal means, 0 otherwise. */
+typedef struct pb_welch_test {
+	double diff, t, df, p;
+} pb_welch_test;
+
+void pb_welch(const pb_stat *a, const pb_stat *b, pb_welch_test *out);
+
+/* pb_welch's p alone. */
 double pb_welch_p(const pb_stat *a, const pb_stat *b);
 
 typedef struct pb_table_row {
@@ -118,6 +128,15 @@ int pb_table_write_plot_data(const pb_table *t, const char *results_dir,
  * to md_out when not NULL. */
 int pb_table_write_ex(const char *results_dir, const pb_table_opts *o,
 		      FILE *md_out, FILE *warn, pb_error *err);
+
+/* Welch's test of row a against row b (labels as the table prints them,
+ * e.g. "l1" or "l1-scratch (scratch-E)") on top-1 after fine-tune, at
+ * every target the two share, as a Markdown table on out. A control
+ * without a target ("dense", "dense + fine-tune") is compared with the
+ * other row at each of its targets. Errors (with the table's labels) for
+ * an unknown label or two rows that share no target. */
+int pb_table_compare(const pb_table *t, const char *a, const char *b,
+		     FILE *out, pb_error *err);
 
 /* pb_table_write_ex with default options and warnings on stderr: what the
  * runner calls at the end of `prunebench run`. */
