@@ -33,6 +33,14 @@ static const struct shape shapes[] = {
 	 * of 16 and 17 pixels, and a plane whose rows start at every lane. */
 	{ 1, 3, 3, 40, 5 },    { 2, 4, 40, 1, 6 },    { 1, 2, 6, 16, 3 },
 	{ 2, 5, 9, 17, 7 },    { 1, 3, 33, 33, 4 },
+	/* The output-channel weight gradient (OC > 16, batch >= 8; every
+	 * shape also calls it directly): three vectors of
+	 * output channels (OC 33-48), two (OC 17-32), one of five with
+	 * items of three input channels and a last of two (C 5) or one
+	 * (C 4); samples in parts (few items) and blocks: 20 samples of
+	 * 40x40 come in blocks of 9, 9 and 2. */
+	{ 8, 7, 5, 5, 40 },    { 8, 5, 6, 6, 70 },    { 8, 4, 5, 5, 66 },
+	{ 20, 2, 40, 40, 20 },
 };
 
 static double in_at(const float *in, const struct shape *s, int b, int c,
@@ -128,7 +136,7 @@ static void test_backward_matches_ref(void **state)
 		float *in = tu_floats(nin), *w = tu_floats(nw);
 		float *dout = tu_floats(nout), *din = tu_floats(nin);
 		float *dw = tu_floats(nw), *db = tu_floats(s->OC);
-		float *wt = tu_floats(pbi_conv_direct_workspace(s->C, s->OC));
+		float *wt = tu_floats(pbi_conv_direct_workspace(s->C, s->H, s->W, s->OC));
 		double *rdin = calloc(nin, sizeof *rdin);
 		double *rdw = calloc(nw, sizeof *rdw);
 		double *rdb = calloc((size_t)s->OC, sizeof *rdb);
@@ -148,11 +156,19 @@ static void test_backward_matches_ref(void **state)
 					rdb[oc] += dout[((size_t)b * s->OC + oc) *
 							s->H * s->W + p];
 		pbi_conv_direct_backward_weight(dw, db, dout, in, s->B, s->C,
-						s->H, s->W, s->OC);
+						s->H, s->W, s->OC, wt);
 		pbi_conv_direct_backward_data(din, dout, w, s->B, s->C, s->H,
 					      s->W, s->OC, wt, 1);
 		expect_close(din, rdin, nin, 1e-5, "din", s);
 		expect_close(dw, rdw, nw, 1e-4, "dweight", s);
+		/* The output-channel kernel on every shape, also those the
+		 * dispatch gives the pixel-vectorized one. */
+		for (size_t i = 0; i < nw; i++)
+			dw[i] = 0.25f;
+		pbi_conv_wgrad(dw, dout, in, s->B, s->C, s->H, s->W, s->OC,
+			       wt);
+		expect_close(dw, rdw, nw, 1e-4, "dweight (output channels)",
+			     s);
 		expect_close(db, rdb, (size_t)s->OC, 1e-4, "dbias", s);
 		free(in); free(w); free(dout); free(din); free(dw); free(db);
 		free(wt); free(rdin); free(rdw); free(rdb);
@@ -249,44 +265,61 @@ static void test_fused_residual_matches_unfused(void **state)
 	free(shift); free(g); free(be); free(rm); free(rv);
 }
 
-/* One and two threads give the same bits, forward and backward. */
+/* One, two and three threads give the same bits, forward and backward.
+ * The weight gradient's shapes: 16 output channels (pixel-vectorized),
+ * four vectors of them in items of two, and two input channels whose
+ * few items split each block of 9 samples into parts. */
 static void test_thread_count_invariant(void **state)
 {
-	const struct shape s = { 8, 16, 14, 14, 16 };
-	const size_t nin = (size_t)s.B * s.C * s.H * s.W;
-	const size_t nout = (size_t)s.B * s.OC * s.H * s.W;
-	const size_t nw = (size_t)s.OC * s.C * 9;
-	float *in = tu_floats(nin), *w = tu_floats(nw), *dout = tu_floats(nout);
-	float *wt = tu_floats(pbi_conv_direct_workspace(s.C, s.OC));
-	float *o[2], *din[2], *dw[2];
+	static const struct shape shp[] = {
+		{ 8, 16, 14, 14, 16 }, { 8, 32, 7, 7, 64 },
+		{ 20, 2, 40, 40, 20 },
+	};
 	const int saved = omp_get_max_threads();
 
 	(void)state;
-	tu_fill_uniform(in, nin, -1, 1, 21);
-	tu_fill_uniform(w, nw, -1, 1, 22);
-	tu_fill_uniform(dout, nout, -1, 1, 23);
-	for (int k = 0; k < 2; k++) {
-		omp_set_num_threads(k + 1);
-		o[k] = tu_floats(nout);
-		din[k] = tu_floats(nin);
-		dw[k] = tu_floats(nw);
-		pbi_conv_direct_forward(o[k], in, w, NULL, s.B, s.C, s.H, s.W,
-					s.OC, 0, NULL);
-		pbi_conv_direct_backward_weight(dw[k], NULL, dout, in, s.B,
-						s.C, s.H, s.W, s.OC);
-		pbi_conv_direct_backward_data(din[k], dout, w, s.B, s.C, s.H,
-					      s.W, s.OC, wt, 1);
+	for (size_t k = 0; k < sizeof shp / sizeof *shp; k++) {
+		const struct shape s = shp[k];
+		const size_t nin = (size_t)s.B * s.C * s.H * s.W;
+		const size_t nout = (size_t)s.B * s.OC * s.H * s.W;
+		const size_t nw = (size_t)s.OC * s.C * 9;
+		float *in = tu_floats(nin), *w = tu_floats(nw);
+		float *dout = tu_floats(nout);
+		float *wt = tu_floats(pbi_conv_direct_workspace(s.C, s.H, s.W,
+								s.OC));
+		float *o[3], *din[3], *dw[3];
+
+		tu_fill_uniform(in, nin, -1, 1, 21);
+		tu_fill_uniform(w, nw, -1, 1, 22);
+		tu_fill_uniform(dout, nout, -1, 1, 23);
+		for (int t = 0; t < 3; t++) {
+			omp_set_num_threads(t + 1);
+			o[t] = tu_floats(nout);
+			din[t] = tu_floats(nin);
+			dw[t] = tu_floats(nw);
+			pbi_conv_direct_forward(o[t], in, w, NULL, s.B, s.C,
+						s.H, s.W, s.OC, 0, NULL);
+			pbi_conv_direct_backward_weight(dw[t], NULL, dout, in,
+							s.B, s.C, s.H, s.W,
+							s.OC, wt);
+			pbi_conv_direct_backward_data(din[t], dout, w, s.B,
+						      s.C, s.H, s.W, s.OC, wt,
+						      1);
+		}
+		omp_set_num_threads(saved);
+		for (int t = 1; t < 3; t++) {
+			assert_memory_equal(o[0], o[t], nout * sizeof(float));
+			assert_memory_equal(din[0], din[t],
+					    nin * sizeof(float));
+			assert_memory_equal(dw[0], dw[t], nw * sizeof(float));
+		}
+		for (int t = 0; t < 3; t++) {
+			free(o[t]);
+			free(din[t]);
+			free(dw[t]);
+		}
+		free(in); free(w); free(dout); free(wt);
 	}
-	omp_set_num_threads(saved);
-	assert_memory_equal(o[0], o[1], nout * sizeof(float));
-	assert_memory_equal(din[0], din[1], nin * sizeof(float));
-	assert_memory_equal(dw[0], dw[1], nw * sizeof(float));
-	for (int k = 0; k < 2; k++) {
-		free(o[k]);
-		free(din[k]);
-		free(dw[k]);
-	}
-	free(in); free(w); free(dout); free(wt);
 }
 
 /* The forward of a plane and of the same plane between two zero rows

@@ -18,8 +18,12 @@
  *   4  the linear layer's products on one OpenBLAS thread at every
  *      thread count (OpenBLAS threaded VGG-S's fc itself, in another
  *      order): one-thread trainings give the bits they gave under 3,
- *      trainings on more threads those of one thread */
-#define PB_NUMERICS 4
+ *      trainings on more threads those of one thread
+ *   5  the direct 3x3 convolution's weight gradient summed per output
+ *      channel lane over a block's pixels and samples (conv2d_wgrad.c),
+ *      not per pixel lane then reduced: every model with 3x3 stride-1
+ *      convolutions trains to other bits than under 4 */
+#define PB_NUMERICS 5
 
 #ifdef __cplusplus
 extern "C" {

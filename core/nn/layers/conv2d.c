@@ -77,7 +77,7 @@ size_t pb_conv2d_workspace(int B, int C, int H, int W, int OC, int K,
 
 	(void)B;
 	if (pbi_conv_direct_ok(H, W, K, stride, pad))
-		return pbi_conv_direct_workspace(C, OC);
+		return pbi_conv_direct_workspace(C, H, W, OC);
 	/* im2col for backward; forward may take the phase kernel */
 	sl = slice_layout(C, H, W, OC, K, stride, pad);
 	n = (size_t)pbi_max_threads() * sl.col + CONV_PARTIALS * sl.part;
@@ -297,7 +297,8 @@ void pbi_conv2d_backward(float *din, float *dweight, float *dbias,
 	if (pbi_conv_direct_ok(H, W, K, stride, pad)) {
 		if (dweight || dbias)
 			pbi_conv_direct_backward_weight(dweight, dbias, dout,
-							in, B, C, H, W, OC);
+							in, B, C, H, W, OC,
+							ws);
 		if (din)
 			pbi_conv_direct_backward_data(din, dout, weight, B, C,
 						      H, W, OC, ws, !overwrite);

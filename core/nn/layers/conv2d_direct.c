@@ -42,10 +42,12 @@
 /* Below this many MACs a conv runs on one thread: a fork/join costs
  * more than it saves (batch-1 inference). */
 #define PAR_MIN_MACS 150000.0
-/* Output channels per weight-gradient work item (2 or 3). */
-#ifndef BWW_OB
+/* Output channels per pixel-vectorized weight-gradient work item. */
 #define BWW_OB 3
-#endif
+/* Smaller batches take the pixel-vectorized weight gradient: the other
+ * one's copies into its layout cost more than they save (VGG-S at batch
+ * 1 trained 5% slower with it). */
+#define WGRAD_MIN_BATCH 8
 
 int pbi_conv_direct_ok(int H, int W, int K, int stride, int pad)
 {
@@ -65,9 +67,14 @@ int pbi_conv_direct_ok(int H, int W, int K, int stride, int pad)
 #endif
 }
 
-size_t pbi_conv_direct_workspace(int C, int OC)
+/* The input gradient's flipped weights, then the weight gradient's
+ * blocks: the two never run at once. */
+size_t pbi_conv_direct_workspace(int C, int H, int W, int OC)
 {
-	return (size_t)C * OC * 9;
+	const size_t wt = (size_t)C * OC * 9;
+	const size_t wg = pbi_conv_wgrad_workspace(C, H, W, OC);
+
+	return wt > wg ? wt : wg;
 }
 
 #ifdef HAVE_DIRECT
@@ -458,9 +465,13 @@ bww_1(const bww_args *a, int oc0, int c0, int c1, int b0, int b1)
 	bww_body(a, oc0, c0, c1, b0, b1, 1);
 }
 
-static void backward_weight_impl(float *dweight, float *dbias,
-				 const float *dout, const float *in, int B,
-				 int C, int H, int W, int OC)
+/* The pixel-vectorized weight gradient, for layers of at most 16
+ * output channels: there the output-channel kernel (conv2d_wgrad.c)
+ * has a single vector of them, too few accumulators (9 with one input
+ * channel), and measured slower (VGG-S's conv1 and conv2 at two
+ * threads: 0.17 against 0.40 ms, 2.38 against 2.53 ms). */
+static void wgrad_pixels(float *dweight, const float *dout, const float *in,
+			 int B, int C, int H, int W, int OC)
 {
 	const int HW = H * W, nch = (HW + 15) / 16;
 	/* Items: blocks of 3 output channels, times two halves of the input
@@ -479,38 +490,25 @@ static void backward_weight_impl(float *dweight, float *dbias,
 		sb = 1;
 	build_masks(masks, tails, H, W);
 	inner_chunks(H, W, &a.qi0, &a.qi1);
-	if (dweight) {
 #pragma omp parallel if (macs >= PAR_MIN_MACS)
-		for (int b0 = 0; b0 < B; b0 += sb) {
-			const int b1 = B - b0 < sb ? B : b0 + sb;
-			/* Static with the same bounds every block: a thread
-			 * keeps its items, and so the order of its sums. */
+	for (int b0 = 0; b0 < B; b0 += sb) {
+		const int b1 = B - b0 < sb ? B : b0 + sb;
+		/* Static with the same bounds every block: a thread keeps its
+		 * items, and so the order of its sums. */
 #pragma omp for schedule(static) nowait
-			for (int it = 0; it < items; it++) {
-				const int cs = it / nob, oc0 = it % nob * BWW_OB;
-				const int c0 = cs * C / ncs;
-				const int c1 = (cs + 1) * C / ncs;
+		for (int it = 0; it < items; it++) {
+			const int cs = it / nob, oc0 = it % nob * BWW_OB;
+			const int c0 = cs * C / ncs;
+			const int c1 = (cs + 1) * C / ncs;
 
-				if (BWW_OB == 3 && OC - oc0 >= 3)
-					bww_3(&a, oc0, c0, c1, b0, b1);
-				else if (OC - oc0 == 2)
-					bww_2(&a, oc0, c0, c1, b0, b1);
-				else
-					bww_1(&a, oc0, c0, c1, b0, b1);
-			}
+			if (BWW_OB == 3 && OC - oc0 >= 3)
+				bww_3(&a, oc0, c0, c1, b0, b1);
+			else if (OC - oc0 == 2)
+				bww_2(&a, oc0, c0, c1, b0, b1);
+			else
+				bww_1(&a, oc0, c0, c1, b0, b1);
 		}
 	}
-	if (dbias)
-		for (int oc = 0; oc < OC; oc++) {
-			float s = 0.0f;
-			for (int b = 0; b < B; b++) {
-				const float *g =
-					dout + ((size_t)b * OC + oc) * HW;
-				for (int p = 0; p < HW; p++)
-					s += g[p];
-			}
-			dbias[oc] += s;
-		}
 }
 
 #endif /* HAVE_DIRECT */
@@ -545,12 +543,28 @@ void pbi_conv_direct_backward_data(float *din, const float *dout,
 
 void pbi_conv_direct_backward_weight(float *dweight, float *dbias,
 				     const float *dout, const float *in,
-				     int B, int C, int H, int W, int OC)
+				     int B, int C, int H, int W, int OC,
+				     float *ws)
 {
+	const size_t HW = (size_t)H * W;
+
 #ifdef HAVE_DIRECT
-	backward_weight_impl(dweight, dbias, dout, in, B, C, H, W, OC);
+	if (dweight && (OC <= 16 || B < WGRAD_MIN_BATCH))
+		wgrad_pixels(dweight, dout, in, B, C, H, W, OC);
+	else if (dweight)
+		pbi_conv_wgrad(dweight, dout, in, B, C, H, W, OC, ws);
 #else
-	(void)dweight; (void)dbias; (void)dout; (void)in; (void)B; (void)C;
-	(void)H; (void)W; (void)OC;
+	(void)ws;
 #endif
+	if (dbias)
+		for (int oc = 0; oc < OC; oc++) {
+			float s = 0.0f;
+			for (int b = 0; b < B; b++) {
+				const float *g =
+					dout + ((size_t)b * OC + oc) * HW;
+				for (size_t p = 0; p < HW; p++)
+					s += g[p];
+			}
+			dbias[oc] += s;
+		}
 }

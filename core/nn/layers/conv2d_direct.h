@@ -33,8 +33,9 @@ typedef struct pbi_conv_epilogue {
 int pbi_conv_direct_ok(int H, int W, int K, int stride, int pad);
 
 /* Floats of workspace the direct backward needs (the transposed and
- * flipped weights for the input gradient). */
-size_t pbi_conv_direct_workspace(int C, int OC);
+ * flipped weights for the input gradient, the weight gradient's
+ * blocks). */
+size_t pbi_conv_direct_workspace(int C, int H, int W, int OC);
 
 /* in (B,C,H,W), weight (OC,C,3,3), bias (OC) or NULL -> out (B,OC,H,W).
  * accumulate != 0 adds into out instead of overwriting. ep may be NULL;
@@ -52,10 +53,18 @@ void pbi_conv_direct_backward_data(float *din, const float *dout,
 				   int W, int OC, float *wt, int accumulate);
 
 /* dout (B,OC,H,W), in (B,C,H,W) -> adds into dweight (OC,C,3,3) and
- * dbias (OC) (either may be NULL). Each weight's sum runs over samples
+ * dbias (OC) (either may be NULL); ws is workspace of
+ * pbi_conv_direct_workspace floats. Each weight's sum runs over samples
  * and positions in a fixed order, whatever the thread count. */
 void pbi_conv_direct_backward_weight(float *dweight, float *dbias,
 				     const float *dout, const float *in,
-				     int B, int C, int H, int W, int OC);
+				     int B, int C, int H, int W, int OC,
+				     float *ws);
+
+/* The weight gradient alone (conv2d_wgrad.c): adds into dweight; ws of
+ * pbi_conv_wgrad_workspace floats. */
+size_t pbi_conv_wgrad_workspace(int C, int H, int W, int OC);
+void pbi_conv_wgrad(float *dweight, const float *dout, const float *in,
+		    int B, int C, int H, int W, int OC, float *ws);
 
 #endif
