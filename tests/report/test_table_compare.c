@@ -30,6 +30,30 @@ static const char *line_of(const char *out, const char *target)
 	return strstr(out, key);
 }
 
+/* compare(a, b) succeeds and its line at target (the "—" line for two
+ * controls) holds text. */
+static void expect_line(const pb_table *t, const char *a, const char *b,
+			const char *target, const char *text)
+{
+	pb_error err = { 0 };
+	int rc;
+	char *out = compare(t, a, b, &rc, &err), *line, *end;
+	const char *l;
+
+	assert_int_equal(rc, 0);
+	l = line_of(out, target);
+	if (!l)
+		fail_msg("%s / %s: no line at %s in\n%s", a, b, target, out);
+	line = strdup(l + 1);
+	if ((end = strchr(line, '\n')))
+		*end = '\0';
+	if (!strstr(line, text))
+		fail_msg("%s / %s at %s: '%s' not in '%s'", a, b, target, text,
+			 line);
+	free(line);
+	free(out);
+}
+
 static void test_welch_fields(void **state)
 {
 	/* a = (1, 2, 3, 4), b = (10, 10.5, 11), by hand. */
@@ -87,45 +111,30 @@ static void test_compare_rows(void **state)
 	free(out);
 
 	/* random is far below magnitude: p printed as a bound. */
-	out = compare(&t, "random", "magnitude", &rc, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(line_of(out, "macs=0.5"), "| -5.10 |"));
-	assert_non_null(strstr(line_of(out, "macs=0.5"), "| < 0.001 |"));
-	free(out);
+	expect_line(&t, "random", "magnitude", "macs=0.5", "| -5.10 |");
+	expect_line(&t, "random", "magnitude", "macs=0.5", "| < 0.001 |");
 
 	/* A control is compared at each target of the other row: dense
 	 * (91.2 ± 0.2) against l1 at macs=0.5 and at macs=0.7 (two ok
-	 * seeds of three). */
+	 * seeds of three), and no line without a target. */
+	expect_line(&t, "dense", "l1", "macs=0.5", "| 91.20 ± 0.20 (n = 3) | "
+		    "90.20 ± 0.20 (n = 3) | +1.00 |");
+	expect_line(&t, "dense", "l1", "macs=0.7",
+		    "| 87.20 ± 0.28 (n = 2) | +4.00 |");
 	out = compare(&t, "dense", "l1", &rc, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(line_of(out, "macs=0.5"),
-			       "| 91.20 ± 0.20 (n = 3) | 90.20 ± 0.20 "
-			       "(n = 3) | +1.00 |"));
-	assert_non_null(strstr(line_of(out, "macs=0.7"),
-			       "| 87.20 ± 0.28 (n = 2) | +4.00 |"));
 	assert_null(line_of(out, "—"));
 	free(out);
 
 	/* Two controls: one line, no target. */
-	out = compare(&t, "dense", "dense + fine-tune", &rc, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(line_of(out, "—"), "| +0.60 |"));
-	free(out);
+	expect_line(&t, "dense", "dense + fine-tune", "—", "| +0.60 |");
 
 	/* One seed on a side (the scratch row): the difference, no test. */
-	out = compare(&t, "l1 (scratch-E)", "l1", &rc, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(line_of(out, "macs=0.5"),
-			       "| 88.00 (n = 1) | 90.20 ± 0.20 (n = 3) | "
-			       "-2.20 | — | — | — |"));
-	free(out);
+	expect_line(&t, "l1 (scratch-E)", "l1", "macs=0.5", "| 88.00 (n = 1) | "
+		    "90.20 ± 0.20 (n = 3) | -2.20 | — | — | — |");
 
 	/* Every seed diverged: no value, no test. */
-	out = compare(&t, "slimming", "l1", &rc, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(line_of(out, "macs=0.7"),
-			       "| — | 87.20 ± 0.28 (n = 2) | — | — | — | — |"));
-	free(out);
+	expect_line(&t, "slimming", "l1", "macs=0.7", "| — | 87.20 ± 0.28 "
+		    "(n = 2) | — | — | — | — |");
 	pb_table_free(&t);
 	tu_rm_tree(dir);
 }
