@@ -22,8 +22,9 @@
  * The order of the sums: a work item owns some output channels x input
  * channels, sums their weights over a sample's pixels in row order in
  * registers and adds that to the weights' sums in memory, sample after
- * sample (blocks, whose size depends only on the shape, in order). No sum is split
- * between threads, so the result does not depend on the thread count. */
+ * sample; samples in parts add up in part order at the end (plan_of).
+ * No sum is split by thread, so the result does not depend on the
+ * thread count. */
 #include <stdint.h>
 #include <string.h>
 
@@ -113,8 +114,8 @@ typedef struct wg_args {
 } wg_args;
 
 /* One item: output channels oc0 .. oc0 + 16 ov - 1 and input channels
- * c0 .. c0 + cb - 1 over the samples b0 .. b1 - 1 of the block. ov * cb * 9 accumulators
- * (27 at most of the 32 registers). */
+ * c0 .. c0 + cb - 1 over the samples b0 .. b1 - 1 of the block; ov * cb
+ * * 9 accumulators (27 at most of the 32 registers). */
 static inline __attribute__((always_inline, target("avx512f"))) void
 wg_body(const wg_args *a, int oc0, int c0, const int ov, const int cb)
 {
