@@ -20,9 +20,10 @@
  *      order): one-thread trainings give the bits they gave under 3,
  *      trainings on more threads those of one thread
  *   5  the direct 3x3 convolution's weight gradient summed per output
- *      channel lane over a block's pixels and samples (conv2d_wgrad.c),
- *      not per pixel lane then reduced: every model with 3x3 stride-1
- *      convolutions trains to other bits than under 4 */
+ *      channel lane over a sample's pixels, then over samples in memory
+ *      (conv2d_wgrad.c), not per pixel lane then reduced: every model
+ *      with a 3x3 stride-1 convolution of more than 16 output channels
+ *      trains to other bits than under 4 */
 #define PB_NUMERICS 5
 
 #ifdef __cplusplus

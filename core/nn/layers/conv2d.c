@@ -19,13 +19,6 @@
 #include "nn/layers/sparse.h"
 #include "nn/layers/threads.h"
 
-/* Every workspace slice starts on a 64-byte boundary (16 floats), so that
- * an aligned workspace gives aligned column buffers to OpenBLAS. */
-static size_t round16(size_t n)
-{
-	return (n + 15) / 16 * 16;
-}
-
 /* A 1x1 stride-1 unpadded kernel's column matrix is the input plane
  * itself, so it needs neither im2col nor a column buffer. */
 static int is_pointwise(int K, int stride, int pad)
@@ -60,9 +53,9 @@ static struct conv_slice slice_layout(int C, int H, int W, int OC, int K,
 			   pb_out_dim(W, K, stride, pad);
 	struct conv_slice s;
 
-	s.col = is_pointwise(K, stride, pad) ? 0 : round16(ckk * ohw);
-	s.dw = round16((size_t)OC * ckk);
-	s.part = s.dw + round16((size_t)OC);
+	s.col = is_pointwise(K, stride, pad) ? 0 : pbi_round16(ckk * ohw);
+	s.dw = pbi_round16((size_t)OC * ckk);
+	s.part = s.dw + pbi_round16((size_t)OC);
 	return s;
 }
 

@@ -39,9 +39,6 @@
  * 8 x 3 = 24 accumulators of the 32 zmm registers. */
 #define OB 8
 #define NX 3
-/* Below this many MACs a conv runs on one thread: a fork/join costs
- * more than it saves (batch-1 inference). */
-#define PAR_MIN_MACS 150000.0
 /* Output channels per pixel-vectorized weight-gradient work item. */
 #define BWW_OB 3
 /* Smaller batches take the pixel-vectorized weight gradient: the other
@@ -334,7 +331,7 @@ static void forward_impl(float *out, const float *in, const float *weight,
 	inner_chunks(H, W, &qi0, &qi1);
 	/* Items run sample by sample, chunk group by chunk group, so
 	 * neighbouring items (one thread's run) share their input. */
-#pragma omp parallel for schedule(static) if (macs >= PAR_MIN_MACS)
+#pragma omp parallel for schedule(static) if (macs >= PBI_PAR_MIN_MACS)
 	for (long i = 0; i < items; i++) {
 		const int b = (int)(i / ((long)nqg * nob));
 		const int r = (int)(i % ((long)nqg * nob));
@@ -490,7 +487,7 @@ static void wgrad_pixels(float *dweight, const float *dout, const float *in,
 		sb = 1;
 	build_masks(masks, tails, H, W);
 	inner_chunks(H, W, &a.qi0, &a.qi1);
-#pragma omp parallel if (macs >= PAR_MIN_MACS)
+#pragma omp parallel if (macs >= PBI_PAR_MIN_MACS)
 	for (int b0 = 0; b0 < B; b0 += sb) {
 		const int b1 = B - b0 < sb ? B : b0 + sb;
 		/* Static with the same bounds every block: a thread keeps its

@@ -23,7 +23,6 @@
 #define OB 8
 #define NX 3
 #define SAMPLES_PER_THREAD 4
-#define PAR_MIN_MACS 150000.0
 
 int pbi_conv_phase_ok(const pbi_sparse_geom *g)
 {
@@ -183,7 +182,7 @@ void pbi_conv_phase_forward(float *out, const float *in,
 	const size_t slices = (size_t)pbi_max_threads() * SAMPLES_PER_THREAD;
 	const double macs = (double)B * g->OC * g->OH * g->OW * g->C * g->K *
 			    g->K;
-	const int par = macs >= PAR_MIN_MACS;
+	const int par = macs >= PBI_PAR_MIN_MACS;
 	const int nt = par ? pbi_max_threads() : 1;
 	const int K = g->K, s = g->stride, np = g->np;
 	int32_t *off = (int32_t *)(ws + slices * g->slice);

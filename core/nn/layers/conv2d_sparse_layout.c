@@ -9,6 +9,7 @@
 
 #include "prunebench/error.h"
 #include "nn/layers/sparse.h"
+#include "nn/layers/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -17,11 +18,6 @@
 
 /* Output runs are 16 floats, as the kernels compute them. */
 #define RUN 16
-
-static size_t round16(size_t n)
-{
-	return (n + 15) / 16 * 16;
-}
 
 /* Plane, wide grid and slice sizes from the dimensions. */
 static void layout(pbi_sparse_geom *g)
@@ -38,7 +34,7 @@ static void layout(pbi_sparse_geom *g)
 	last = ((size_t)g->C * g->np * g->np - 1) * g->plane +
 	       (size_t)((K - 1) / s) * g->Wq + (size_t)((K - 1) / s);
 	need = last + runs * RUN;
-	g->copy = round16(need > planes ? need : planes);
+	g->copy = pbi_round16(need > planes ? need : planes);
 	g->slice = g->copy * (size_t)g->shifts;
 }
 

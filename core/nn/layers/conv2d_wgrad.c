@@ -11,9 +11,11 @@
  * 16 output channels per register, a weight's sum is one lane of one
  * accumulator: each pixel loads one vector of gradients per 16 output
  * channels and multiplies it by nine broadcast inputs, one per tap, with
- * no mask and no reduction. That ran at 150-170 GFLOP/s on VGG-S's
- * shapes against 64-100 for the pixel-vectorized kernel it replaced
- * (docs/performance.md, "The weight gradient over output channels").
+ * no mask and no reduction. That ran at 124-135 GFLOP/s on VGG-S's
+ * layers of 32 and 64 output channels against 64-100 for the
+ * pixel-vectorized kernel (conv2d_direct.c), which keeps layers of at
+ * most 16 output channels and small batches (docs/performance.md, "The
+ * weight gradient over output channels").
  *
  * It needs the gradient with channels last and the input with a zero
  * border, so each block of samples is first copied into that layout
@@ -39,14 +41,6 @@
 /* A block's channels-last gradient and padded input: 1 MiB, which stays
  * in this machine's 2 MiB L2 while every item of the block reads it. */
 #define BLOCK_FLOATS 262144
-/* Below this many MACs the gradient runs on one thread (batch 1). */
-#define PAR_MIN_MACS 150000.0
-
-static size_t round16(size_t n)
-{
-	return (n + 15) & ~(size_t)15;
-}
-
 /* Output channels rounded up to whole vectors. */
 static int oc_pad(int OC)
 {
@@ -60,6 +54,12 @@ static int block_samples(int C, int H, int W, int OC)
 	const size_t sb = BLOCK_FLOATS / per;
 
 	return sb < 1 ? 1 : sb > 4096 ? 4096 : (int)sb;
+}
+
+/* Floats of one part's sums (C, 9, OCP), a whole workspace slice. */
+static size_t part_floats(int C, int OCP)
+{
+	return pbi_round16((size_t)C * 9 * OCP);
 }
 
 /* How items cut the work: ov vectors of output channels (3 or 2 when
@@ -98,9 +98,9 @@ size_t pbi_conv_wgrad_workspace(int C, int H, int W, int OC)
 	/* The most parts any batch takes. */
 	const wg_plan p = plan_of(C, OC, 8);
 
-	return round16(sb * H * W * oc_pad(OC)) +
-	       round16(sb * C * (H + 2) * (W + 2)) +
-	       (size_t)p.parts * round16((size_t)C * 9 * oc_pad(OC));
+	return pbi_round16(sb * H * W * oc_pad(OC)) +
+	       pbi_round16(sb * C * (H + 2) * (W + 2)) +
+	       (size_t)p.parts * part_floats(C, oc_pad(OC));
 }
 
 #ifdef HAVE_WGRAD
@@ -210,7 +210,7 @@ static void run_item(const wg_args *a, const wg_plan *p, int it, int nb)
 	const int left = a->C - c0;
 	wg_args l = *a;
 
-	l.dwt = a->dwt + (size_t)part * round16((size_t)a->C * 9 * a->OCP);
+	l.dwt = a->dwt + (size_t)part * part_floats(a->C, a->OCP);
 	l.b0 = pbi_block_start(part, nb, p->parts);
 	l.b1 = pbi_block_start(part + 1, nb, p->parts);
 	if (p->ov == 3)
@@ -296,11 +296,11 @@ void pbi_conv_wgrad(float *dweight, const float *dout, const float *in,
 {
 	const int HW = H * W, OCP = oc_pad(OC);
 	const int sb = block_samples(C, H, W, OC);
-	const size_t gt_n = round16((size_t)sb * HW * OCP);
-	const size_t xp_n = round16((size_t)sb * C * (H + 2) * (W + 2));
+	const size_t gt_n = pbi_round16((size_t)sb * HW * OCP);
+	const size_t xp_n = pbi_round16((size_t)sb * C * (H + 2) * (W + 2));
 	const wg_plan p = plan_of(C, OC, B);
 	const int items = p.n_oc * p.n_c * p.parts;
-	const size_t dwt_n = round16((size_t)C * 9 * OCP);
+	const size_t dwt_n = part_floats(C, OCP);
 	const double macs = 9.0 * B * C * OC * HW;
 	wg_args a = { ws, ws + gt_n, ws + gt_n + xp_n, 0, 0, C, H, W, OCP };
 
@@ -309,7 +309,7 @@ void pbi_conv_wgrad(float *dweight, const float *dout, const float *in,
 	memset(ws + gt_n, 0, (size_t)(B < sb ? B : sb) * C * (H + 2) *
 			     (W + 2) * sizeof *ws);
 	memset(a.dwt, 0, p.parts * dwt_n * sizeof *ws);
-#pragma omp parallel if (macs >= PAR_MIN_MACS)
+#pragma omp parallel if (macs >= PBI_PAR_MIN_MACS)
 	for (int b0 = 0; b0 < B; b0 += sb) {
 		const int nb = B - b0 < sb ? B - b0 : sb;
 

@@ -6,6 +6,8 @@
 #ifndef PB_LAYERS_THREADS_H
 #define PB_LAYERS_THREADS_H
 
+#include <stddef.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -37,6 +39,18 @@ static inline int pbi_thread_num(void)
 #else
 	return 0;
 #endif
+}
+
+/* Below this many MACs a dense conv kernel runs on one thread: a
+ * fork/join costs more than it saves (batch-1 inference). */
+#define PBI_PAR_MIN_MACS 150000.0
+
+/* Floats rounded up to a multiple of 16: every workspace slice then
+ * starts on a 64-byte boundary, so an aligned workspace gives aligned
+ * slices (OpenBLAS's column buffers, the AVX-512 kernels' blocks). */
+static inline size_t pbi_round16(size_t n)
+{
+	return (n + 15) & ~(size_t)15;
 }
 
 /* Start of block i when n items are cut into k blocks whose sizes differ
