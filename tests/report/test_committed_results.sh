@@ -36,6 +36,19 @@ table_blocks() {
 }
 table_blocks "$src/README.md" "$tmp/readme"
 
+# cell_ids: the ids of the runs.jsonl lines on stdin, one a line.
+cell_ids() {
+	grep -o '"id":"[^"]*"' | cut -d'"' -f4
+}
+
+# listed NAME LIST...: NAME is one of LIST.
+listed() {
+	local n=$1 x
+	shift
+	for x in "$@"; do [[ $x == "$n" ]] && return 0; done
+	return 1
+}
+
 # md_col FILE NAME: the values of column NAME of a table.md, one a line,
 # prefixed by the row's first column (labels hold no "|").
 md_col() {
@@ -70,8 +83,7 @@ for runs in "$src"/results/*/runs.jsonl; do
 	fi
 
 	# The README shows these tables whole.
-	for shown in "${readme_tables[@]}"; do
-		[[ $shown == "$name" ]] || continue
+	if listed "$name" "${readme_tables[@]}"; then
 		awk '/^\|/' "$dir/table.md" > "$tmp/want.table"
 		found=no
 		for b in "$tmp"/readme/*; do
@@ -79,7 +91,7 @@ for runs in "$src"/results/*/runs.jsonl; do
 		done
 		[[ $found == yes ]] && echo "ok - $name: README shows the committed table" ||
 			not_ok "$name: no table in the README is the committed table.md"
-	done
+	fi
 
 	# The experiment that writes here.
 	ini=$(grep -l "^output *= *\.\./results/$name\$" "$src"/experiments/*.ini)
@@ -93,7 +105,7 @@ for runs in "$src"/results/*/runs.jsonl; do
 	fi
 	awk '$1 == "done" || $1 == "todo" { print $3 }' "$tmp/dry" |
 		sort > "$tmp/ini.ids"
-	grep -o '"id":"[^"]*"' "$runs" | cut -d'"' -f4 | sort > "$tmp/run.ids"
+	cell_ids < "$runs" | sort > "$tmp/run.ids"
 	stray=$(comm -13 "$tmp/ini.ids" "$tmp/run.ids")
 	[[ -z $stray ]] && echo "ok - $name: every cell is one of $(basename "$ini")" ||
 		not_ok "$name: cells not in $(basename "$ini"): $stray"
@@ -102,20 +114,17 @@ for runs in "$src"/results/*/runs.jsonl; do
 		not_ok "$name: cells recorded twice: $dup"
 
 	bad=$(grep -v '"status":"ok"' "$runs" | grep -v '"status":"diverged"' |
-		grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+		cell_ids)
 	[[ -z $bad ]] && echo "ok - $name: every cell ok or diverged" ||
 		not_ok "$name: cells failed or crashed: $bad"
-	for id in $(grep '"status":"diverged"' "$runs" |
-		grep -o '"id":"[^"]*"' | cut -d'"' -f4); do
+	for id in $(grep '"status":"diverged"' "$runs" | cell_ids); do
 		grep -qF -- "$id" "$src/README.md" &&
 			echo "ok - $name: diverged $id explained in the README" ||
 			not_ok "$name: diverged cell $id not explained in the README"
 	done
 
 	left=$(grep -c '^todo' "$tmp/dry")
-	must=no
-	for c in "${complete[@]}"; do [[ $c == "$name" ]] && must=yes; done
-	if [[ $must == yes ]]; then
+	if listed "$name" "${complete[@]}"; then
 		[[ $left -eq 0 ]] && echo "ok - $name: complete" ||
 			not_ok "$name: $left cells of $(basename "$ini") not run"
 	fi
