@@ -22,9 +22,9 @@ src=${PB_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # The sweeps that must be complete, and their dense baselines' bars (%).
 declare -A dense_bar=([fmnist-vggs]=93.0 [fmnist-resnets]=93.0)
-complete=(fmnist-vggs)
+complete=(fmnist-vggs fmnist-resnets)
 # The results whose whole table the README shows.
-readme_tables=(quickstart fmnist-vggs)
+readme_tables=(quickstart fmnist-vggs fmnist-resnets)
 
 # table_blocks FILE OUTDIR: each run of consecutive lines starting with
 # "|" in FILE written to OUTDIR/N (1, 2, ...).
